@@ -1,0 +1,112 @@
+"""The packet record shared by live probes and capture replay.
+
+Only the fields the analysis needs are decoded: IP header facts that tell an
+injected packet from a genuine one (TTL, IP ID, DF), the transport header, the
+payload bounded by the IP length (never the link layer's padding), and for
+ICMP errors the quoted packet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# TCP flag bits
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+URG = 0x20
+ECE = 0x40
+CWR = 0x80
+
+PROTO_ICMP = 1
+PROTO_TCP = 6
+PROTO_UDP = 17
+PROTO_ICMPV6 = 58
+
+_FLAG_LETTERS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "A"), (URG, "U"),
+                 (ECE, "E"), (CWR, "C"))
+
+
+def flags_text(flags: int) -> str:
+    """TCP flags in scapy's letter order, e.g. 0x14 -> 'RA'."""
+    return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit)
+
+
+@dataclass(slots=True, eq=False)
+class Packet:
+    """One IP packet, decoded just enough for censorship analysis."""
+
+    frame: int
+    """1-based frame number in its capture (0 for a quoted packet inside ICMP)."""
+    ts: float
+    """Capture timestamp, seconds since the epoch."""
+    version: int
+    """4 or 6."""
+    src: str
+    dst: str
+    ttl: int
+    """IPv4 TTL or IPv6 hop limit."""
+    ip_id: int | None
+    """IPv4 identification; None for IPv6."""
+    df: bool
+    """IPv4 don't-fragment bit; False for IPv6."""
+    proto: int
+    """Transport protocol number (after IPv6 extension headers)."""
+    ip_len: int = 0
+    """Length of the IP packet as its header says."""
+    sport: int = 0
+    dport: int = 0
+    tcp_flags: int = 0
+    seq: int = 0
+    ack: int = 0
+    window: int = 0
+    payload: bytes = b""
+    """TCP/UDP payload (or ICMP body), bounded by the IP length and by what was captured."""
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    quoted: Packet | None = None
+    """For ICMP/ICMPv6 errors: the packet it quotes (transport part may be partial)."""
+    comment: str | None = None
+    """pcapng packet comment, if any."""
+    truncated: bool = False
+    """Fewer bytes were captured than the IP header announces (snaplen)."""
+
+    @property
+    def is_tcp(self) -> bool:
+        return self.proto == PROTO_TCP
+
+    @property
+    def is_udp(self) -> bool:
+        return self.proto == PROTO_UDP
+
+    @property
+    def is_icmp(self) -> bool:
+        return self.proto in (PROTO_ICMP, PROTO_ICMPV6)
+
+    @property
+    def flags(self) -> str:
+        return flags_text(self.tcp_flags)
+
+    def describe(self) -> str:
+        """One human-readable line with the fields that reveal an injector."""
+        parts = [f"#{self.frame}", f"{self.src}"]
+        if self.sport:
+            parts[-1] += f":{self.sport}"
+        dst = self.dst + (f":{self.dport}" if self.dport else "")
+        parts.append(f"> {dst}")
+        ip = f"ttl={self.ttl}"
+        if self.ip_id is not None:
+            ip += f" id={self.ip_id}"
+        ip += " DF" if self.df else " noDF" if self.version == 4 else ""
+        parts.append(ip)
+        if self.is_tcp:
+            parts.append(f"tcp {self.flags or '-'} seq={self.seq} ack={self.ack} win={self.window}")
+            if self.payload:
+                parts.append(f"len={len(self.payload)}")
+        elif self.is_icmp:
+            parts.append(f"icmp type={self.icmp_type} code={self.icmp_code}")
+        elif self.is_udp:
+            parts.append(f"udp len={len(self.payload)}")
+        return " ".join(parts)
