@@ -72,6 +72,10 @@ class Packet:
     """pcapng packet comment, if any."""
     truncated: bool = False
     """Fewer bytes were captured than the IP header announces (snaplen)."""
+    frag_offset: int = 0
+    """Fragment offset in bytes; a non-zero value means no transport fields were decoded."""
+    more_fragments: bool = False
+    """The IP "more fragments" flag (IPv4 MF, IPv6 fragment header M)."""
 
     @property
     def is_tcp(self) -> bool:
