@@ -72,6 +72,8 @@ class Packet:
     """pcapng packet comment, if any."""
     truncated: bool = False
     """Fewer bytes were captured than the IP header announces (snaplen)."""
+    capture: str | None = None
+    """Name of the capture file it came from, when several are analysed together."""
     frag_offset: int = 0
     """Fragment offset in bytes; a non-zero value means no transport fields were decoded."""
     more_fragments: bool = False
@@ -95,7 +97,8 @@ class Packet:
 
     def describe(self) -> str:
         """One human-readable line with the fields that reveal an injector."""
-        parts = [f"#{self.frame}", f"{self.src}"]
+        where = f"{self.capture}#{self.frame}" if self.capture else f"#{self.frame}"
+        parts = [where, f"{self.src}"]
         if self.sport:
             parts[-1] += f":{self.sport}"
         dst = self.dst + (f":{self.dport}" if self.dport else "")

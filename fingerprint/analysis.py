@@ -1,0 +1,121 @@
+"""The pipeline: packets -> observations -> findings -> report.
+
+Live probes and capture replay both end here (`Pipeline.feed`), so a probe's
+evidence capture replayed through `fingerprint analyze` gives the same report.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fingerprint.capture.packet import Packet
+from fingerprint.capture.reader import open_capture
+from fingerprint.catalog import Catalog
+from fingerprint.classify import Analysis, Finding, Verdicts
+from fingerprint.errors import CaptureError
+from fingerprint.observe import CaptureHints, Observer
+from fingerprint.signature import SignatureLibrary
+from fingerprint.trust import TrustStore
+
+
+@dataclass(slots=True)
+class Result:
+    verdicts: Verdicts
+    packets: int
+    inputs: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """One line per skipped packet or unreadable file."""
+    failed_inputs: list[str] = field(default_factory=list)
+    hints: CaptureHints = field(default_factory=CaptureHints)
+
+
+class Pipeline:
+    def __init__(self, catalog: Catalog, library: SignatureLibrary, trust: TrustStore,
+                 hints: CaptureHints | None = None) -> None:
+        self.catalog = catalog
+        self.library = library
+        self.hints = hints or CaptureHints()
+        self.analysis = Analysis(catalog, trust, self.hints)
+        self.observer = Observer(self.analysis.add)
+
+    def feed(self, packet: Packet) -> None:
+        self.observer.feed(packet)
+
+    def add_hints(self, hints: CaptureHints) -> None:
+        self.hints.control_answers.update(hints.control_answers)
+        self.hints.no_resolver |= hints.no_resolver
+        self.hints.address_platform.update(hints.address_platform)
+        self.hints.raw.update(hints.raw)
+
+    def finish(self) -> Verdicts:
+        self.observer.close()
+        self.analysis.capture_end = self.observer.last_ts
+        verdicts = self.analysis.verdicts()
+        verdicts.findings = [f for f in verdicts.findings if self.library.apply(f)]
+        for candidate in verdicts.candidates:
+            # Only a known censor's signature turns an ordinary-looking answer into a finding.
+            if self.library.apply(candidate) and candidate.signatures:
+                candidate.context.pop("candidate", None)
+                verdicts.findings.append(candidate)
+                for check in verdicts.checks:
+                    if check.target == candidate.target and check.platform == candidate.platform:
+                        check.ok = False
+        verdicts.findings.sort(key=lambda f: (f.platform, f.target, -f.confidence))
+        return verdicts
+
+
+def analyze_packets(packets: Iterable[Packet], catalog: Catalog, library: SignatureLibrary,
+                    trust: TrustStore, hints: CaptureHints | None = None) -> Result:
+    pipeline = Pipeline(catalog, library, trust, hints)
+    count = 0
+    for packet in packets:
+        pipeline.feed(packet)
+        count += 1
+    return Result(pipeline.finish(), count, hints=pipeline.hints)
+
+
+ProblemSink = Callable[[str], None]
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary,
+                  trust: TrustStore, on_problem: ProblemSink = _stderr) -> Result:
+    """Analyse captures together (a control may sit in another file than its target).
+
+    A file that cannot be read is named in one line and the others are still
+    analysed; what was read before a fault is kept.
+    """
+    pipeline = Pipeline(catalog, library, trust)
+    result = Result(Verdicts(), 0, inputs=list(paths))
+    label_files = len(paths) > 1
+    for path in paths:
+        name = Path(path).name if label_files else None
+        try:
+            with open_capture(path) as reader:
+                pipeline.add_hints(CaptureHints.from_comments(reader.section_comments))
+                for packet in reader:
+                    if name is not None:
+                        packet.capture = name
+                    pipeline.feed(packet)
+                    result.packets += 1
+                for problem in reader.problems:
+                    line = f"{path}: packet {problem.frame}: {problem.message}"
+                    result.problems.append(line)
+                    on_problem(f"warning: {line}")
+        except CaptureError as exc:
+            result.failed_inputs.append(path)
+            result.problems.append(str(exc))
+            on_problem(f"error: {exc}")
+    result.verdicts = pipeline.finish()
+    result.hints = pipeline.hints
+    return result
+
+
+def findings_for(result: Result, platform: str) -> list[Finding]:
+    return [f for f in result.verdicts.findings if f.platform == platform]

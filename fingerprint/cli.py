@@ -1,0 +1,158 @@
+"""The `fingerprint` command line.
+
+Errors of the user's input or of the tool reach the user as one line on
+stderr (never a traceback); network outcomes are part of the report.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fingerprint import __version__
+from fingerprint.errors import FingerprintError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="fingerprint")
+def cli() -> None:
+    """Tell how a platform is censored: DNS, TLS-SNI, HTTP and IP blocking, from live probes
+    or from capture files, matched against known censors' signatures."""
+
+
+catalog_option = click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False),
+                              help="Platform catalog (YAML) replacing the built-in one.")
+signatures_option = click.option("--signatures", "signatures_path", type=click.Path(),
+                                 help="Signature file or folder (default: the shipped library).")
+
+
+def emit_report(report: dict[str, Any], as_json: bool) -> None:
+    from fingerprint.report import render_table
+
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=False))
+    else:
+        click.echo(render_table(report))
+
+
+def blocked_exit(report: dict[str, Any], exit_code: bool) -> int:
+    if exit_code and any(p["status"] == "blocked" for p in report["platforms"]):
+        return 3
+    return 0
+
+
+@cli.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@catalog_option
+@signatures_option
+@click.option("--ca-file", type=click.Path(dir_okay=False),
+              help="Trust anchors (PEM) for certificate checks; default: the system store.")
+@click.option("--json", "as_json", is_flag=True, help="Print the contract report as JSON.")
+@click.option("--exit-code", is_flag=True, help="Exit with 3 when any platform is blocked.")
+def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path: str | None,
+            ca_file: str | None, as_json: bool, exit_code: bool) -> None:
+    """Analyse pcap/pcapng captures (gzip too) and report, per platform, how it is blocked.
+
+    Several captures are analysed together, so a control run in one file serves the
+    target run in another.
+    """
+    from fingerprint.analysis import analyze_files
+    from fingerprint.catalog import load_catalog
+    from fingerprint.report import build_report
+    from fingerprint.signature import load_library
+    from fingerprint.trust import TrustStore
+
+    catalog = load_catalog(catalog_path)
+    library = load_library(signatures_path)
+    trust = TrustStore(ca_file)
+    result = analyze_files(list(captures), catalog, library, trust)
+    extra = {"inputs": list(captures), "packets": result.packets, "problems": result.problems}
+    report = build_report(result.verdicts, catalog, "analyze", extra=extra)
+    emit_report(report, as_json)
+    if result.failed_inputs:
+        sys.exit(1)
+    sys.exit(blocked_exit(report, exit_code))
+
+
+@cli.command()
+@catalog_option
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+def platforms(catalog_path: str | None, as_json: bool) -> None:
+    """List the platforms of the catalog (built-in unless --catalog)."""
+    from fingerprint.catalog import load_catalog
+
+    catalog = load_catalog(catalog_path)
+    if as_json:
+        data = {p.id: {"name": p.name, "domains": list(p.domains), "addresses": list(p.addresses),
+                       "networks": list(p.networks)} for p in catalog.platforms.values()}
+        click.echo(json.dumps({"platforms": data, "control": {
+            "domains": list(catalog.control_domains),
+            "addresses": list(catalog.control_addresses)}}, indent=2))
+        return
+    width = max(len(p.id) for p in catalog.platforms.values())
+    for p in catalog.platforms.values():
+        known = f"  [{len(p.addresses)} addresses, {len(p.networks)} networks]" if (
+            p.addresses or p.networks) else ""
+        click.echo(f"{p.id.ljust(width)}  {p.name}: {', '.join(p.domains)}{known}")
+    click.echo(f"{'control'.ljust(width)}  {', '.join(catalog.control_domains)}"
+               + (f" / {', '.join(catalog.control_addresses)}" if catalog.control_addresses else ""))
+
+
+def _register_optional_groups() -> None:
+    from fingerprint.signature.cli import signatures
+
+    cli.add_command(signatures)
+    try:
+        from fingerprint.lab.cli import lab
+    except ImportError:
+        pass
+    else:
+        cli.add_command(lab)
+    try:
+        from fingerprint.probes.cli import probe
+    except ImportError:
+        pass
+    else:
+        cli.add_command(probe)
+    try:
+        from fingerprint.output.cli import report
+    except ImportError:
+        pass
+    else:
+        cli.add_command(report)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one line per error, exit codes 0/1/2/3/77/130."""
+    _register_optional_groups()
+    try:
+        result = cli.main(args=argv, prog_name="fingerprint", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("fingerprint: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("fingerprint: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except FingerprintError as exc:
+        click.echo(f"fingerprint: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"fingerprint: error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,124 @@
+"""Evidence: the packets a finding rests on, and why each one looks injected.
+
+An injected packet is told apart from the server's own by comparing its IP
+and TCP fields with the server's genuine packets in the same flow (its
+SYN-ACK) or, for DNS, with the resolver's answers to control names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fingerprint.capture.packet import Packet
+
+TTL_TOLERANCE = 2
+"""Route changes move a server's TTL by a hop or two; more than that is another sender."""
+
+INITIAL_TTLS = (32, 64, 128, 255)
+
+
+def initial_ttl(ttl: int) -> int:
+    """The smallest common initial TTL at or above a received TTL."""
+    return next((t for t in INITIAL_TTLS if ttl <= t), 255)
+
+
+@dataclass(slots=True)
+class Baseline:
+    """Fields of packets known to come from the genuine peer."""
+
+    ttls: list[int] = field(default_factory=list)
+    df: bool | None = None
+    window: int | None = None
+
+    def add(self, pkt: Packet, with_window: bool = False) -> None:
+        self.ttls.append(pkt.ttl)
+        if pkt.version == 4 and self.df is None:
+            self.df = pkt.df
+        if with_window and self.window is None:
+            self.window = pkt.window
+
+    def anomalies(self, pkt: Packet) -> list[str]:
+        """Reasons why `pkt` does not look like it came from the genuine peer."""
+        reasons: list[str] = []
+        if self.ttls:
+            nearest = min(self.ttls, key=lambda t: abs(t - pkt.ttl))
+            if abs(nearest - pkt.ttl) > TTL_TOLERANCE:
+                reasons.append(f"TTL {pkt.ttl} vs server {nearest}")
+        if self.df is not None and pkt.version == 4 and pkt.df != self.df:
+            reasons.append(f"DF {'set' if pkt.df else 'unset'} vs server {'set' if self.df else 'unset'}")
+        return reasons
+
+
+@dataclass(slots=True)
+class EvidencePacket:
+    packet: Packet
+    role: str
+    """What the packet is in the story: trigger, injected, response, icmp, genuine."""
+    reasons: list[str] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    """Values signatures match on (ip.ttl, tcp.flags, dns.answer, ...)."""
+
+    @property
+    def injected(self) -> bool:
+        return self.role == "injected"
+
+    def text(self) -> str:
+        line = f"{self.role}: {self.packet.describe()}"
+        extra = self.fields.get("summary")
+        if extra:
+            line += f" {extra}"
+        if self.reasons:
+            line += " (" + "; ".join(self.reasons) + ")"
+        return line
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.packet
+        out: dict[str, Any] = {"frame": p.frame, "role": self.role, "time": round(p.ts, 6),
+                               "src": p.src, "dst": p.dst, "ip_ttl": p.ttl}
+        if p.ip_id is not None:
+            out["ip_id"] = p.ip_id
+            out["df"] = p.df
+        if p.sport or p.dport:
+            out["sport"], out["dport"] = p.sport, p.dport
+        if p.is_tcp:
+            out.update(tcp_flags=p.flags, seq=p.seq, ack=p.ack, window=p.window)
+        if p.is_icmp:
+            out.update(icmp_type=p.icmp_type, icmp_code=p.icmp_code)
+        if p.payload and not p.is_icmp:
+            out["payload_len"] = len(p.payload)
+            out["payload_hex"] = p.payload[:64].hex()
+        if self.reasons:
+            out["reasons"] = list(self.reasons)
+        for key in ("dns.answer", "dns.rcode", "dns.flags", "timing.delay_ms"):
+            if key in self.fields:
+                out[key.replace(".", "_")] = self.fields[key]
+        return out
+
+
+def packet_fields(pkt: Packet, trigger: Packet | None) -> dict[str, Any]:
+    """The generic per-packet fields signatures can match."""
+    fields: dict[str, Any] = {
+        "ip.ttl": pkt.ttl,
+        "ip.initial_ttl": initial_ttl(pkt.ttl),
+        "ip.df": pkt.df,
+        "ip.version": pkt.version,
+    }
+    if pkt.ip_id is not None:
+        fields["ip.id"] = pkt.ip_id
+    if trigger is not None:
+        fields["timing.delay_ms"] = round((pkt.ts - trigger.ts) * 1000.0, 3)
+        fields["ip.ttl_minus_trigger"] = pkt.ttl - trigger.ttl
+    if pkt.is_tcp:
+        fields.update({
+            "tcp.flags": pkt.flags,
+            "tcp.window": pkt.window,
+            "tcp.seq": pkt.seq,
+            "tcp.ack": pkt.ack,
+            "tcp.payload": pkt.payload,
+            "tcp.payload_len": len(pkt.payload),
+        })
+    if pkt.is_icmp:
+        fields["icmp.type"] = pkt.icmp_type
+        fields["icmp.code"] = pkt.icmp_code
+    return fields

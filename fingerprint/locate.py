@@ -1,0 +1,117 @@
+"""Where on the path a censor acts, from TTL-limited repeats of the trigger.
+
+Each repeat of the triggering packet (DNS query, ClientHello, HTTP request,
+SYN) sent with IP TTL k either expires at hop k (ICMP time exceeded from that
+router), draws the censor's reaction (an injected answer, or silence where the
+control at the same TTL still gets further), or reaches the server.  The
+censor's hop is the smallest TTL at which its reaction shows; the router is the
+last one that answered before it.  This follows CenTrace (Sundara Raman et al.,
+CoNEXT 2022) and OONI's tlsmiddlebox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fingerprint.model import Mode
+
+
+@dataclass(slots=True)
+class SeriesPoint:
+    ttl: int
+    outcome: str
+    """anomaly (censor's reaction seen), time_exceeded, response (genuine), silence."""
+    router: str | None = None
+    """Source of an ICMP time exceeded for this repeat."""
+    went_further: bool = False
+    """Evidence the trigger itself travelled on past this point (ICMP from a router, genuine answer)."""
+    response_ttl: int | None = None
+    """IP TTL of the injected response, to detect TTL copying."""
+
+
+@dataclass(slots=True)
+class Location:
+    hop: int | None
+    router: str | None
+    mode: Mode
+    ttl_copying: bool | None
+    basis: str
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": self.mode.value}
+        if self.hop is not None:
+            out["hop"] = self.hop
+        if self.router is not None:
+            out["router"] = self.router
+        if self.ttl_copying is not None:
+            out["ttl_copying"] = self.ttl_copying
+        out["basis"] = self.basis
+        return out
+
+
+def _routers(points: list[SeriesPoint]) -> dict[int, str]:
+    routers: dict[int, str] = {}
+    for p in sorted(points, key=lambda p: p.ttl):
+        if p.router is not None:
+            routers.setdefault(p.ttl, p.router)
+    return routers
+
+
+def locate(target: list[SeriesPoint], control: list[SeriesPoint], kind: str) -> Location | None:
+    """`kind` is "inject" (the censor answers) or "drop" (the censor swallows)."""
+    if not target:
+        return None
+    routers = _routers(target + control)
+    if kind == "inject":
+        anomalies = sorted(p.ttl for p in target if p.outcome == "anomaly")
+        if not anomalies:
+            return None
+        # The first TTL from which the reaction shows in most of the higher repeats.
+        hop = anomalies[0]
+        higher = [p for p in target if p.ttl >= hop]
+        for candidate in anomalies:
+            above = [p for p in target if p.ttl >= candidate]
+            if sum(p.outcome == "anomaly" for p in above) * 2 >= len(above):
+                hop = candidate
+                break
+            higher = above
+        router = _before(routers, hop)
+        beyond = [p for p in target if p.ttl >= hop and p.went_further]
+        mode = Mode.ON_PATH if beyond else Mode.UNKNOWN
+        copying = _ttl_copying([p for p in target if p.outcome == "anomaly" and p.response_ttl])
+        basis = (f"injected response first seen with trigger TTL {hop}"
+                 + (f"; last router before it {router}" if router else "")
+                 + ("; the trigger also travelled past the censor" if beyond else ""))
+        del higher
+        return Location(hop, router, mode, copying, basis)
+    # Drop: the trigger stops getting ICMP answers where the control still does.
+    answered = sorted(p.ttl for p in target if p.outcome in ("time_exceeded", "response"))
+    silent = sorted(p.ttl for p in target if p.outcome == "silence")
+    if not silent:
+        return None
+    last_answer = max((t for t in answered if t < silent[0]), default=None)
+    hop = (last_answer + 1) if last_answer is not None else silent[0]
+    control_past = [p for p in control if p.ttl >= hop and p.outcome in ("time_exceeded", "response")]
+    router = _before(routers, hop)
+    mode = Mode.IN_PATH if control_past or answered else Mode.UNKNOWN
+    basis = (f"trigger silent from TTL {hop}"
+             + (f"; router at TTL {hop - 1}: {router}" if router else "")
+             + ("; control packets with the same TTL travel further" if control_past else ""))
+    return Location(hop, router, mode, None, basis)
+
+
+def _before(routers: dict[int, str], hop: int) -> str | None:
+    earlier = [t for t in routers if t < hop]
+    return routers[max(earlier)] if earlier else None
+
+
+def _ttl_copying(points: list[SeriesPoint]) -> bool | None:
+    """An injector that copies the probe's TTL answers with a TTL that tracks the trigger's."""
+    pairs = {(p.ttl, p.response_ttl) for p in points if p.response_ttl is not None}
+    trigger_ttls = {t for t, _r in pairs}
+    if len(trigger_ttls) < 2:
+        return None
+    deltas = {r - t for t, r in pairs if r is not None}
+    responses = {r for _t, r in pairs}
+    return len(deltas) == 1 and len(responses) > 1

@@ -1,0 +1,412 @@
+"""Packets -> observations: DNS exchanges and TCP flows, with every answer kept.
+
+This is the one path from packets to facts, shared by live probes and capture
+replay.  It streams: flows idle for longer than `IDLE_EVICT_S` of capture time
+are closed and handed to a sink, and every per-flow list is bounded, so memory
+depends on the number of concurrent flows, not on the capture's length.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fingerprint.capture.packet import ACK, FIN, RST, SYN, Packet
+from fingerprint.protocols import http as http_proto
+from fingerprint.protocols import tls as tls_proto
+from fingerprint.protocols.dns import DnsMessage, parse_dns
+
+DNS_PORTS = frozenset({53, 5353})
+IDLE_EVICT_S = 300.0
+MAX_RESPONSES = 16
+MAX_SERVER_PACKETS = 32
+MAX_ICMP = 8
+CLIENT_STREAM_LIMIT = 16384
+SERVER_STREAM_LIMIT = 65536
+MAX_SEGMENTS = 256
+
+
+@dataclass(slots=True)
+class DnsResponse:
+    packet: Packet
+    message: DnsMessage
+    delay: float
+    """Seconds between the (first) query and this response."""
+
+
+@dataclass(slots=True)
+class DnsExchange:
+    client: str
+    client_port: int
+    resolver: str
+    txid: int
+    qname: str
+    qtype: int
+    query: Packet
+    queries: int = 1
+    responses: list[DnsResponse] = field(default_factory=list)
+    icmp: list[Packet] = field(default_factory=list)
+    last_ts: float = 0.0
+
+    @property
+    def query_ttl(self) -> int:
+        return self.query.ttl
+
+
+class _Stream:
+    """In-order reassembly of the first `limit` bytes of one direction."""
+
+    __slots__ = ("base", "limit", "segments", "done")
+
+    def __init__(self, limit: int) -> None:
+        self.base: int | None = None
+        self.limit = limit
+        self.segments: dict[int, bytes] = {}
+        self.done = False
+
+    def add(self, seq: int, payload: bytes) -> None:
+        if self.base is None or self.done or not payload:
+            return
+        offset = (seq - self.base) & 0xFFFFFFFF
+        if offset >= self.limit or len(self.segments) >= MAX_SEGMENTS:
+            return
+        if len(payload) > len(self.segments.get(offset, b"")):
+            self.segments[offset] = payload[: self.limit - offset]
+
+    def assemble(self) -> bytes:
+        out = bytearray()
+        for offset in sorted(self.segments):
+            if offset > len(out):
+                break
+            seg = self.segments[offset]
+            if offset + len(seg) > len(out):
+                out += seg[len(out) - offset:]
+        return bytes(out)
+
+
+@dataclass(slots=True)
+class TcpFlow:
+    client: str
+    client_port: int
+    server: str
+    server_port: int
+    first_ts: float
+    syn: Packet | None = None
+    syn_count: int = 0
+    synack: Packet | None = None
+    handshake_rst: Packet | None = None
+    """An RST from the server side before any SYN-ACK (RST to SYN)."""
+    trigger: Packet | None = None
+    """First client data packet (ClientHello or HTTP request)."""
+    trigger_sends: int = 0
+    client_closed_ts: float | None = None
+    server_packets: list[Packet] = field(default_factory=list)
+    """Packets from the server address after the trigger (bounded)."""
+    server_packet_count: int = 0
+    server_bytes: int = 0
+    server_data_first_ts: float | None = None
+    server_data_last_ts: float | None = None
+    icmp: list[Packet] = field(default_factory=list)
+    last_ts: float = 0.0
+    client_stream: _Stream = field(default_factory=lambda: _Stream(CLIENT_STREAM_LIMIT))
+    server_stream: _Stream = field(default_factory=lambda: _Stream(SERVER_STREAM_LIMIT))
+    # Filled when the flow is closed:
+    client_hello: tls_proto.ClientHello | None = None
+    http_request: http_proto.HttpRequest | None = None
+    server_data: bytes = b""
+
+    @property
+    def key(self) -> tuple[str, int, str, int]:
+        return (self.client, self.client_port, self.server, self.server_port)
+
+    @property
+    def trigger_kind(self) -> str | None:
+        if self.client_hello is not None:
+            return "tls"
+        if self.http_request is not None:
+            return "http"
+        return None
+
+    @property
+    def trigger_name(self) -> str | None:
+        if self.client_hello is not None:
+            return self.client_hello.sni
+        if self.http_request is not None:
+            return self.http_request.host
+        return None
+
+
+@dataclass(slots=True)
+class CaptureHints:
+    """Facts a probe run records in its capture (pcapng section comment).
+
+    Controls that cannot be read from packets: answers from the encrypted
+    control resolver, addresses known to run no resolver, which address was
+    probed for which platform.  Captures from other tools have none of this.
+    """
+
+    control_answers: dict[str, list[str]] = field(default_factory=dict)
+    no_resolver: set[str] = field(default_factory=set)
+    address_platform: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    HEADER = "fingerprint-probe "
+
+    @classmethod
+    def from_comments(cls, comments: Iterable[str]) -> CaptureHints:
+        hints = cls()
+        for comment in comments:
+            if not comment.startswith(cls.HEADER):
+                continue
+            try:
+                data = json.loads(comment[len(cls.HEADER):])
+            except ValueError:
+                continue
+            if not isinstance(data, dict):
+                continue
+            hints.raw.update(data)
+            answers = data.get("control_answers", {})
+            if isinstance(answers, dict):
+                for name, addrs in answers.items():
+                    if isinstance(addrs, list):
+                        hints.control_answers[str(name).lower()] = [str(a) for a in addrs]
+            for addr in data.get("no_resolver", []) or []:
+                hints.no_resolver.add(str(addr))
+            mapping = data.get("address_platform", {})
+            if isinstance(mapping, dict):
+                hints.address_platform.update({str(k): str(v) for k, v in mapping.items()})
+        return hints
+
+    def to_comment(self) -> str:
+        data = dict(self.raw)
+        data.update({"control_answers": self.control_answers,
+                     "no_resolver": sorted(self.no_resolver),
+                     "address_platform": self.address_platform})
+        return self.HEADER + json.dumps(data, sort_keys=True)
+
+
+@dataclass(slots=True)
+class Observations:
+    dns: list[DnsExchange] = field(default_factory=list)
+    tcp: list[TcpFlow] = field(default_factory=list)
+    name_addresses: dict[str, set[str]] = field(default_factory=dict)
+    """Every A/AAAA answer seen for each name (to map addresses to platforms)."""
+    packets: int = 0
+    last_ts: float = 0.0
+
+
+FlowSink = Callable[[DnsExchange | TcpFlow], None]
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+class Observer:
+    """Feeds packets in capture order; emits closed exchanges and flows to `sink`."""
+
+    def __init__(self, sink: FlowSink) -> None:
+        self._sink = sink
+        self._dns: dict[tuple[str, int, str, int], DnsExchange] = {}
+        self._tcp: dict[tuple[str, int, str, int], TcpFlow] = {}
+        self.packets = 0
+        self.last_ts = 0.0
+        self._next_sweep = 0.0
+
+    # -- feeding -------------------------------------------------------------
+    def feed(self, pkt: Packet) -> None:
+        self.packets += 1
+        if pkt.ts > self.last_ts:
+            self.last_ts = pkt.ts
+        if pkt.is_udp:
+            if pkt.dport in DNS_PORTS or pkt.sport in DNS_PORTS:
+                self._feed_dns(pkt)
+        elif pkt.is_tcp:
+            self._feed_tcp(pkt)
+        elif pkt.is_icmp and pkt.quoted is not None:
+            self._feed_icmp(pkt)
+        if self.last_ts >= self._next_sweep:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        horizon = self.last_ts - IDLE_EVICT_S
+        self._next_sweep = self.last_ts + 10.0
+        for table in (self._dns, self._tcp):
+            stale = [k for k, v in table.items() if v.last_ts < horizon]
+            for key in stale:
+                self._close(table.pop(key))
+
+    def _close(self, item: DnsExchange | TcpFlow) -> None:
+        if isinstance(item, TcpFlow):
+            _finish_flow(item)
+        self._sink(item)
+
+    def close(self) -> None:
+        for table in (self._dns, self._tcp):
+            for item in table.values():
+                self._close(item)
+            table.clear()
+
+    # -- DNS ------------------------------------------------------------------
+    def _feed_dns(self, pkt: Packet) -> None:
+        message = parse_dns(pkt.payload)
+        if message is None:
+            return
+        if not message.is_response:
+            if pkt.dport not in DNS_PORTS:
+                return
+            key = (pkt.src, pkt.sport, pkt.dst, message.txid)
+            exchange = self._dns.get(key)
+            if exchange is not None and exchange.qname == message.qname:
+                exchange.queries += 1
+                exchange.last_ts = pkt.ts
+                return
+            if exchange is not None:
+                self._close(exchange)
+            self._dns[key] = DnsExchange(pkt.src, pkt.sport, pkt.dst, message.txid,
+                                         message.qname, message.qtype, pkt, last_ts=pkt.ts)
+            return
+        key = (pkt.dst, pkt.dport, pkt.src, message.txid)
+        exchange = self._dns.get(key)
+        if exchange is None or exchange.qname != message.qname:
+            return  # a response to a query we did not see: nothing to compare with
+        if len(exchange.responses) < MAX_RESPONSES:
+            exchange.responses.append(DnsResponse(pkt, message, pkt.ts - exchange.query.ts))
+        exchange.last_ts = pkt.ts
+
+    # -- TCP ------------------------------------------------------------------
+    def _feed_tcp(self, pkt: Packet) -> None:
+        flags = pkt.tcp_flags
+        fwd = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        rev = (pkt.dst, pkt.dport, pkt.src, pkt.sport)
+        flow = self._tcp.get(fwd)
+        from_client = flow is not None
+        if flow is None:
+            flow = self._tcp.get(rev)
+        if flow is None:
+            if flags & SYN and not flags & ACK:
+                flow = TcpFlow(pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.ts)
+                self._tcp[fwd] = flow
+                from_client = True
+            elif flags & SYN and flags & ACK:
+                flow = TcpFlow(pkt.dst, pkt.dport, pkt.src, pkt.sport, pkt.ts)
+                self._tcp[rev] = flow
+                from_client = False
+            else:
+                # Mid-flow start: the side talking to a well-known port is the client.
+                if pkt.dport < pkt.sport or (pkt.dport in (80, 443) and pkt.sport not in (80, 443)):
+                    flow = TcpFlow(pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.ts)
+                    self._tcp[fwd] = flow
+                    from_client = True
+                else:
+                    flow = TcpFlow(pkt.dst, pkt.dport, pkt.src, pkt.sport, pkt.ts)
+                    self._tcp[rev] = flow
+                    from_client = False
+                flow.client_stream.base = pkt.seq if from_client else None
+                flow.server_stream.base = pkt.seq if not from_client else None
+        flow.last_ts = pkt.ts
+        if from_client:
+            self._client_packet(flow, pkt, flags)
+        else:
+            self._server_packet(flow, pkt, flags)
+
+    def _client_packet(self, flow: TcpFlow, pkt: Packet, flags: int) -> None:
+        if flags & SYN:
+            flow.syn_count += 1
+            if flow.syn is None:
+                flow.syn = pkt
+                flow.client_stream.base = (pkt.seq + 1) & 0xFFFFFFFF
+            return
+        if flags & (FIN | RST) and flow.client_closed_ts is None:
+            flow.client_closed_ts = pkt.ts
+        if pkt.payload:
+            if flow.trigger is None:
+                flow.trigger = pkt
+                if flow.client_stream.base is None:
+                    flow.client_stream.base = pkt.seq
+            if pkt.seq == flow.trigger.seq:
+                flow.trigger_sends += 1
+            flow.client_stream.add(pkt.seq, pkt.payload)
+
+    def _server_packet(self, flow: TcpFlow, pkt: Packet, flags: int) -> None:
+        if flags & SYN:
+            if flow.synack is None:
+                flow.synack = pkt
+                flow.server_stream.base = (pkt.seq + 1) & 0xFFFFFFFF
+            return
+        if flow.synack is None and flow.trigger is None and flags & RST:
+            if flow.handshake_rst is None:
+                flow.handshake_rst = pkt
+            return
+        if flow.trigger is None and not pkt.payload and not flags & (RST | FIN):
+            return  # handshake ACKs carry no verdict
+        flow.server_packet_count += 1
+        if len(flow.server_packets) < MAX_SERVER_PACKETS:
+            flow.server_packets.append(pkt)
+        if pkt.payload:
+            flow.server_bytes += len(pkt.payload)
+            if flow.server_data_first_ts is None:
+                flow.server_data_first_ts = pkt.ts
+            flow.server_data_last_ts = pkt.ts
+            if flow.server_stream.base is None:
+                flow.server_stream.base = pkt.seq
+            flow.server_stream.add(pkt.seq, pkt.payload)
+
+    # -- ICMP -----------------------------------------------------------------
+    def _feed_icmp(self, pkt: Packet) -> None:
+        q = pkt.quoted
+        assert q is not None
+        if q.is_tcp:
+            flow = self._tcp.get((q.src, q.sport, q.dst, q.dport))
+            if flow is not None and len(flow.icmp) < MAX_ICMP:
+                flow.icmp.append(pkt)
+                flow.last_ts = pkt.ts
+        elif q.is_udp and q.dport in DNS_PORTS:
+            message = parse_dns(q.payload) if q.payload else None
+            if message is not None:
+                exchange = self._dns.get((q.src, q.sport, q.dst, message.txid))
+            else:
+                exchange = next((e for k, e in reversed(self._dns.items())
+                                 if k[:3] == (q.src, q.sport, q.dst)), None)
+            if exchange is not None and len(exchange.icmp) < MAX_ICMP:
+                exchange.icmp.append(pkt)
+                exchange.last_ts = pkt.ts
+
+
+def _finish_flow(flow: TcpFlow) -> None:
+    client_bytes = flow.client_stream.assemble()
+    if client_bytes:
+        if tls_proto.looks_like_tls_record(client_bytes):
+            flow.client_hello = tls_proto.parse_client_hello(client_bytes)
+        elif http_proto.looks_like_request(client_bytes):
+            flow.http_request = http_proto.parse_request(client_bytes)
+    flow.server_data = flow.server_stream.assemble()
+    # Free reassembly buffers: only the parsed results are kept.
+    flow.client_stream = _Stream(0)
+    flow.server_stream = _Stream(0)
+
+
+def observe(packets: Iterable[Packet]) -> Observations:
+    """Run the observer over `packets` and collect everything (for small inputs and tests)."""
+    result = Observations()
+
+    def sink(item: DnsExchange | TcpFlow) -> None:
+        if isinstance(item, DnsExchange):
+            result.dns.append(item)
+        else:
+            result.tcp.append(item)
+
+    observer = Observer(sink)
+    for pkt in packets:
+        observer.feed(pkt)
+    observer.close()
+    result.packets = observer.packets
+    result.last_ts = observer.last_ts
+    return result

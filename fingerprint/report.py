@@ -1,0 +1,128 @@
+"""The per-platform report: the contract JSON (report.schema.json) and the table.
+
+A platform is `blocked` when at least one technique was found, `inconclusive`
+when something failed but its control failed too (or there was no control to
+tell an outage from censorship), and `accessible` when targets and controls
+worked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+from fingerprint import __version__
+from fingerprint.catalog import OTHER, Catalog
+from fingerprint.classify import Check, Finding, Verdicts
+from fingerprint.model import Status
+
+SCHEMA_ID = "fingerprint.report/1"
+
+
+def platform_status(findings: list[Finding], checks: list[Check]) -> Status:
+    if findings:
+        return Status.BLOCKED
+    if any(not c.ok for c in checks):
+        return Status.INCONCLUSIVE
+    return Status.ACCESSIBLE
+
+
+def finding_json(finding: Finding) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "target": finding.target,
+        "technique": finding.technique.value,
+        "signatures": list(finding.signatures),
+        "confidence": finding.confidence,
+    }
+    if finding.address:
+        out["address"] = finding.address
+    if finding.location is not None:
+        out["location"] = finding.location.to_json()
+    out["evidence"] = [*finding.notes, *(e.text() for e in finding.evidence)]
+    out["packets"] = [e.to_json() for e in finding.evidence]
+    return out
+
+
+def build_report(verdicts: Verdicts, catalog: Catalog, source: str,
+                 platforms: list[str] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The contract report.  `platforms` lists ids to report even without observations."""
+    findings: dict[str, list[Finding]] = defaultdict(list)
+    checks: dict[str, list[Check]] = defaultdict(list)
+    for f in verdicts.findings:
+        findings[f.platform].append(f)
+    for c in verdicts.checks:
+        checks[c.platform].append(c)
+    ids = list(platforms or [])
+    seen = set(findings) | set(checks)
+    ids += sorted(p for p in seen if p not in ids and p != OTHER)
+    if OTHER in seen and OTHER not in ids:
+        ids.append(OTHER)
+    entries = []
+    for pid in ids:
+        plat_findings = sorted(findings.get(pid, []), key=lambda f: -f.confidence)
+        plat_checks = checks.get(pid, [])
+        status = platform_status(plat_findings, plat_checks)
+        if not plat_findings and not plat_checks:
+            status = Status.INCONCLUSIVE
+        techniques: list[str] = []
+        for f in plat_findings:
+            if f.technique.value not in techniques:
+                techniques.append(f.technique.value)
+        platform = catalog.platforms.get(pid)
+        entry: dict[str, Any] = {
+            "platform": pid,
+            "name": platform.name if platform else "Other targets",
+            "status": status.value,
+            "techniques": techniques,
+            "findings": [finding_json(f) for f in plat_findings],
+            "tested": [{"target": c.target, "kind": c.kind, "ok": c.ok, "control_ok": c.control_ok,
+                        "detail": c.detail} for c in plat_checks],
+        }
+        entries.append(entry)
+    report: dict[str, Any] = {
+        "schema": SCHEMA_ID,
+        "tool": {"name": "fingerprint", "version": __version__},
+        "source": source,
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "platforms": entries,
+    }
+    if extra:
+        report.update(extra)
+    return report
+
+
+def render_table(report: dict[str, Any], verbose: bool = True) -> str:
+    """The human-readable report: one row per platform, then each finding's proof."""
+    rows = [("PLATFORM", "STATUS", "TECHNIQUES", "SIGNATURES")]
+    for p in report["platforms"]:
+        sigs: list[str] = []
+        for f in p["findings"]:
+            sigs.extend(s for s in f["signatures"][:2] if s not in sigs)
+        rows.append((p["name"], p["status"], ", ".join(p["techniques"]) or "-", ", ".join(sigs) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
+    if not report["platforms"]:
+        lines.append("(no platform traffic found)")
+    if verbose:
+        for p in report["platforms"]:
+            for f in p["findings"]:
+                lines.append("")
+                head = f"{p['name']}: {f['technique']} on {f['target']}"
+                if f.get("address") and f["address"] != f["target"]:
+                    head += f" via {f['address']}"
+                head += f"  (confidence {f['confidence']:.2f})"
+                lines.append(head)
+                if f["signatures"]:
+                    lines.append(f"  signatures: {', '.join(f['signatures'])}")
+                loc = f.get("location")
+                if loc:
+                    where = [f"hop {loc['hop']}" if "hop" in loc else "hop ?", loc["mode"]]
+                    if loc.get("router"):
+                        where.append(f"after router {loc['router']}")
+                    if loc.get("ttl_copying"):
+                        where.append("copies the probe's TTL")
+                    lines.append(f"  location: {', '.join(where)}")
+                for item in f["evidence"]:
+                    lines.append(f"  {item}")
+    return "\n".join(lines)

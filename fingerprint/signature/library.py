@@ -1,0 +1,158 @@
+"""Loading, linting and applying the signature library.
+
+Signatures live one per YAML file under `signatures/` (shipped in the wheel as
+`fingerprint/_signatures`).  Loading is all-or-nothing per file: a malformed
+file is rejected with its file and line, never partly loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fingerprint._yaml import LocatedYaml, load_located_yaml, validate_located
+from fingerprint.errors import InputError, SignatureError
+from fingerprint.model import Technique
+from fingerprint.signature.match import MatchRule, build_matcher
+
+if TYPE_CHECKING:
+    from fingerprint.classify import Finding
+
+
+@dataclass(frozen=True)
+class Signature:
+    id: str
+    title: str
+    kind: str
+    techniques: frozenset[Technique]
+    status: str
+    confidence: float
+    rule: MatchRule
+    path: str
+    countries: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    references: tuple[dict[str, str], ...] = ()
+    positive_fixtures: tuple[str, ...] = ()
+    negative_fixtures: tuple[str, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_false_positive(self) -> bool:
+        return self.kind == "false-positive"
+
+    def matches(self, finding: Finding) -> bool:
+        if finding.technique not in self.techniques:
+            return False
+        return self.rule.evaluate(finding.context, evidence_fields(finding))
+
+
+def evidence_fields(finding: Finding) -> dict[str, list[dict[str, Any]]]:
+    injected = [e.fields for e in finding.evidence if e.role == "injected"]
+    responses = [e.fields for e in finding.evidence if e.role in ("injected", "response", "genuine")
+                 and e.role != "genuine"]
+    return {"injected": injected, "responses": responses,
+            "all": [e.fields for e in finding.evidence]}
+
+
+@cache
+def signature_schema() -> dict[str, Any]:
+    text = resources.files("fingerprint").joinpath("schemas/signature.schema.json").read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def signature_from_document(doc: LocatedYaml) -> Signature:
+    validate_located(doc, signature_schema(), SignatureError)
+    data = doc.data
+    stem = Path(doc.path).name.removesuffix(".yaml").removesuffix(".yml")
+    if data["id"] != stem:
+        raise SignatureError(doc.path, f"id {data['id']!r} differs from the file name {stem!r}",
+                             doc.line_of(["id"]))
+    matchers = []
+    for i, spec in enumerate(data["match"]["matchers"]):
+        try:
+            matchers.append(build_matcher(spec))
+        except ValueError as exc:
+            raise SignatureError(doc.path, f"match/matchers/{i}: {exc}",
+                                 doc.line_of(["match", "matchers", i])) from None
+    return Signature(
+        id=data["id"], title=data["title"], kind=data["kind"],
+        techniques=frozenset(Technique(t) for t in data["techniques"]),
+        status=data["status"], confidence=float(data.get("confidence", 0.5)),
+        rule=MatchRule(data["match"].get("condition", "all"), tuple(matchers)),
+        path=doc.path, countries=tuple(data.get("countries", [])),
+        aliases=tuple(data.get("aliases", [])),
+        references=tuple(data["references"]),
+        positive_fixtures=tuple(data["fixtures"]["positive"]),
+        negative_fixtures=tuple(data["fixtures"].get("negative", [])),
+        data=data,
+    )
+
+
+def load_signature(path: str | Path) -> Signature:
+    return signature_from_document(load_located_yaml(path))
+
+
+def default_signature_dir() -> Path | None:
+    """The shipped library: the wheel's copy, else the checkout's `signatures/`."""
+    packaged = Path(str(resources.files("fingerprint"))) / "_signatures"
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parents[2] / "signatures"
+    return checkout if checkout.is_dir() else None
+
+
+def signature_files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+
+
+class SignatureLibrary:
+    def __init__(self, signatures: list[Signature], root: Path | None = None) -> None:
+        self.root = root
+        ids: dict[str, str] = {}
+        for sig in signatures:
+            if sig.id in ids:
+                raise SignatureError(sig.path, f"duplicate signature id {sig.id!r} (also {ids[sig.id]})")
+            ids[sig.id] = sig.path
+        # False-positive signatures first (Censored Planet's order), then most specific first.
+        self.signatures = sorted(signatures, key=lambda s: (not s.is_false_positive, -s.confidence, s.id))
+
+    def __len__(self) -> int:
+        return len(self.signatures)
+
+    def get(self, sig_id: str) -> Signature | None:
+        return next((s for s in self.signatures if s.id == sig_id or sig_id in s.aliases), None)
+
+    def apply(self, finding: Finding) -> bool:
+        """Fill `finding.signatures`; False when a false-positive signature suppresses it."""
+        matched: list[Signature] = []
+        for sig in self.signatures:
+            if sig.status == "deprecated" or not sig.matches(finding):
+                continue
+            if sig.is_false_positive:
+                finding.notes.append(f"suppressed by false-positive signature {sig.id}")
+                return False
+            matched.append(sig)
+        finding.signatures = [s.id for s in matched]
+        if matched:
+            best = matched[0].confidence
+            finding.signature_confidence = best
+            # A specific known-censor match raises confidence a little; never to certainty.
+            finding.confidence = round(min(0.99, finding.confidence + 0.08 * best), 2)
+        return True
+
+
+def load_library(root: str | Path | None = None) -> SignatureLibrary:
+    """Load every signature under `root` (default: the shipped library)."""
+    base = Path(root) if root is not None else default_signature_dir()
+    if base is None:
+        return SignatureLibrary([], None)
+    if not base.exists():
+        raise InputError(str(base), "no such signature file or folder")
+    return SignatureLibrary([load_signature(p) for p in signature_files(base)], base)

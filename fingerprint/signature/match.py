@@ -1,0 +1,183 @@
+"""Matcher semantics.
+
+A matcher reads one field.  Packet fields (ip.*, tcp.*, icmp.*, timing.*, and
+a response's dns.*) are read from the finding's evidence packets: by default
+the injected ones, else the responses; `quantifier: all` requires every such
+packet to match, `count: N` at least N of them.  Any other field is read from
+the finding itself (trigger.sni, injected.count, http.header.location, ...).
+List values (dns.answer) match when any element matches (all with
+`quantifier: all`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+MAX_MATCH_INPUT = 65536
+"""Regexes and substring tests see at most this many characters."""
+
+PACKET_FIELD_PREFIXES = ("ip.", "tcp.", "icmp.", "timing.")
+PACKET_DNS_FIELDS = ("dns.answer", "dns.flags", "dns.answer_ttl")
+
+_MISSING = object()
+
+
+def is_packet_field(name: str) -> bool:
+    return name.startswith(PACKET_FIELD_PREFIXES) or name in PACKET_DNS_FIELDS
+
+
+@cache
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(cidr, strict=False)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value[:MAX_MATCH_INPUT].decode("latin-1")
+    return str(value)[:MAX_MATCH_INPUT]
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value[:MAX_MATCH_INPUT]
+    return str(value)[:MAX_MATCH_INPUT].encode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class Matcher:
+    field: str
+    op: str
+    value: Any = None
+    values: tuple[Any, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    packets: str | None = None
+    quantifier: str = "any"
+    count: int | None = None
+    negate: bool = False
+    pattern: re.Pattern[str] | None = None
+
+    def _scalar(self, value: Any) -> bool:
+        op = self.op
+        if op == "exists":
+            return True
+        if op == "equals":
+            if isinstance(self.value, bool) or isinstance(value, bool):
+                return bool(value) == bool(self.value) and isinstance(value, bool) == isinstance(self.value, bool)
+            if isinstance(value, int | float) and isinstance(self.value, int | float):
+                return value == self.value
+            return _as_text(value).lower() == str(self.value).lower()
+        if op == "one_of":
+            return any(Matcher(self.field, "equals", v)._scalar(value) for v in self.values)
+        if op == "prefix":
+            return _as_text(value).lower().startswith(str(self.value).lower())
+        if op == "suffix":
+            return _as_text(value).lower().endswith(str(self.value).lower())
+        if op == "contains":
+            return str(self.value).lower() in _as_text(value).lower()
+        if op == "regex":
+            assert self.pattern is not None
+            return self.pattern.search(_as_text(value)) is not None
+        if op == "cidr":
+            try:
+                ip = ipaddress.ip_address(str(value))
+            except ValueError:
+                return False
+            return any(ip.version == _network(c).version and ip in _network(c) for c in self.values)
+        if op == "range":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return False
+            return ((self.minimum is None or value >= self.minimum)
+                    and (self.maximum is None or value <= self.maximum))
+        if op == "bytes_equals":
+            return _as_bytes(value) == bytes.fromhex(str(self.value))
+        if op == "bytes_contains":
+            return bytes.fromhex(str(self.value)) in _as_bytes(value)
+        raise ValueError(f"unknown op {op}")
+
+    def _value(self, value: Any) -> bool:
+        if value is _MISSING or value is None:
+            return False
+        if isinstance(value, list | tuple | set | frozenset):
+            items = list(value)
+            if not items:
+                return False
+            if self.quantifier == "all":
+                return all(self._scalar(v) for v in items)
+            return any(self._scalar(v) for v in items)
+        return self._scalar(value)
+
+    def evaluate(self, context: dict[str, Any], packets: dict[str, list[dict[str, Any]]]) -> bool:
+        if is_packet_field(self.field) and (self.packets or self.field not in context):
+            chosen = packets.get(self.packets or "injected") or (
+                packets.get("responses", []) if self.packets is None else [])
+            hits = [self._value(p.get(self.field, _MISSING)) for p in chosen]
+            if self.count is not None:
+                result = sum(hits) >= self.count
+            elif self.quantifier == "all":
+                result = bool(hits) and all(hits)
+            else:
+                result = any(hits)
+        else:
+            result = self._value(context.get(self.field, _MISSING))
+        return result != self.negate
+
+
+@dataclass(frozen=True)
+class MatchRule:
+    condition: str
+    matchers: tuple[Matcher, ...]
+
+    def evaluate(self, context: dict[str, Any], packets: dict[str, list[dict[str, Any]]]) -> bool:
+        combine: Callable[[Any], bool] = all if self.condition == "all" else any
+        return combine(m.evaluate(context, packets) for m in self.matchers)
+
+
+# Nested quantifiers such as (a+)+ or (a|a)* backtrack exponentially in Python's re.
+_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)[+*{]")
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile a signature regex, refusing shapes with catastrophic backtracking."""
+    if len(pattern) > 1000:
+        raise ValueError("regular expression longer than 1000 characters")
+    if _NESTED_QUANTIFIER.search(pattern):
+        raise ValueError("nested quantifier (catastrophic backtracking), e.g. (a+)+")
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from exc
+
+
+def build_matcher(spec: dict[str, Any]) -> Matcher:
+    """Build a matcher from its (schema-valid) YAML mapping; ValueError on bad values."""
+    op = spec["op"]
+    value = spec.get("value")
+    values = tuple(spec.get("values", ()))
+    needs_value = {"equals", "prefix", "suffix", "contains", "regex", "bytes_equals", "bytes_contains"}
+    if op in needs_value and value is None:
+        raise ValueError(f"op {op} needs `value`")
+    if op in ("one_of", "cidr") and not values:
+        raise ValueError(f"op {op} needs `values`")
+    if op == "range" and spec.get("min") is None and spec.get("max") is None:
+        raise ValueError("op range needs `min` and/or `max`")
+    pattern = compile_pattern(str(value)) if op == "regex" else None
+    if op == "cidr":
+        for cidr in values:
+            try:
+                _network(str(cidr))
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR") from None
+    if op in ("bytes_equals", "bytes_contains"):
+        try:
+            bytes.fromhex(str(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not hex bytes") from None
+    return Matcher(spec["field"], op, value, values, spec.get("min"), spec.get("max"),
+                   spec.get("packets"), spec.get("quantifier", "any"), spec.get("count"),
+                   bool(spec.get("negate", False)), pattern)
