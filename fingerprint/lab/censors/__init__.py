@@ -1,0 +1,50 @@
+"""Censor behaviours, one module each; the registry maps a scenario's
+`behaviour:` name to its class.
+
+To add one: write `censors/<name>.py` with a Behaviour subclass whose module
+docstring cites the published source and its values, and list it below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fingerprint.lab._system import LabError
+from fingerprint.lab.censors.base import Behaviour
+from fingerprint.lab.censors.dns_drop import DnsDrop
+from fingerprint.lab.censors.dns_injection import DnsInjection
+from fingerprint.lab.censors.dns_nxdomain import DnsNxdomain
+from fingerprint.lab.censors.dns_redirect import DnsRedirect
+from fingerprint.lab.censors.dns_servfail import DnsServfail
+from fingerprint.lab.censors.http_blockpage import HttpBlockpage
+from fingerprint.lab.censors.http_reset import HttpReset
+from fingerprint.lab.censors.ip_blackhole import IpBlackhole
+from fingerprint.lab.censors.ip_reject import IpReject
+from fingerprint.lab.censors.ip_reset import IpReset
+from fingerprint.lab.censors.sni_drop import SniDrop
+from fingerprint.lab.censors.sni_fin import SniFin
+from fingerprint.lab.censors.sni_reset import SniReset
+from fingerprint.lab.censors.sni_throttle import SniThrottle
+from fingerprint.lab.censors.tls_mitm import TlsMitm
+
+BEHAVIOURS: dict[str, type[Behaviour]] = {cls.name: cls for cls in (
+    DnsInjection, DnsRedirect, DnsNxdomain, DnsServfail, DnsDrop,
+    SniReset, SniDrop, SniFin, SniThrottle, TlsMitm,
+    IpBlackhole, IpReject, IpReset,
+    HttpBlockpage, HttpReset,
+)}
+
+
+def build_behaviour(name: str, options: Mapping[str, Any], domains: tuple[str, ...],
+                    addresses: tuple[str, ...]) -> Behaviour:
+    cls = BEHAVIOURS.get(name)
+    if cls is None:
+        raise LabError(f"unknown censor behaviour {name!r} (known: {', '.join(sorted(BEHAVIOURS))})")
+    return cls(options, domains, addresses)
+
+
+def build_behaviours(rules: list[dict[str, Any]]) -> list[Behaviour]:
+    """Behaviours from the engine config's rules (behaviour, options, domains, addresses)."""
+    return [build_behaviour(r["behaviour"], r.get("options", {}), tuple(r["domains"]),
+                            tuple(r["addresses"])) for r in rules]

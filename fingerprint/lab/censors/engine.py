@@ -1,0 +1,177 @@
+"""The censor engine: runs the scenario's behaviours on queued packets.
+
+Runs inside the censor namespace (`python -m fingerprint.lab.censors.engine
+CONFIG`).  iptables queues client-side packets (mangle PREROUTING, so packets
+whose TTL expires at the censor are still seen, as a tap would see them) to
+NFQUEUE 0; each is parsed, offered to the behaviours, and accepted, dropped or
+marked.  Injected packets are written as whole Ethernet frames on an AF_PACKET
+socket, so every header field is exactly what the behaviour configured (a raw
+IP socket would let the kernel fill in a zero IP ID).
+
+Flow state: flows a behaviour chose to drop (the rest of the connection after
+a dropped ClientHello), and residual blocks on (client, server, port) after a
+trigger, as the GFW's 90 s penalty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dns.message
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+
+from fingerprint.lab import topology
+from fingerprint.lab.censors import build_behaviours
+from fingerprint.lab.censors._wire import ACK, RST, SYN, TCP as TCP_PROTO, UDP as UDP_PROTO
+from fingerprint.lab.censors._wire import Flow, Packet, http_host, parse, tls_sni
+from fingerprint.lab.censors.base import Behaviour, Verdict
+
+QUEUE_NUMBER = 0
+FLOW_DROP_SECONDS = 300.0
+
+
+class Engine:
+    def __init__(self, behaviours: list[Behaviour], log_path: Path | None) -> None:
+        self.behaviours = behaviours
+        self._log = log_path.open("a", buffering=1) if log_path else None
+        self._lock = threading.Lock()
+        self.dropped_flows: dict[Flow, float] = {}
+        self.residual: dict[tuple[str, str, int], tuple[float, str]] = {}
+        client, server = topology.CENSOR_CLIENT_LINK, topology.CENSOR_SERVER_LINK
+        self._links = {
+            "client": (client.right_interface, client.right_mac, client.left_mac),
+            "server": (server.left_interface, server.left_mac, server.right_mac),
+        }
+        self._sockets: dict[str, socket.socket] = {}
+        for direction, (ifname, _, _) in self._links.items():
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            sock.bind((ifname, 0))
+            self._sockets[direction] = sock
+
+    # -- services for behaviours -------------------------------------------------
+    def send(self, direction: str, ip_packet: Any) -> None:
+        """Send a scapy IP packet towards the client or the server side."""
+        _, own_mac, peer_mac = self._links[direction]
+        frame = Ether(src=own_mac, dst=peer_mac) / ip_packet
+        self._sockets[direction].send(bytes(frame))
+
+    def drop_flow(self, flow: Flow, seconds: float = FLOW_DROP_SECONDS) -> None:
+        with self._lock:
+            self.dropped_flows[flow] = time.monotonic() + seconds
+
+    def later(self, delay: float, action: Callable[[], None]) -> None:
+        timer = threading.Timer(delay, action)
+        timer.daemon = True
+        timer.start()
+
+    def log(self, **event: Any) -> None:
+        if self._log is not None:
+            self._log.write(json.dumps({"time": time.time(), **event}) + "\n")
+
+    # -- packet handling ------------------------------------------------------------
+    def decide(self, packet: Packet) -> Verdict | None:
+        now = time.monotonic()
+        if packet.proto == TCP_PROTO:
+            with self._lock:
+                residual = self.residual.get((packet.src, packet.dst, packet.dport))
+                dropped = self.dropped_flows.get(packet.flow, 0.0) > now
+            if residual is not None and residual[0] > now:
+                if residual[1] == "reset" and not packet.tcp_flags & RST:
+                    self._reset_client(packet)
+                self.log(event="residual", flow=packet.flow, action=residual[1])
+                return Verdict(drop=True)
+            if dropped:
+                return Verdict(drop=True)
+            if not packet.payload:
+                return None
+            sni = tls_sni(packet.payload)
+            if sni is not None:
+                return self._offer("tls", sni, packet, lambda b: b.on_tls(self, packet, sni))
+            host = http_host(packet.payload)
+            if host is not None:
+                return self._offer("http", host, packet, lambda b: b.on_http(self, packet, host))
+        elif packet.proto == UDP_PROTO and packet.dport == 53:
+            try:
+                query = dns.message.from_wire(packet.payload)
+            except Exception:  # noqa: BLE001 - not DNS: let it through untouched
+                return None
+            if len(query.question) != 1:
+                return None
+            qname = query.question[0].name.to_text().rstrip(".")
+            return self._offer("dns", qname, packet, lambda b: b.on_dns(self, packet, query))
+        return None
+
+    def _offer(self, trigger: str, name: str, packet: Packet,
+               hook: Callable[[Behaviour], Verdict | None]) -> Verdict | None:
+        for behaviour in self.behaviours:
+            verdict = hook(behaviour)
+            if verdict is None:
+                continue
+            self.log(event="trigger", behaviour=behaviour.name, profile=behaviour.profile,
+                     trigger=trigger, name=name, flow=packet.flow, ttl=packet.ttl,
+                     drop=verdict.drop, mark=verdict.mark)
+            if behaviour.residual_seconds > 0 and packet.proto == TCP_PROTO:
+                with self._lock:
+                    self.residual[(packet.src, packet.dst, packet.dport)] = (
+                        time.monotonic() + behaviour.residual_seconds, behaviour.residual_action)
+            return verdict
+        return None
+
+    def _reset_client(self, packet: Packet) -> None:
+        answered = len(packet.payload) + (1 if packet.tcp_flags & SYN else 0)
+        self.send("client", IP(src=packet.dst, dst=packet.src, ttl=64) / TCP(
+            sport=packet.dport, dport=packet.sport, flags="RA",
+            seq=packet.ack if packet.tcp_flags & ACK else 0,
+            ack=(packet.seq + answered) & 0xFFFFFFFF, window=0))
+
+    def handle(self, queued: Any) -> None:
+        """NFQUEUE callback."""
+        packet = parse(queued.get_payload())
+        verdict = self.decide(packet) if packet is not None else None
+        if verdict is None:
+            queued.accept()
+            return
+        if verdict.mark:
+            queued.set_mark(verdict.mark)
+        if verdict.drop:
+            queued.drop()
+        else:
+            queued.accept()
+        for action in verdict.then:
+            action()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="fingerprint lab censor engine")
+    parser.add_argument("config", help="censor.json written by `fingerprint lab up`")
+    parser.add_argument("--ready-file")
+    args = parser.parse_args()
+    config = json.loads(Path(args.config).read_text())
+    engine = Engine(build_behaviours(config["rules"]),
+                    Path(config["log"]) if config.get("log") else None)
+    from netfilterqueue import NetfilterQueue
+
+    queue = NetfilterQueue()
+    queue.bind(QUEUE_NUMBER, engine.handle, max_len=4096)
+    if args.ready_file:
+        Path(args.ready_file).touch()
+    try:
+        queue.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        queue.unbind()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""`fingerprint lab`: list, run, up, exec, down."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from fingerprint.errors import FingerprintError
+from fingerprint.lab import lab as lab_core
+from fingerprint.lab import state
+from fingerprint.lab._system import LabError
+from fingerprint.lab.scenarios import load_scenario, scenario_ids
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _one_line_errors(command: F) -> F:
+    """Tool faults become one line on stderr with the error's exit code."""
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except FingerprintError as error:
+            click.echo(f"fingerprint lab: {error}", err=True)
+            sys.exit(error.exit_code)
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+def lab() -> None:
+    """An emulated censored network in Linux namespaces (needs root)."""
+
+
+@lab.command("list")
+@_one_line_errors
+def list_scenarios() -> None:
+    """The scenarios, with what each emulates."""
+    for scenario_id in scenario_ids():
+        click.echo(f"{scenario_id:22} {load_scenario(scenario_id).title}")
+
+
+def _table(report: dict[str, Any]) -> str:
+    expected: dict[str, list[str]] = report.get("expected", {})
+    lines = [f"scenario {report.get('scenario')}",
+             f"{'platform':15} {'status':13} {'found':40} expected"]
+    for entry in report.get("platforms", []):
+        found = ", ".join(entry.get("techniques", [])) or "-"
+        wanted = ", ".join(expected.get(entry["platform"], [])) or "(accessible)"
+        lines.append(f"{entry['platform']:15} {entry['status']:13} {found:40} {wanted}")
+    return "\n".join(lines)
+
+
+@lab.command("run")
+@click.argument("scenario")
+@click.option("--json", "as_json", is_flag=True, help="print the contract report JSON")
+@click.option("--pcap-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="write the probe's evidence capture here")
+@click.option("--timeout", type=float, default=3.0, show_default=True,
+              help="per-probe timeout passed to `fingerprint probe`")
+@_one_line_errors
+def run_scenario(scenario: str, as_json: bool, pcap_out: Path | None, timeout: float) -> None:
+    """Build SCENARIO, probe every platform from the client, tear down."""
+    state.require_root()
+    report = lab_core.run(scenario, timeout, pcap_out)
+    click.echo(json.dumps(report, indent=2) if as_json else _table(report))
+
+
+@lab.command("up")
+@click.argument("scenario")
+@_one_line_errors
+def up(scenario: str) -> None:
+    """Build SCENARIO and leave it running (see `lab exec`, `lab down`)."""
+    state.require_root()
+    info = lab_core.up(load_scenario(scenario))
+    click.echo(f"lab up: {scenario} ({info.scenario.title})")
+    click.echo(f"  catalog           {info.catalog_path}")
+    click.echo(f"  lab CA            {info.ca_path}")
+    click.echo(f"  resolver          {info.resolver}")
+    click.echo(f"  control resolver  {info.control_resolver} , {info.control_resolver_doh}")
+    for platform in info.catalog.platforms.values():
+        click.echo(f"  {platform.id:17} {platform.addresses[0]}  {platform.domains[0]}")
+    click.echo("run commands in the client namespace with `fingerprint lab exec -- CMD`")
+
+
+@lab.command("exec", context_settings={"ignore_unknown_options": True})
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@_one_line_errors
+def exec_command(command: tuple[str, ...]) -> None:
+    """Run COMMAND inside the client namespace of the running lab."""
+    state.require_root()
+    info = lab_core.current()
+    if info is None:
+        raise LabError("no lab is running: start one with `fingerprint lab up SCENARIO`")
+    proc = subprocess.run(["ip", "netns", "exec", info.client_namespace, *command],  # noqa: S603
+                          check=False)
+    sys.exit(proc.returncode)
+
+
+@lab.command("down")
+@_one_line_errors
+def down() -> None:
+    """Remove every namespace, rule and process of the lab (also stale ones)."""
+    removed = lab_core.down()
+    click.echo("lab down: " + (", ".join(removed) if removed else "nothing to remove"))

@@ -1,0 +1,80 @@
+"""Scenarios: which platforms a censor blocks, by which behaviour.
+
+One YAML file per scenario in this folder; the file name is the scenario id.
+Keys: `title` (one line: what it emulates), `sources` (where the behaviour is
+documented), `rules` (a list of {behaviour, platforms, options}).  The
+techniques a probe should report per platform follow from the behaviours
+(`Behaviour.techniques`); every platform not named by a rule must come out
+accessible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from fingerprint.lab._system import LabError
+from fingerprint.lab.censors import BEHAVIOURS
+
+
+@dataclass(frozen=True)
+class Rule:
+    behaviour: str
+    platforms: tuple[str, ...]
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    title: str
+    sources: tuple[str, ...]
+    rules: tuple[Rule, ...]
+
+    def expected(self, platform_ids: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
+        """Techniques the probe should find per platform ([] means accessible)."""
+        expected: dict[str, set[str]] = {p: set() for p in platform_ids}
+        for rule in self.rules:
+            for platform in rule.platforms:
+                expected.setdefault(platform, set()).update(BEHAVIOURS[rule.behaviour].techniques)
+        return {p: sorted(t) for p, t in expected.items()}
+
+    def blocked(self) -> set[str]:
+        return {p for rule in self.rules for p in rule.platforms}
+
+
+def scenario_from_data(scenario_id: str, data: Any) -> Scenario:
+    where = f"scenario {scenario_id}"
+    if not isinstance(data, dict) or not isinstance(data.get("title"), str):
+        raise LabError(f"{where}: needs a mapping with a title")
+    rules: list[Rule] = []
+    for index, raw in enumerate(data.get("rules") or []):
+        behaviour = raw.get("behaviour") if isinstance(raw, dict) else None
+        if behaviour not in BEHAVIOURS:
+            raise LabError(f"{where}: rule {index}: unknown behaviour {behaviour!r}")
+        platforms = raw.get("platforms") or []
+        if not isinstance(platforms, list) or not platforms:
+            raise LabError(f"{where}: rule {index}: platforms must be a non-empty list")
+        rules.append(Rule(behaviour, tuple(str(p) for p in platforms),
+                          dict(raw.get("options") or {})))
+    return Scenario(scenario_id, data["title"].strip(),
+                    tuple(str(s) for s in data.get("sources") or []), tuple(rules))
+
+
+def _folder() -> Any:
+    return resources.files("fingerprint.lab.scenarios")
+
+
+def scenario_ids() -> list[str]:
+    return sorted(entry.name[:-5] for entry in _folder().iterdir()
+                  if entry.name.endswith(".yaml"))
+
+
+def load_scenario(scenario_id: str) -> Scenario:
+    if scenario_id not in scenario_ids():
+        raise LabError(f"unknown scenario {scenario_id!r} (known: {', '.join(scenario_ids())})")
+    text = (_folder() / f"{scenario_id}.yaml").read_text(encoding="utf-8")
+    return scenario_from_data(scenario_id, yaml.safe_load(text))

@@ -1,0 +1,181 @@
+"""The lab network: a chain of namespaces joined by veth pairs.
+
+    client - r1 - r2 - censor - r3 - r4 - server
+
+The client side uses 192.0.2.0/24, the router links /30s of 198.51.100.0/24,
+the servers 203.0.113.0/24 (RFC 5737 documentation ranges).  Routes cover only
+these three prefixes: no namespace has a default route, and none is linked to
+the host's namespace, so nothing the lab sends can leave the machine.  Two
+routers sit on each side of the censor so TTL-limited localisation has hops to
+find; every router answers expired packets with ICMP time exceeded at no rate
+limit.  IPv6 is disabled in the lab so stray router solicitations do not
+clutter captures.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from fingerprint.lab._system import in_netns, run
+
+PREFIX = "fp-"
+NODES = ("client", "r1", "r2", "censor", "r3", "r4", "server")
+ROUTERS = ("r1", "r2", "censor", "r3", "r4")
+
+CLIENT_ADDRESS = "192.0.2.10"
+SERVER_PRIMARY = "203.0.113.2"
+RESOLVER_ADDRESS = "203.0.113.53"
+"""The lab's ordinary (plain DNS) resolver, the one a censor can see and forge."""
+CONTROL_RESOLVER_ADDRESS = "203.0.113.54"
+"""The control resolver: DoT on 853 and DoH on 443 (/dns-query); no plain DNS."""
+CONTROL_SERVER_ADDRESS = "203.0.113.99"
+"""Serves the control domain (example.com) over TLS and HTTP."""
+FIRST_PLATFORM_ADDRESS = ipaddress.IPv4Address("203.0.113.10")
+MAX_PLATFORMS = 40
+
+
+def namespace(node: str) -> str:
+    return PREFIX + node
+
+
+def all_namespaces() -> tuple[str, ...]:
+    return tuple(namespace(n) for n in NODES)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A veth pair between NODES[index] (left) and NODES[index + 1] (right)."""
+
+    index: int
+    network: str
+    left_address: str
+    right_address: str
+
+    @property
+    def left(self) -> str:
+        return NODES[self.index]
+
+    @property
+    def right(self) -> str:
+        return NODES[self.index + 1]
+
+    @property
+    def left_interface(self) -> str:
+        return "to-" + self.right
+
+    @property
+    def right_interface(self) -> str:
+        return "to-" + self.left
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.network).prefixlen
+
+    @property
+    def left_mac(self) -> str:
+        # Fixed, locally administered MACs: the censor engine injects frames
+        # addressed to its neighbours without resolving them.
+        return f"02:66:70:{self.index:02x}:00:01"
+
+    @property
+    def right_mac(self) -> str:
+        return f"02:66:70:{self.index:02x}:00:02"
+
+
+LINKS = (
+    Link(0, "192.0.2.0/24", "192.0.2.10", "192.0.2.1"),
+    Link(1, "198.51.100.0/30", "198.51.100.1", "198.51.100.2"),
+    Link(2, "198.51.100.4/30", "198.51.100.5", "198.51.100.6"),
+    Link(3, "198.51.100.8/30", "198.51.100.9", "198.51.100.10"),
+    Link(4, "198.51.100.12/30", "198.51.100.13", "198.51.100.14"),
+    Link(5, "203.0.113.0/24", "203.0.113.1", SERVER_PRIMARY),
+)
+
+CENSOR_INDEX = NODES.index("censor")
+CENSOR_CLIENT_LINK = LINKS[CENSOR_INDEX - 1]
+"""The censor's link towards the client (censor is its right end)."""
+CENSOR_SERVER_LINK = LINKS[CENSOR_INDEX]
+"""The censor's link towards the servers (censor is its left end)."""
+
+
+def platform_address(index: int) -> str:
+    """The lab address of the index-th platform (sorted by id)."""
+    if not 0 <= index < MAX_PLATFORMS:
+        raise ValueError(f"the lab has room for {MAX_PLATFORMS} platforms")
+    return str(FIRST_PLATFORM_ADDRESS + index)
+
+
+def hop_addresses() -> list[str]:
+    """Addresses of the hops a client packet crosses, nearest first (r1 .. r4)."""
+    return [LINKS[i].right_address for i in range(len(LINKS) - 1)]
+
+
+_SYSCTLS_ALL = (
+    "net.ipv4.icmp_ratelimit=0",
+    "net.ipv4.conf.all.rp_filter=0",
+    "net.ipv4.conf.default.rp_filter=0",
+    "net.ipv6.conf.all.disable_ipv6=1",
+    "net.ipv6.conf.default.disable_ipv6=1",
+)
+_SYSCTLS_OPTIONAL = (
+    # Global ICMP budget (kernel >= 3.18); raise it so no time-exceeded is lost.
+    "net.ipv4.icmp_msgs_per_sec=100000",
+    "net.ipv4.icmp_msgs_burst=100000",
+)
+
+
+def _routes_for(node_index: int) -> list[tuple[str, str]]:
+    """(destination, next hop) for every lab prefix not connected to the node."""
+    routes: list[tuple[str, str]] = []
+    for link in LINKS:
+        if link.index in (node_index - 1, node_index):
+            continue
+        if link.index < node_index:
+            routes.append((link.network, LINKS[node_index - 1].left_address))
+        else:
+            routes.append((link.network, LINKS[node_index].right_address))
+    return routes
+
+
+def build(server_addresses: list[str]) -> None:
+    """Create every namespace, link, address and route.
+
+    `server_addresses` are extra /24 addresses for the server namespace (the
+    resolvers', the platforms', the control server's).
+    """
+    for node in NODES:
+        ns = namespace(node)
+        run(["ip", "netns", "add", ns])
+        run(in_netns(ns, ["sysctl", "-q", "-w", *_SYSCTLS_ALL]))
+        if node in ROUTERS:
+            run(in_netns(ns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]))
+        for optional in _SYSCTLS_OPTIONAL:
+            run(in_netns(ns, ["sysctl", "-q", "-w", optional]), check=False)
+        run(["ip", "-n", ns, "link", "set", "lo", "up"])
+    for link in LINKS:
+        left_ns, right_ns = namespace(link.left), namespace(link.right)
+        run(["ip", "link", "add", link.left_interface, "netns", left_ns,
+             "address", link.left_mac, "type", "veth",
+             "peer", "name", link.right_interface, "netns", right_ns,
+             "address", link.right_mac])
+        for ns, ifname, address in ((left_ns, link.left_interface, link.left_address),
+                                    (right_ns, link.right_interface, link.right_address)):
+            run(["ip", "-n", ns, "addr", "add", f"{address}/{link.prefixlen}", "dev", ifname])
+            # Fixed per-interface conf: rp_filter off where packets come back asymmetrically.
+            run(in_netns(ns, ["sysctl", "-q", "-w", f"net.ipv4.conf.{ifname}.rp_filter=0"]))
+            run(["ip", "-n", ns, "link", "set", ifname, "up"])
+    server_ns = namespace("server")
+    server_if = LINKS[-1].right_interface
+    for address in server_addresses:
+        run(["ip", "-n", server_ns, "addr", "add", f"{address}/24", "dev", server_if])
+    for index, node in enumerate(NODES):
+        for destination, via in _routes_for(index):
+            run(["ip", "-n", namespace(node), "route", "add", destination, "via", via])
+
+
+def existing_namespaces() -> list[str]:
+    """The lab's namespaces that exist right now."""
+    listing = run(["ip", "netns", "list"], check=False).stdout
+    present = {line.split()[0] for line in listing.splitlines() if line.strip()}
+    return [ns for ns in all_namespaces() if ns in present]
