@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -194,6 +194,7 @@ class Analysis:
         self.max_query_ttl: dict[str, int] = {}
         self.capture_end = 0.0
         self.dropped_items = 0
+        self._outcomes: dict[int, FlowOutcome] = {}
 
     # -- collection -----------------------------------------------------------
     def add(self, item: DnsExchange | TcpFlow) -> None:
@@ -212,6 +213,13 @@ class Analysis:
             group.append(item)  # type: ignore[arg-type]
         else:
             self.dropped_items += 1
+
+    def outcome(self, flow: TcpFlow) -> FlowOutcome:
+        """`flow_outcome`, computed once per flow."""
+        cached = self._outcomes.get(id(flow))
+        if cached is None:
+            cached = self._outcomes[id(flow)] = flow_outcome(flow, self.capture_end)
+        return cached
 
     # -- naming ---------------------------------------------------------------
     def platform_of_name(self, name: str) -> str:
@@ -364,10 +372,9 @@ class Analysis:
                             ["response IP fields differ from the resolver's answers to control names"], ev)
         if not responses:
             if has_control and control_answered:
-                ev: list[EvidencePacket] = []
                 return make(Technique.DNS_DROP, conf,
                             [f"{sum(ex.queries for ex in full)} queries unanswered; "
-                             "control names on the same resolver answered"], ev)
+                             "control names on the same resolver answered"], [])
             if not has_control and resolver not in self.hints.no_resolver:
                 return make(Technique.DNS_DROP, 0.4, ["queries unanswered; no control in this capture"], [])
             return None
@@ -401,7 +408,8 @@ class Analysis:
                 return clean[-1]
         return ex.responses[-1]
 
-    def _redirect_check(self, qname: str, addresses: list[str], platform: str, make: Any,
+    def _redirect_check(self, qname: str, addresses: list[str], platform: str,
+                        make: Callable[[Technique, float, list[str], list[EvidencePacket]], Finding],
                         ev: list[EvidencePacket], conf: float) -> Finding | None:
         unique = sorted(set(addresses))
         bogons = [a for a in unique if is_bogon(a)]
@@ -429,11 +437,11 @@ class Analysis:
         return candidate
 
     def _certificate_at(self, address: str, name: str) -> Any:
-        for (server, port, kind, sni), flows in self.tcp_groups.items():
+        for (server, _port, kind, sni), flows in self.tcp_groups.items():
             if server != address or kind != "tls" or sni != name:
                 continue
             for flow in flows:
-                outcome = flow_outcome(flow, self.capture_end)
+                outcome = self.outcome(flow)
                 if outcome.flight is not None and outcome.flight.certificates:
                     return self.trust.check(outcome.flight.certificates, name)
         return None
@@ -491,14 +499,13 @@ class Analysis:
         # Only TTL-limited repeats (e.g. a CenTrace run): those at or above the smallest
         # TTL that drew a genuine server answer on this address reached the server.
         reach_ttls = [f.trigger.ttl for f in all_flows
-                      if f.trigger is not None and flow_outcome(f, self.capture_end).kind
-                      in WORKING_TLS | {"http_response"}
-                      and not flow_outcome(f, self.capture_end).injected]
+                      if f.trigger is not None and self.outcome(f).kind in WORKING_TLS | {"http_response"}
+                      and not self.outcome(f).injected]
         if reach_ttls:
             floor = min(reach_ttls)
         else:
             answered = [f.trigger.ttl for f in limited
-                        if flow_outcome(f, self.capture_end).kind not in ("time_exceeded", "pending")]
+                        if f.trigger is not None and self.outcome(f).kind not in ("time_exceeded", "pending")]
             floor = max(answered) if answered else 256
         return [f for f in limited if f.trigger is not None and f.trigger.ttl >= floor], limited
 
@@ -508,11 +515,11 @@ class Analysis:
         every = flows + controls
         full, limited = self._reaching(flows, every)
         cfull, _climited = self._reaching(controls, every)
-        outcomes = [(f, flow_outcome(f, self.capture_end)) for f in full]
+        outcomes = [(f, self.outcome(f)) for f in full]
         outcomes = [(f, o) for f, o in outcomes if o.kind not in ("pending", "no_trigger", "time_exceeded")]
         if not outcomes:
             return
-        coutcomes = [flow_outcome(f, self.capture_end) for f in cfull]
+        coutcomes = [self.outcome(f) for f in cfull]
         coutcomes = [o for o in coutcomes if o.kind not in ("pending", "no_trigger", "time_exceeded")]
         working = WORKING_TLS if kind == "tls" else {"http_response"}
         control_ok: bool | None = None
@@ -575,17 +582,14 @@ class Analysis:
             "tcp.handshake": "ok",
         }
         if outcome.decisive:
-            first = outcome.decisive[0]
-            payloads = b"".join(p.payload for p in outcome.decisive)
-            context["response.payload"] = payloads
+            context["response.payload"] = b"".join(p.payload for p in outcome.decisive)
         notes = [f"{len(failing)} of {len(outcomes)} attempts: {majority}"]
         if control_ok:
             notes.append(f"control ({n_controls} attempts, same address) worked")
         elif control_ok is None:
             notes.append("no control for this address in the capture")
         if outcome.injected:
-            first = outcome.injected[0]
-            notes.append("injected: " + "; ".join(first.reasons))
+            notes.append("injected: " + "; ".join(outcome.injected[0].reasons))
         return Finding(platform, name, technique, round(min(conf, 0.99), 2), server,
                        evidence=evidence, notes=notes, context=context)
 
@@ -679,7 +683,7 @@ class Analysis:
                       controls: list[TcpFlow]) -> Location | None:
         def point(flow: TcpFlow) -> SeriesPoint:
             assert flow.trigger is not None
-            outcome = flow_outcome(flow, self.capture_end)
+            outcome = self.outcome(flow)
             router = next((p.src for p in flow.icmp if p.icmp_type == 11), None)
             if outcome.injected:
                 return SeriesPoint(flow.trigger.ttl, "anomaly", router, router is not None,
@@ -701,7 +705,7 @@ class Analysis:
         flows = [f for _k, _n, fs in groups for f in fs]
         full = [f for f in flows if f.syn is None or f.syn.ttl >= max(
             (g.syn.ttl for g in flows if g.syn is not None), default=0)]
-        outcomes = [(f, flow_outcome(f, self.capture_end)) for f in full]
+        outcomes = [(f, self.outcome(f)) for f in full]
         connected = [f for f, o in outcomes if f.synack is not None]
         failed = [(f, o) for f, o in outcomes if o.kind.startswith("connect_")]
         if self.is_control_address(server):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -115,13 +114,13 @@ def _register_optional_groups() -> None:
     else:
         cli.add_command(lab)
     try:
-        from fingerprint.probes.cli import probe
+        from fingerprint.probes.cli import probe  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         pass
     else:
         cli.add_command(probe)
     try:
-        from fingerprint.output.cli import report
+        from fingerprint.output.cli import report  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         pass
     else:

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 from OpenSSL import crypto
 
 from fingerprint.errors import InputError
@@ -30,7 +30,7 @@ class CertVerdict:
 
 def _names(cert: x509.Certificate) -> list[str]:
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         return [n.lower() for n in san.value.get_values_for_type(x509.DNSName)]
     except x509.ExtensionNotFound:
         return [str(a.value).lower() for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]

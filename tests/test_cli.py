@@ -1,0 +1,126 @@
+"""The command line as a user meets it: bad input gets one line, never a traceback."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.utils import wrpcap
+
+CATALOG_OK = """platforms:
+  twitter:
+    name: Twitter / X
+    domains: [twitter.com]
+control:
+  domains: [example.com]
+"""
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fingerprint", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) >= 1
+    return "\n".join(lines)
+
+
+@pytest.fixture()
+def good_capture(tmp_path: Path) -> Path:
+    path = tmp_path / "good.pcap"
+    wrpcap(str(path), [IP(src="192.0.2.1", dst="203.0.113.10") / TCP(sport=40000, dport=443, flags="S")])
+    return path
+
+
+def test_non_capture_file_is_named_and_others_still_analysed(tmp_path: Path, good_capture: Path) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello, not a capture\n")
+    proc = run("analyze", str(bad), str(good_capture), "--json")
+    assert proc.returncode == 1
+    err = one_line_error(proc)
+    assert "notes.txt" in err
+    report = json.loads(proc.stdout)
+    assert report["packets"] == 1
+    assert report["source"] == "analyze"
+
+
+@pytest.mark.parametrize("content", [b"", b"\xd4\xc3\xb2\xa1\x02\x00", b"\x1f\x8b\x08\x00garbage"])
+def test_empty_truncated_or_corrupt_gzip(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(content)
+    proc = run("analyze", str(bad))
+    assert proc.returncode == 1
+    assert "bad.pcap" in one_line_error(proc)
+
+
+def test_truncated_last_record_keeps_earlier_packets(tmp_path: Path, good_capture: Path) -> None:
+    data = good_capture.read_bytes()
+    cut = tmp_path / "cut.pcap.gz"
+    with gzip.open(cut, "wb") as fh:
+        fh.write(data + data[24:40])  # a second record header with no body
+    proc = run("analyze", str(cut), "--json")
+    assert proc.returncode == 1
+    assert "cut.pcap.gz" in one_line_error(proc)
+    assert json.loads(proc.stdout)["packets"] == 1
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    proc = run("analyze", str(tmp_path / "nope.pcap"))
+    assert proc.returncode != 0
+    assert "nope.pcap" in one_line_error(proc)
+
+
+def test_catalog_errors_name_file_and_line(tmp_path: Path, good_capture: Path) -> None:
+    bad = tmp_path / "catalog.yaml"
+    bad.write_text(CATALOG_OK.replace("domains: [twitter.com]", "domains: twitter.com"))
+    proc = run("analyze", "--catalog", str(bad), str(good_capture))
+    assert proc.returncode == 1
+    err = one_line_error(proc)
+    assert f"{bad}:4" in err and "domains" in err
+    bad.write_text(CATALOG_OK + "    addresses: [not-an-ip]\n")
+    bad.write_text(CATALOG_OK.replace("    domains: [twitter.com]\n",
+                                      "    domains: [twitter.com]\n    addresses: [300.1.1.1]\n"))
+    err = one_line_error(run("platforms", "--catalog", str(bad)))
+    assert f"{bad}:5" in err and "300.1.1.1" in err
+
+
+def test_custom_catalog_replaces_builtin(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(CATALOG_OK)
+    proc = run("platforms", "--catalog", str(path))
+    assert proc.returncode == 0
+    assert "twitter" in proc.stdout and "telegram" not in proc.stdout
+
+
+def test_builtin_catalog_covers_required_platforms() -> None:
+    proc = run("platforms", "--json")
+    data = json.loads(proc.stdout)["platforms"]
+    required = {"twitter", "facebook", "instagram", "google", "youtube", "skype", "telegram", "wechat",
+                "tiktok", "vkontakte", "odnoklassniki", "linkedin", "moimir", "whatsapp", "signal"}
+    assert required <= set(data)
+    domains = {d for p in data.values() for d in p["domains"]}
+    assert {"twimg.com", "fbcdn.net", "googlevideo.com", "tiktokcdn.com"} <= domains
+    assert data["telegram"]["addresses"]
+
+
+def test_malformed_signature_is_rejected_with_line(tmp_path: Path, good_capture: Path) -> None:
+    sig = tmp_path / "bad-sig.yaml"
+    sig.write_text("id: bad-sig\ntitle: a bad signature\nkind: censor\ntechniques: [tls.sni_reset]\n"
+                   "status: experimental\nreferences: [{source: a paper}]\n"
+                   "match:\n  matchers:\n    - {field: tcp.payload, op: regex, value: '(a+)+$'}\n"
+                   "fixtures: {positive: [pcaps/x]}\n")
+    proc = run("analyze", "--signatures", str(sig), str(good_capture))
+    assert proc.returncode == 1
+    err = one_line_error(proc)
+    assert "bad-sig.yaml:9" in err and "nested quantifier" in err
+    proc = run("signatures", "lint", str(sig))
+    assert proc.returncode == 1
+    assert "bad-sig.yaml:9" in proc.stdout
