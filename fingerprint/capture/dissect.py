@@ -108,7 +108,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"packet {self.frame}: {self.message}"
+        # Frame 0: a fault of the file, not of one packet (e.g. an unsupported interface).
+        return f"packet {self.frame}: {self.message}" if self.frame else self.message
 
 
 # Address text is cached: captures repeat few addresses, and formatting one is

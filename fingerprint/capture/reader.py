@@ -216,6 +216,11 @@ class CaptureReader:
     def _start(self) -> Iterator[Packet]:
         try:
             head = self._raw.read(_CHUNK)
+            while 0 < len(head) < 4:  # only short reads (pipes, tiny chunks) get here
+                more = self._raw.read(_CHUNK)
+                if not more:
+                    break
+                head += more
         except OSError as exc:
             raise CaptureError(self.path, f"read failed: {exc.strerror or exc}") from None
         if not head:

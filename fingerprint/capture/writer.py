@@ -82,7 +82,7 @@ class CaptureWriter:
         except OSError as exc:
             raise CaptureError(self.path, f"cannot create: {exc.strerror or exc}") from None
         self._raw = raw
-        self._out: BinaryIO = raw
+        self._out: BinaryIO | gzip.GzipFile = raw
         if self.compressed:
             # mtime=0 keeps the output reproducible; the name is not recorded.
             self._out = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
