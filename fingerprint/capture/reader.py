@@ -159,7 +159,8 @@ class CaptureReader:
         self.compressed = False
         self.format = ""
         self.linktypes: dict[int, int] = {}
-        """pcap: {0: link type}; pcapng: interface index in the current section -> link type."""
+        """pcap: {0: link type}; pcapng: interface index in the current section -> link type
+        (filled in as the interface blocks are reached while iterating)."""
         self._buf = b""
         self._pos = 0
         self._origin = 0
