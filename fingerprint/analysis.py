@@ -30,6 +30,8 @@ class Result:
     """One line per skipped packet or unreadable file."""
     failed_inputs: list[str] = field(default_factory=list)
     hints: CaptureHints = field(default_factory=CaptureHints)
+    pipeline: Pipeline | None = None
+    """The finished pipeline: its `analysis` keeps every observation (for OONI measurements)."""
 
 
 class Pipeline:
@@ -74,7 +76,7 @@ def analyze_packets(packets: Iterable[Packet], catalog: Catalog, library: Signat
     for packet in packets:
         pipeline.feed(packet)
         count += 1
-    return Result(pipeline.finish(), count, hints=pipeline.hints)
+    return Result(pipeline.finish(), count, hints=pipeline.hints, pipeline=pipeline)
 
 
 ProblemSink = Callable[[str], None]
@@ -114,6 +116,7 @@ def analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary,
             on_problem(f"error: {exc}")
     result.verdicts = pipeline.finish()
     result.hints = pipeline.hints
+    result.pipeline = pipeline
     return result
 
 
