@@ -7,7 +7,8 @@ the same file, in the same run:
 * the reader alone: `open_capture` iterated in this process (packets/s);
 * `tshark -T fields` printing comparable fields (packets/s);
 * `python -m fingerprint analyze FILE --json` (packets/s), and the ratio;
-* the peak RSS of each subprocess (from wait4's rusage of that very child).
+* the peak RSS of each subprocess (wait4's rusage of that very child, taken
+  by a small wrapper process so the benchmark's own memory is not counted).
 
     python benchmarks/bench_analyze.py                      # 300,000 packets
     python benchmarks/bench_analyze.py --packets 50000
@@ -195,26 +196,47 @@ def read_rate(path: Path) -> tuple[int, float]:
     return count, time.perf_counter() - start
 
 
+# Runs a command and reports its wall time and peak RSS.  The measuring is done
+# in this small separate process because a child's ru_maxrss also counts the
+# memory it inherited at fork: forked from the benchmark (which has scapy
+# loaded) every figure would start at the benchmark's own size.
+MEASURE_WRAPPER = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+with open(os.devnull, "wb") as devnull:
+    child = subprocess.Popen(sys.argv[1:], stdout=devnull)
+    _, status, usage = os.wait4(child.pid, 0)
+elapsed = time.perf_counter() - start
+print(os.waitstatus_to_exitcode(status), elapsed, usage.ru_maxrss)
+"""
+
+
 def run_measured(command: list[str]) -> tuple[int, float, int]:
     """Run `command` with stdout to /dev/null; return (exit status, seconds, peak RSS in KiB)."""
-    start = time.perf_counter()
-    with open(os.devnull, "wb") as devnull:
-        process = subprocess.Popen(command, stdout=devnull, stderr=subprocess.PIPE)
-        # wait4 gives the rusage of this child alone (RUSAGE_CHILDREN would be a
-        # maximum over every child this process ever waited for).
-        _, status, usage = os.wait4(process.pid, 0)
-        elapsed = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        errors = process.stderr.read().decode(errors="replace") if process.stderr else ""
-        if process.stderr:
-            process.stderr.close()
-    if process.returncode != 0:
-        print(f"  ! {command[0]} exited {process.returncode}: {errors.strip()[-400:]}")
-    return process.returncode, elapsed, usage.ru_maxrss
+    result = subprocess.run([sys.executable, "-c", MEASURE_WRAPPER, *command],
+                            capture_output=True, text=True, cwd=REPO)
+    try:
+        status_text, seconds, rss = result.stdout.split()
+        status = int(status_text)
+    except ValueError:
+        status, seconds, rss = -1, "0", "0"
+    if status != 0:
+        print(f"  ! {command[0]} exited {status}: {result.stderr.strip()[-400:]}")
+    return status, float(seconds), int(rss)
 
 
 TSHARK_FIELDS = ["frame.number", "ip.src", "ip.dst", "ip.ttl", "ip.id", "tcp.flags",
                  "dns.qry.name", "dns.a", "tls.handshake.extensions_server_name"]
+
+
+READER_ONLY = f"""
+import sys
+sys.path.insert(0, {str(REPO)!r})
+from fingerprint.capture.reader import open_capture
+with open_capture(sys.argv[1]) as capture:
+    for _ in capture:
+        pass
+"""
 
 
 def analyze_available() -> bool:
@@ -230,6 +252,12 @@ def measure(path: Path, packets: int, with_analyze: bool) -> dict[str, float]:
     figures["reader_pps"] = count / seconds
     print(f"  reader (open_capture, in-process): {count / seconds:12,.0f} packets/s "
           f"({seconds:.2f} s)")
+    # The reader alone in a fresh process, for its peak RSS (flat if it streams).
+    status, seconds, rss = run_measured([sys.executable, "-c", READER_ONLY, str(path)])
+    if status == 0:
+        figures["reader_rss_kib"] = rss
+        print(f"  reader alone, fresh process:       {packets / seconds:12,.0f} packets/s "
+              f"({seconds:.2f} s incl. start-up, peak RSS {rss / 1024:.0f} MiB)")
     tshark = shutil.which("tshark")
     if tshark:
         command = [tshark, "-n", "-r", str(path), "-T", "fields"]
@@ -285,15 +313,19 @@ def main() -> int:
                   f"generated in {time.perf_counter() - start:.1f} s)")
             results.append(measure(path, packets, with_analyze))
     if len(results) > 1:
-        print("\npackets     reader pkt/s  tshark pkt/s  analyze pkt/s  tshark RSS  analyze RSS")
+        print("\npackets     reader pkt/s  tshark pkt/s  analyze pkt/s  reader RSS  tshark RSS"
+              "  analyze RSS")
         for row in results:
             analyze_pps = f"{row['analyze_pps']:13,.0f}" if "analyze_pps" in row else " " * 13
             analyze_rss = (f"{row['analyze_rss_kib'] / 1024:8.0f} MiB"
                            if "analyze_rss_kib" in row else "")
             tshark_rss = (f"{row['tshark_rss_kib'] / 1024:6.0f} MiB"
                           if "tshark_rss_kib" in row else " " * 10)
+            reader_rss = (f"{row['reader_rss_kib'] / 1024:6.0f} MiB"
+                          if "reader_rss_kib" in row else " " * 10)
             print(f"{row['packets']:<10,.0f} {row['reader_pps']:13,.0f} "
-                  f"{row.get('tshark_pps', 0):13,.0f} {analyze_pps}  {tshark_rss}  {analyze_rss}")
+                  f"{row.get('tshark_pps', 0):13,.0f} {analyze_pps}  {reader_rss}  {tshark_rss}"
+                  f"  {analyze_rss}")
     return 0
 
 
