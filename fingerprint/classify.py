@@ -195,6 +195,13 @@ class Analysis:
         self.capture_end = 0.0
         self.dropped_items = 0
         self._outcomes: dict[int, FlowOutcome] = {}
+        # Indexes built once, when verdicts are computed (after every flow was added).
+        self._dns_controls: dict[str, list[tuple[int, list[DnsExchange]]]] | None = None
+        self._baselines: dict[str, Baseline] = {}
+        self._tls_index: dict[tuple[str, str], list[TcpFlow]] | None = None
+        self._control_addresses: set[str] | None = None
+        self._control_ports: dict[int, list[tuple[str, bool]]] | None = None
+        self._address_platforms: dict[str, str] = {}
 
     # -- collection -----------------------------------------------------------
     def add(self, item: DnsExchange | TcpFlow) -> None:
@@ -227,6 +234,12 @@ class Analysis:
         return platform.id if platform else OTHER
 
     def platform_of_address(self, address: str) -> str:
+        cached = self._address_platforms.get(address)
+        if cached is None:
+            cached = self._address_platforms[address] = self._platform_of_address(address)
+        return cached
+
+    def _platform_of_address(self, address: str) -> str:
         if address in self.hints.address_platform:
             return self.hints.address_platform[address]
         platform = self.catalog.platform_for_address(address)
@@ -241,10 +254,12 @@ class Analysis:
         return OTHER
 
     def is_control_address(self, address: str) -> bool:
-        if address in self.catalog.control_addresses:
-            return True
-        return any(address in addrs for name, addrs in self.name_addresses.items()
-                   if self.catalog.is_control_name(name))
+        if self._control_addresses is None:
+            self._control_addresses = set(self.catalog.control_addresses)
+            for name, addrs in self.name_addresses.items():
+                if self.catalog.is_control_name(name):
+                    self._control_addresses |= addrs
+        return address in self._control_addresses
 
     # -- results --------------------------------------------------------------
     def verdicts(self) -> Verdicts:
@@ -254,24 +269,31 @@ class Analysis:
         return out
 
     # ======================================================================= DNS
+    def _control_groups(self) -> dict[str, list[tuple[int, list[DnsExchange]]]]:
+        """Control-name exchanges by resolver (built once: groups can number thousands)."""
+        if self._dns_controls is None:
+            self._dns_controls = defaultdict(list)
+            for (res, qname, qtype), exchanges in self.dns_groups.items():
+                if self.catalog.is_control_name(qname):
+                    self._dns_controls[res].append((qtype, exchanges))
+        return self._dns_controls
+
     def _resolver_baseline(self, resolver: str) -> Baseline:
-        baseline = Baseline()
-        for (res, qname, _qtype), exchanges in self.dns_groups.items():
-            if res != resolver or not self.catalog.is_control_name(qname):
-                continue
-            for ex in exchanges:
-                for response in ex.responses[:1]:
-                    baseline.add(response.packet)
+        baseline = self._baselines.get(resolver)
+        if baseline is None:
+            baseline = self._baselines[resolver] = Baseline()
+            for _qtype, exchanges in self._control_groups().get(resolver, []):
+                for ex in exchanges:
+                    for response in ex.responses[:1]:
+                        baseline.add(response.packet)
         return baseline
 
     def _control_dns(self, resolver: str, qtype: int) -> tuple[list[DnsExchange], bool]:
         """Control exchanges on the same resolver, and whether any got an answer."""
-        controls = [ex for (res, qname, qt), exs in self.dns_groups.items()
-                    if res == resolver and self.catalog.is_control_name(qname) and qt == qtype
-                    for ex in exs]
+        groups = self._control_groups().get(resolver, [])
+        controls = [ex for qt, exs in groups if qt == qtype for ex in exs]
         if not controls:
-            controls = [ex for (res, qname, _qt), exs in self.dns_groups.items()
-                        if res == resolver and self.catalog.is_control_name(qname) for ex in exs]
+            controls = [ex for _qt, exs in groups for ex in exs]
         answered = any(ex.responses for ex in controls)
         return controls, answered
 
@@ -437,9 +459,12 @@ class Analysis:
         return candidate
 
     def _certificate_at(self, address: str, name: str) -> Any:
-        for (server, _port, kind, sni), flows in self.tcp_groups.items():
-            if server != address or kind != "tls" or sni != name:
-                continue
+        if self._tls_index is None:
+            self._tls_index = defaultdict(list)
+            for (server, _port, kind, sni), group in self.tcp_groups.items():
+                if kind == "tls":
+                    self._tls_index[(server, sni)].extend(group)
+        for flows in (self._tls_index.get((address, name), []),):
             for flow in flows:
                 outcome = self.outcome(flow)
                 if outcome.flight is not None and outcome.flight.certificates:
@@ -759,11 +784,12 @@ class Analysis:
         out.checks.append(Check(platform, server, "ip", False, control_ok, f"{server}:{port}"))
 
     def _control_addresses_ok(self, server: str, port: int) -> bool | None:
-        results: list[bool] = []
-        for (addr, p, _k, _n), flows in self.tcp_groups.items():
-            if addr == server or p != port or not self.is_control_address(addr):
-                continue
-            results.extend(f.synack is not None for f in flows)
+        if self._control_ports is None:
+            self._control_ports = defaultdict(list)
+            for (addr, p, _k, _n), flows in self.tcp_groups.items():
+                if self.is_control_address(addr):
+                    self._control_ports[p].extend((addr, f.synack is not None) for f in flows)
+        results = [ok for addr, ok in self._control_ports.get(port, []) if addr != server]
         if not results:
             return None
         return any(results)

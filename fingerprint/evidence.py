@@ -32,7 +32,8 @@ class Baseline:
     window: int | None = None
 
     def add(self, pkt: Packet, with_window: bool = False) -> None:
-        self.ttls.append(pkt.ttl)
+        if pkt.ttl not in self.ttls:  # distinct values are enough to compare with
+            self.ttls.append(pkt.ttl)
         if pkt.version == 4 and self.df is None:
             self.df = pkt.df
         if with_window and self.window is None:
