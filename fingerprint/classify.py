@@ -501,12 +501,15 @@ class Analysis:
             by_server[(server, port)].append((kind, name, flows))
         for (server, port), groups in sorted(by_server.items()):
             self._ip_verdict(server, port, groups, out)
+            controls_by_kind: dict[str, list[TcpFlow]] = defaultdict(list)
+            targets = []
             for kind, name, flows in groups:
-                if kind not in ("tls", "http") or not name or self.catalog.is_control_name(name):
-                    continue
-                controls = [f for k, n, fs in groups if k == kind and (not n or
-                            self.catalog.is_control_name(n)) for f in fs]
-                self._trigger_verdict(server, port, kind, name, flows, controls, out)
+                if not name or self.catalog.is_control_name(name):
+                    controls_by_kind[kind].extend(flows)
+                elif kind in ("tls", "http"):
+                    targets.append((kind, name, flows))
+            for kind, name, flows in targets:
+                self._trigger_verdict(server, port, kind, name, flows, controls_by_kind[kind], out)
 
     def _reaching(self, flows: list[TcpFlow], all_flows: list[TcpFlow]) -> tuple[list[TcpFlow], list[TcpFlow]]:
         """Split into flows whose trigger went all the way, and TTL-limited repeats."""
@@ -728,8 +731,8 @@ class Analysis:
     def _ip_verdict(self, server: str, port: int, groups: list[tuple[str, str, list[TcpFlow]]],
                     out: Verdicts) -> None:
         flows = [f for _k, _n, fs in groups for f in fs]
-        full = [f for f in flows if f.syn is None or f.syn.ttl >= max(
-            (g.syn.ttl for g in flows if g.syn is not None), default=0)]
+        top_syn_ttl = max((g.syn.ttl for g in flows if g.syn is not None), default=0)
+        full = [f for f in flows if f.syn is None or f.syn.ttl >= top_syn_ttl]
         outcomes = [(f, self.outcome(f)) for f in full]
         connected = [f for f, o in outcomes if f.synack is not None]
         failed = [(f, o) for f, o in outcomes if o.kind.startswith("connect_")]
