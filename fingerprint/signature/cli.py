@@ -1,4 +1,4 @@
-"""`fingerprint signatures list | show | lint | test`."""
+"""`fingerprint signatures list | show | lint | test | import | new`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 
 from fingerprint.errors import InputError
+from fingerprint.signature.authoring import import_signatures, new_signature
+from fingerprint.signature.draft import placeholder_problems
 from fingerprint.signature.library import (
     Signature,
     SignatureLibrary,
@@ -91,6 +93,7 @@ def lint_paths(root: Path) -> tuple[list[Signature], list[str]]:
                 problems.append(f"{sig.path}: fixture folder {ref!r} not found")
         if not any(r.get("source", "").strip() for r in sig.references):
             problems.append(f"{sig.path}: cites no source")
+        problems.extend(placeholder_problems(sig))
     for twins in rules.values():
         if len(twins) > 1:
             problems.append(f"signatures {', '.join(sorted(twins))} have the same match rule (overlapping twins)")
@@ -164,3 +167,7 @@ def test_signatures(path: str | None) -> None:
     click.echo(f"{len(library)} signatures, {len(cache)} fixtures replayed, {failures} failures")
     if failures:
         sys.exit(1)
+
+
+signatures.add_command(import_signatures)
+signatures.add_command(new_signature)
