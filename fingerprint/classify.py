@@ -164,6 +164,11 @@ def flow_outcome(flow: TcpFlow, capture_end: float) -> FlowOutcome:
             kind = "http_response"
         else:
             kind = "plaintext"
+        injected_resets = [e.packet for e in injected if e.packet.tcp_flags & RST]
+        if kind in ("tls_ok", "alert", "tls_other", "http_response") and injected_resets:
+            # An on-path injector near a fast server can lose the race: the genuine
+            # answer arrives first, the forged RSTs still tear the connection down.
+            return FlowOutcome("reset", injected_resets[:8], injected, flight, response)
         return FlowOutcome(kind, decisive, injected, flight, response)
     if first_kind is not None:
         return FlowOutcome(first_kind, decisive, injected, flight, response)
