@@ -1,0 +1,75 @@
+"""IP probe: TCP connection attempts (SYN) to platform and control addresses.
+
+Techniques it gives the analysis evidence for: ip.blackhole (SYNs
+unanswered), ip.reject (ICMP destination unreachable, with its code),
+ip.reset (RST to the SYN), compared with control addresses on the same port.
+
+Method: OONI's TCP connect step (ooni/spec nettests/ts-017-web-connectivity.md,
+df-005 tcp_connect; failures as df-007 generic_timeout_error /
+connection_refused / host_unreachable).  The SYN comes from the kernel
+(`connect()`), which also retransmits it against loss; with a TTL below the
+path length the SYN expires on the way, which `locate.py` reads to place a
+blackhole (CenTrace, CoNEXT 2022).  This module also holds the connection
+helper the TLS and HTTP probes share.
+
+Needs no privilege itself (kernel sockets); the shared sniffer does.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import time
+from dataclasses import dataclass
+
+from fingerprint.probes.runner import Session
+
+
+@dataclass
+class ConnectResult:
+    address: str
+    port: int
+    connected: bool
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def _family(address: str) -> int:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def set_ttl(sock: socket.socket, ttl: int) -> None:
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+
+
+def open_connection(session: Session, address: str, port: int, *, syn_ttl: int | None = None,
+                    timeout: float | None = None) -> tuple[socket.socket | None, ConnectResult]:
+    """A connected TCP socket (blocking, with `timeout`) or None and why not."""
+    timeout = session.timeout if timeout is None else timeout
+    sock = socket.socket(_family(address), socket.SOCK_STREAM)
+    # No lingering: a closed probe socket must not keep retransmitting into the next probe.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    set_ttl(sock, syn_ttl if syn_ttl is not None else session.full_ttl)
+    sock.settimeout(timeout)
+    session.limiter.take()
+    start = time.monotonic()
+    try:
+        sock.connect((address, port))
+    except OSError as exc:
+        sock.close()
+        reason = "timeout" if isinstance(exc, TimeoutError) else errno.errorcode.get(
+            exc.errno or 0, str(exc))
+        return None, ConnectResult(address, port, False, reason, time.monotonic() - start)
+    return sock, ConnectResult(address, port, True, None, time.monotonic() - start)
+
+
+def connect_attempt(session: Session, address: str, port: int,
+                    syn_ttl: int | None = None, timeout: float | None = None) -> ConnectResult:
+    """Handshake only, then close (the IP-blocking check)."""
+    sock, result = open_connection(session, address, port, syn_ttl=syn_ttl, timeout=timeout)
+    if sock is not None:
+        sock.close()
+    return result

@@ -1,0 +1,364 @@
+"""One probe run: plan the probes, run them concurrently, analyse the packets.
+
+The run never judges anything itself.  It sends, the sniffer records, and the
+recorded packets go through `fingerprint.analysis.Pipeline`, the path
+`fingerprint analyze` takes; the facts packets cannot carry (control answers
+from the encrypted resolver, the address that runs no resolver, which address
+was probed for which platform) go into `CaptureHints`, which is also the
+evidence capture's section comment.  So `analyze` on `--pcap-out` repeats the
+live verdicts.
+
+Order matters against residual blocking (a censor that keeps blocking a
+client/server/port for a while after a trigger, as the GFW's 90 s): on each
+address the controls (bare connections, control SNI, no SNI, control Host)
+send their triggers before any target does.  Localisation runs after the
+sweep, for the targets the analysis of the sweep found blocked, after an
+optional pause (`residual_pause`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from fingerprint.analysis import Pipeline
+from fingerprint.capture.writer import CaptureWriter
+from fingerprint.catalog import Catalog, Platform
+from fingerprint.classify import Finding, Verdicts, is_bogon
+from fingerprint.model import Technique
+from fingerprint.observe import CaptureHints
+from fingerprint.probes import dns as dns_probe
+from fingerprint.probes import http as http_probe
+from fingerprint.probes import ip as ip_probe
+from fingerprint.probes import tls as tls_probe
+from fingerprint.probes.runner import (
+    Progress,
+    RateLimiter,
+    RawPacket,
+    Session,
+    Sniffer,
+    to_packets,
+    wait_all,
+)
+from fingerprint.signature import SignatureLibrary
+from fingerprint.trust import TrustStore
+
+POOL_SIZE = 256
+
+
+@dataclass
+class ProbeConfig:
+    catalog: Catalog
+    """The whole catalog (names map to platforms as in `analyze`)."""
+    platform_ids: list[str]
+    resolver: str
+    control_resolver: dns_probe.ControlResolver
+    control_sni: str
+    timeout: float = 3.0
+    rate: float | None = None
+    ca_file: str | None = None
+    repeats: int = 2
+    """Attempts per target trigger (loss must not look like blocking)."""
+    all_domains: bool = False
+    """Probe every domain of a platform, not only its first."""
+    addresses_per_platform: int = 2
+    localise: bool = True
+    max_hops: int = 16
+    residual_pause: float = 0.0
+    full_ttl: int = 64
+
+
+@dataclass
+class ProbeRun:
+    packets: list[RawPacket]
+    hints: CaptureHints
+    verdicts: Verdicts
+    sweep_seconds: float = 0.0
+    localisation_seconds: float = 0.0
+    control_seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    names: dict[str, list[str]]
+    """platform id -> target names."""
+    addresses: dict[str, list[str]]
+    """platform id -> addresses to probe."""
+    control_names: list[str]
+    control_addresses: list[str]
+    no_resolver: str | None
+    hints: CaptureHints
+
+
+def _platform_names(platform: Platform, all_domains: bool) -> list[str]:
+    return list(platform.domains if all_domains else platform.domains[:1])
+
+
+def _plan(config: ProbeConfig, pool: ThreadPoolExecutor, problems: list[str]) -> _Plan:
+    platforms = [config.catalog.platforms[p] for p in config.platform_ids]
+    names = {p.id: _platform_names(p, config.all_domains) for p in platforms}
+    control_names = list(config.catalog.control_domains)
+    if config.control_sni not in control_names:
+        control_names.append(config.control_sni)
+    wanted = sorted({n for ns in names.values() for n in ns} | set(control_names))
+    lookups = {name: pool.submit(dns_probe.control_lookup, config.control_resolver, name,
+                                 config.timeout, config.ca_file) for name in wanted}
+    hints = CaptureHints()
+    for name, future in lookups.items():
+        answer = future.result()
+        if answer is None:
+            problems.append(f"control resolver {config.control_resolver.label} gave no answer "
+                            f"for {name}")
+            continue
+        hints.control_answers[name] = answer
+    addresses: dict[str, list[str]] = {}
+    for platform in platforms:
+        found: list[str] = []
+        for name in names[platform.id]:
+            found += hints.control_answers.get(name, [])
+        found += list(platform.addresses)
+        usable = [a for a in dict.fromkeys(found) if _probe_address(a)]
+        addresses[platform.id] = usable[: config.addresses_per_platform]
+        for address in addresses[platform.id]:
+            hints.address_platform[address] = platform.id
+    control_addresses = list(config.catalog.control_addresses)
+    for name in control_names:
+        control_addresses += hints.control_answers.get(name, [])
+    control_addresses = [a for a in dict.fromkeys(control_addresses) if _probe_address(a)]
+    # A server that answers HTTP(S) runs no resolver; its answers to DNS queries are forged.
+    candidates = control_addresses + [a for addrs in addresses.values() for a in addrs]
+    no_resolver = next((a for a in candidates if a != config.resolver), None)
+    if no_resolver is not None:
+        hints.no_resolver.add(no_resolver)
+    hints.raw["probe"] = {"resolver": config.resolver,
+                          "control_resolver": config.control_resolver.label,
+                          "platforms": list(config.platform_ids), "timeout": config.timeout}
+    return _Plan(names, addresses, control_names, control_addresses[:2], no_resolver, hints)
+
+
+def _probe_address(address: str) -> bool:
+    """Only routable unicast addresses are contacted (documentation ranges count, for the lab)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return not is_bogon(address) and not ip.is_multicast and ip.version == 4
+
+
+class _Gate:
+    """Opens when every control on an address has sent its trigger or failed to connect."""
+
+    def __init__(self, count: int) -> None:
+        self._left = count
+        self._lock = threading.Lock()
+        self.open = threading.Event()
+        self.connected: dict[int, bool] = {}
+        if count == 0:
+            self.open.set()
+
+    def done(self, port: int, connected: bool) -> None:
+        with self._lock:
+            self.connected[port] = self.connected.get(port, False) or connected
+            self._left -= 1
+            if self._left <= 0:
+                self.open.set()
+
+
+def _address_probes(session: Session, config: ProbeConfig, address: str, targets: list[str],
+                    futures: list[Future[Any]]) -> None:
+    """Controls first, then (from a helper task) the target triggers on the same address.
+
+    A target trigger is not sent to a port no control could connect to: it
+    would only repeat the IP check and cost another timeout.
+    """
+    gate = _Gate(3)
+    for port in (443, 80):
+        futures.append(session.submit(partial(ip_probe.connect_attempt, session, address, port)))
+    futures.append(session.submit(partial(tls_probe.tls_attempt, session, address,
+                                          config.control_sni, on_trigger=partial(gate.done, 443))))
+    futures.append(session.submit(partial(tls_probe.tls_attempt, session, address, None,
+                                          on_trigger=partial(gate.done, 443))))
+    futures.append(session.submit(partial(http_probe.http_attempt, session, address,
+                                          config.control_sni, on_trigger=partial(gate.done, 80))))
+
+    def targets_after_controls() -> None:
+        gate.open.wait()
+        for name in targets:
+            for _ in range(config.repeats):
+                if gate.connected.get(443):
+                    futures.append(session.submit(partial(tls_probe.tls_attempt, session,
+                                                          address, name)))
+                if gate.connected.get(80):
+                    futures.append(session.submit(partial(http_probe.http_attempt, session,
+                                                          address, name)))
+    futures.append(session.pool.submit(targets_after_controls))
+
+
+def _dns_probes(session: Session, config: ProbeConfig, plan: _Plan,
+                futures: list[Future[Any]]) -> None:
+    known = {a for addrs in plan.addresses.values() for a in addrs}
+    known |= {a for addrs in plan.hints.control_answers.values() for a in addrs}
+    watcher = dns_probe.AnswerWatcher(known)
+
+    def check_answer(name: str, addresses: list[str]) -> None:
+        # Certificate check of an address the resolver under test returned (dns.redirect).
+        for address in watcher.new_addresses(name, addresses):
+            if not _probe_address(address):
+                continue
+            session.sniffer.add_scope(address)
+            futures.append(session.submit(partial(tls_probe.tls_attempt, session, address, name,
+                                                  download=False)))
+
+    for names in plan.names.values():
+        for name in names:
+            for _ in range(config.repeats):
+                futures.append(session.submit(partial(dns_probe.query_attempt, session,
+                                                      config.resolver, name,
+                                                      on_answer=check_answer)))
+            if plan.no_resolver is not None:
+                futures.append(session.submit(partial(dns_probe.query_attempt, session,
+                                                      plan.no_resolver, name)))
+    for name in plan.control_names:
+        for _ in range(config.repeats):
+            futures.append(session.submit(partial(dns_probe.query_attempt, session,
+                                                  config.resolver, name)))
+
+
+def _run_until_done(futures: list[Future[Any]]) -> None:
+    """Wait for every task, including tasks other tasks added while running."""
+    done = 0
+    while done < len(futures):
+        wait_all(futures[done:len(futures)])
+        done = len(futures)
+        # Tasks may still be appending (callbacks); give them a moment before the final check.
+        time.sleep(0.01)
+
+
+def _localise(session: Session, config: ProbeConfig, findings: list[Finding],
+              futures: list[Future[Any]]) -> None:
+    seen: set[tuple[str, str, str]] = set()
+    hops = range(1, config.max_hops + 1)
+    for finding in findings:
+        family = finding.technique.value.split(".")[0]
+        address = finding.address or finding.target
+        key = (family, address, finding.target)
+        if key in seen:
+            continue
+        seen.add(key)
+        name = finding.target
+        task: Callable[[int], Any]
+        if family == "dns":
+            task = partial(_dns_repeat, session, address, name)
+        elif family == "tls":
+            task = partial(_tls_repeat, session, address, name)
+        elif family == "http":
+            task = partial(_http_repeat, session, address, name)
+        else:
+            task = partial(_syn_repeat, session, address, _finding_port(finding))
+        for k in hops:
+            futures.append(session.submit(partial(task, k)))
+
+
+def _dns_repeat(session: Session, resolver: str, name: str, ttl: int) -> Any:
+    return dns_probe.query_attempt(session, resolver, name, ttl=ttl, resend=False)
+
+
+def _tls_repeat(session: Session, address: str, name: str, ttl: int) -> Any:
+    return tls_probe.tls_attempt(session, address, name, trigger_ttl=ttl, download=False)
+
+
+def _http_repeat(session: Session, address: str, host: str, ttl: int) -> Any:
+    return http_probe.http_attempt(session, address, host, trigger_ttl=ttl)
+
+
+def _syn_repeat(session: Session, address: str, port: int, ttl: int) -> Any:
+    return ip_probe.connect_attempt(session, address, port, syn_ttl=ttl)
+
+
+def _finding_port(finding: Finding) -> int:
+    for item in finding.evidence:
+        if item.role == "trigger" and item.packet.dport:
+            return item.packet.dport
+    return 443
+
+
+def _needs_location(finding: Finding) -> bool:
+    # Throttling and interception react to the whole flow, not to one packet a
+    # TTL-limited repeat could stop short of the server.
+    return finding.technique not in (Technique.TLS_SNI_THROTTLE, Technique.TLS_MITM)
+
+
+def analyse(raw: list[RawPacket], catalog: Catalog, library: SignatureLibrary,
+            trust: TrustStore, hints: CaptureHints) -> Verdicts:
+    """The analysis of recorded packets: exactly what `fingerprint analyze` does with a capture."""
+    pipeline = Pipeline(catalog, library, trust)
+    pipeline.add_hints(hints)
+    for packet in to_packets(raw):
+        pipeline.feed(packet)
+    return pipeline.finish()
+
+
+def write_capture(path: str | Path, raw: list[RawPacket], hints: CaptureHints) -> None:
+    with CaptureWriter(path, section_comment=hints.to_comment()) as out:
+        for item in raw:
+            out.write(item.ts, item.data)
+
+
+def run_probe(config: ProbeConfig, library: SignatureLibrary, trust: TrustStore,
+              progress: Progress | None = None) -> ProbeRun:
+    progress = progress or Progress(enabled=False)
+    problems: list[str] = []
+    with ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="probe") as pool:
+        started = time.monotonic()
+        progress.set_phase("control resolver")
+        plan = _plan(config, pool, problems)
+        control_seconds = time.monotonic() - started
+        scope = {config.resolver, *plan.control_addresses,
+                 *(a for addrs in plan.addresses.values() for a in addrs)}
+        if plan.no_resolver:
+            scope.add(plan.no_resolver)
+        sniffer = Sniffer(scope)
+        session = Session(config.timeout, RateLimiter(config.rate), sniffer, pool, progress,
+                          config.full_ttl)
+        sniffer.start()
+        try:
+            progress.set_phase("probing")
+            sweep_start = time.monotonic()
+            futures: list[Future[Any]] = []
+            _dns_probes(session, config, plan, futures)
+            for address in plan.control_addresses:
+                for port in (443, 80):
+                    futures.append(session.submit(partial(ip_probe.connect_attempt, session,
+                                                          address, port)))
+            for pid in config.platform_ids:
+                for address in plan.addresses[pid]:
+                    _address_probes(session, config, address, plan.names[pid], futures)
+            _run_until_done(futures)
+            sweep_seconds = time.monotonic() - sweep_start
+            localisation_seconds = 0.0
+            if config.localise:
+                verdicts = analyse(sniffer.snapshot(), config.catalog, library, trust, plan.hints)
+                blocked = [f for f in verdicts.findings if _needs_location(f)]
+                if blocked:
+                    progress.set_phase("localising")
+                    loc_start = time.monotonic()
+                    if config.residual_pause > 0:
+                        time.sleep(config.residual_pause)
+                    futures = []
+                    _localise(session, config, blocked, futures)
+                    _run_until_done(futures)
+                    localisation_seconds = time.monotonic() - loc_start
+        finally:
+            raw = sniffer.stop()
+            progress.close()
+    verdicts = analyse(raw, config.catalog, library, trust, plan.hints)
+    return ProbeRun(raw, plan.hints, verdicts, sweep_seconds, localisation_seconds,
+                    control_seconds, problems)
