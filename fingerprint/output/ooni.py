@@ -1,0 +1,712 @@
+"""Analysis results as OONI measurements (ooni/spec data-formats).
+
+One measurement per (platform, target): a target is one name tested (asked of a
+resolver, sent as SNI or Host) or one address tested for IP blocking.  That is
+the granularity OONI tools expect: OONI's own experiments emit one measurement
+per `input` (a URL, a domain or an address), and its pipeline, Explorer and
+analysis scripts group, count and compare measurements by `input`.  A
+measurement per platform would have no single input; one per packet flow would
+split a verdict that rests on a target *and* its control.  The platform's
+overall verdict rides along under `x_fingerprint` in each of its measurements.
+
+Envelope: df-000 / data-formats README (`measurement_start_time` and
+`test_start_time` as "YYYY-MM-DD hh:mm:ss" UTC, `probe_ip` "127.0.0.1" unless
+the user shares it).  `test_keys` use the template shapes where one exists:
+df-002 `queries`, df-005 `tcp_connect`, df-006 `tls_handshakes`, df-008
+`network_events`; failure strings are df-007's.  Everything of this tool's own
+sits under keys starting with `x_`, which the data-formats README permits
+anywhere.  Times `t0`/`t` are seconds since `measurement_start_time`.
+
+The probe's own address never appears unless asked: in evidence packets and
+texts it is replaced by `probe_ip`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import re
+import secrets
+import struct
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fingerprint import __version__
+from fingerprint.analysis import Pipeline
+from fingerprint.capture.packet import Packet
+from fingerprint.catalog import OTHER, Catalog
+from fingerprint.classify import Analysis, Check, Finding, FlowOutcome, Verdicts, flow_outcome
+from fingerprint.errors import FingerprintError
+from fingerprint.model import Failure, Status, Technique
+from fingerprint.observe import DnsExchange, DnsResponse, TcpFlow
+from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_NAMES
+from fingerprint.report import finding_json, platform_status
+
+__all__ = [
+    "DATA_FORMAT_VERSION",
+    "DEFAULT_RESOLVER_IP",
+    "MEASUREMENT_SCHEMA",
+    "TEST_NAME",
+    "TEST_VERSION",
+    "MeasurementError",
+    "ProbeInfo",
+    "build_measurements",
+    "measurements_from_pipeline",
+    "new_run_id",
+    "ooni_time",
+]
+
+TEST_NAME = "fingerprint"
+TEST_VERSION = "0.1.0"
+"""Version of this measurement's layout (test_keys and x_fingerprint), not of the software."""
+DATA_FORMAT_VERSION = "0.2.0"
+MEASUREMENT_SCHEMA = "fingerprint.measurement/1"
+DEFAULT_PROBE_IP = "127.0.0.1"
+DEFAULT_RESOLVER_IP = "127.0.0.2"
+"""What OONI Probe records when the resolver's address is unknown."""
+DNS_SERVER_MISBEHAVING = "dns_server_misbehaving"
+"""df-007's generic DNS failure, for rcodes that have no failure string of their own."""
+
+_OONI_TIME = "%Y-%m-%d %H:%M:%S"
+_TLS_VERSIONS = {0x0300: "SSLv3", 0x0301: "TLSv1", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2",
+                 0x0304: "TLSv1.3"}
+# IANA TLS cipher suite registry names for the suites servers commonly pick.
+_CIPHER_SUITES = {
+    0x1301: "TLS_AES_128_GCM_SHA256", 0x1302: "TLS_AES_256_GCM_SHA384",
+    0x1303: "TLS_CHACHA20_POLY1305_SHA256",
+    0xC02B: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    0xC02C: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    0xC02F: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    0xC030: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    0xCCA8: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCA9: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xC013: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", 0xC014: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    0x009C: "TLS_RSA_WITH_AES_128_GCM_SHA256", 0x009D: "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    0x002F: "TLS_RSA_WITH_AES_128_CBC_SHA", 0x0035: "TLS_RSA_WITH_AES_256_CBC_SHA",
+}
+_RCODE_FAILURES = {2: Failure.DNS_SERVFAIL, 3: Failure.DNS_NXDOMAIN, 5: Failure.DNS_REFUSED}
+_STATUS_RANK = {Status.ACCESSIBLE.value: 0, Status.INCONCLUSIVE.value: 1, Status.BLOCKED.value: 2}
+
+
+class MeasurementError(FingerprintError):
+    """A value given for the measurement envelope is not usable."""
+
+
+def ooni_time(ts: float) -> str:
+    """UTC "YYYY-MM-DD hh:mm:ss", the envelope's time format."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime(_OONI_TIME)
+
+
+def new_run_id(start: float) -> str:
+    """Identifies one run (one probe / analyze invocation) across its measurements."""
+    stamp = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}_fingerprint_{secrets.token_hex(6)}"
+
+
+@dataclass(slots=True)
+class ProbeInfo:
+    """Envelope facts about the vantage point that the user chooses to share.
+
+    Defaults follow OONI's privacy defaults: AS0, ZZ and 127.0.0.1 mean "not
+    shared".  `share_ip` keeps the real client address in evidence packets.
+    """
+
+    asn: str = "AS0"
+    cc: str = "ZZ"
+    ip: str = DEFAULT_PROBE_IP
+    resolver_ip: str | None = None
+    share_ip: bool = False
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.asn = normalize_asn(self.asn)
+        self.cc = normalize_cc(self.cc)
+        try:
+            ipaddress.ip_address(self.ip)
+        except ValueError:
+            raise MeasurementError(f"probe IP {self.ip!r} is not an IP address") from None
+        if self.resolver_ip is not None:
+            try:
+                ipaddress.ip_address(self.resolver_ip)
+            except ValueError:
+                raise MeasurementError(
+                    f"resolver IP {self.resolver_ip!r} is not an IP address") from None
+        for key, value in self.annotations.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise MeasurementError("annotations map strings to strings")
+
+
+def normalize_asn(text: str) -> str:
+    """'AS8193', 'as8193' or '8193' -> 'AS8193'."""
+    value = text.strip().upper().removeprefix("AS")
+    if not value.isdigit() or int(value) >= 1 << 32:
+        raise MeasurementError(f"ASN {text!r} is not AS<number>")
+    return f"AS{int(value)}"
+
+
+def normalize_cc(text: str) -> str:
+    value = text.strip().upper()
+    if len(value) != 2 or not value.isalpha() or not value.isascii():
+        raise MeasurementError(f"country code {text!r} is not two letters (ISO 3166-1)")
+    return value
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _endpoint(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _rel(ts: float, start: float) -> float:
+    return round(max(0.0, ts - start), 6)
+
+
+def _server_hello_details(server_data: bytes) -> tuple[str, str]:
+    """(cipher suite name, ALPN protocol) from the first ServerHello in the server's stream."""
+    try:
+        if len(server_data) < 9 or server_data[0] != 22 or server_data[5] != 2:
+            return "", ""
+        body = server_data[9:]
+        pos = 2 + 32
+        pos += 1 + body[pos]
+        (suite,) = struct.unpack_from("!H", body, pos)
+        pos += 3
+        alpn = ""
+        if pos + 2 <= len(body):
+            (total,) = struct.unpack_from("!H", body, pos)
+            pos += 2
+            end = min(len(body), pos + total)
+            while pos + 4 <= end:
+                etype, elen = struct.unpack_from("!HH", body, pos)
+                if etype == 16 and elen >= 3:
+                    # ALPN extension: list length (2), then one length-prefixed protocol.
+                    size = body[pos + 6]
+                    alpn = body[pos + 7:pos + 7 + size].decode("ascii", "replace")
+                pos += 4 + elen
+        return _CIPHER_SUITES.get(suite, f"0x{suite:04x}"), alpn
+    except (IndexError, struct.error):
+        return "", ""
+
+
+def _answers(response: DnsResponse) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for record in response.message.answers:
+        answer: dict[str, Any] = {"answer_type": record.type_name, "ttl": record.ttl}
+        if record.rtype == TYPE_A:
+            answer["ipv4"] = record.value
+        elif record.rtype == TYPE_AAAA:
+            answer["ipv6"] = record.value
+        elif record.rtype == TYPE_CNAME:
+            answer["hostname"] = record.value
+        out.append(answer)
+    return out
+
+
+def _dns_failure(response: DnsResponse | None, qtype: int) -> str | None:
+    if response is None:
+        return Failure.GENERIC_TIMEOUT.value
+    rcode = response.message.rcode
+    if rcode == 0:
+        wanted = any(r.rtype == qtype for r in response.message.answers)
+        return None if wanted else Failure.DNS_NO_ANSWER.value
+    failure = _RCODE_FAILURES.get(rcode)
+    return failure.value if failure is not None else DNS_SERVER_MISBEHAVING
+
+
+def _connect_failure(flow: TcpFlow) -> str | None:
+    if flow.synack is not None:
+        return None
+    for pkt in flow.icmp:
+        if pkt.icmp_type == 3 and pkt.version == 4:
+            # As Linux maps ICMP unreachable codes to connect() errors.
+            if pkt.icmp_code in (0, 6, 11):
+                return Failure.NETWORK_UNREACHABLE.value
+            if pkt.icmp_code in (2, 3):
+                return Failure.CONNECTION_REFUSED.value
+            return Failure.HOST_UNREACHABLE.value
+        if pkt.icmp_type == 1 and pkt.version == 6:
+            if pkt.icmp_code == 0:
+                return Failure.NETWORK_UNREACHABLE.value
+            if pkt.icmp_code == 4:
+                return Failure.CONNECTION_REFUSED.value
+            return Failure.HOST_UNREACHABLE.value
+    if flow.handshake_rst is not None:
+        return Failure.CONNECTION_REFUSED.value
+    return Failure.GENERIC_TIMEOUT.value
+
+
+def _after_trigger_failure(outcome: FlowOutcome, flow: TcpFlow, capture_end: float,
+                           tls: bool) -> str | None:
+    kind = outcome.kind
+    if kind in ("tls_ok", "http_response"):
+        return None
+    if kind == "reset":
+        return Failure.CONNECTION_RESET.value
+    if kind == "fin":
+        return Failure.EOF_ERROR.value
+    if kind == "silence":
+        return Failure.GENERIC_TIMEOUT.value
+    if kind == "plaintext":
+        if any(p.tcp_flags & 0x04 for p in outcome.decisive) and not tls:
+            return Failure.CONNECTION_RESET.value
+        return Failure.SSL_FAILED_HANDSHAKE.value if tls else None
+    if kind in ("alert", "tls_other"):
+        return Failure.SSL_FAILED_HANDSHAKE.value
+    if kind == "pending" and flow.trigger is not None:
+        waited = capture_end - flow.trigger.ts
+        return f"unknown_failure: capture ended {waited:.1f} s after the request, before any answer"
+    return None
+
+
+def _outcome_time(flow: TcpFlow, outcome: FlowOutcome, capture_end: float) -> float:
+    if outcome.decisive:
+        return outcome.decisive[0].ts
+    if flow.server_data_first_ts is not None:
+        return flow.server_data_first_ts
+    return flow.client_closed_ts or (capture_end if outcome.kind == "pending" else flow.last_ts)
+
+
+class _AddressScrubber:
+    """Replaces the probe's own addresses with the shared `probe_ip` in texts and packets."""
+
+    def __init__(self, addresses: Iterable[str], replacement: str) -> None:
+        self.replacement = replacement
+        self.addresses = sorted(set(addresses), key=len, reverse=True)
+        self._pattern = re.compile(
+            "|".join(rf"(?<![0-9A-Za-z.:]){re.escape(a)}(?![0-9A-Za-z])" for a in self.addresses)
+        ) if self.addresses else None
+
+    def text(self, value: str) -> str:
+        if self._pattern is None:
+            return value
+        return self._pattern.sub(self.replacement, value)
+
+    def tree(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.tree(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.tree(v) for k, v in value.items()}
+        return value
+
+
+# --------------------------------------------------------------------------- targets
+
+@dataclass(slots=True)
+class _Target:
+    platform: str
+    target: str
+    kinds: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+
+def _targets(verdicts: Verdicts) -> list[_Target]:
+    targets: dict[tuple[str, str], _Target] = {}
+    for check in verdicts.checks:
+        item = targets.setdefault((check.platform, check.target),
+                                  _Target(check.platform, check.target))
+        item.checks.append(check)
+        if check.kind not in item.kinds:
+            item.kinds.append(check.kind)
+    for finding in verdicts.findings:
+        targets.setdefault((finding.platform, finding.target),
+                           _Target(finding.platform, finding.target))
+    return sorted(targets.values(), key=lambda t: (t.platform == OTHER, t.platform, t.target))
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+class _Builder:
+    """Turns one target's observations into df-002/005/006/008 entries."""
+
+    def __init__(self, analysis: Analysis, verdicts: Verdicts, catalog: Catalog) -> None:
+        self.analysis = analysis
+        self.catalog = catalog
+        self.capture_end = analysis.capture_end
+        self.blocked_addresses = {f.target for f in verdicts.findings
+                                  if f.technique.value.startswith("ip.")}
+        self.max_syn_ttl: dict[str, int] = defaultdict(int)
+        for (server, _port, _kind, _name), flows in analysis.tcp_groups.items():
+            for flow in flows:
+                if flow.syn is not None:
+                    self.max_syn_ttl[server] = max(self.max_syn_ttl[server], flow.syn.ttl)
+
+    # -- selection -------------------------------------------------------------------
+    def dns_for(self, target: str) -> tuple[list[DnsExchange], list[DnsExchange]]:
+        """(target exchanges, control exchanges on the same resolvers)."""
+        mine = [ex for (_r, qname, _qt), exs in sorted(self.analysis.dns_groups.items())
+                if qname == target for ex in exs]
+        resolvers = {ex.resolver for ex in mine}
+        controls = [ex for (res, qname, _qt), exs in sorted(self.analysis.dns_groups.items())
+                    if res in resolvers and self.catalog.is_control_name(qname) for ex in exs]
+        return mine, controls
+
+    def tcp_for(self, target: str) -> tuple[list[TcpFlow], list[TcpFlow]]:
+        groups = sorted(self.analysis.tcp_groups.items())
+        if _is_address(target):
+            mine = [f for (server, _p, _k, _n), fs in groups if server == target for f in fs]
+            controls = [f for (server, _p, _k, _n), fs in groups
+                        if server != target and self.analysis.is_control_address(server)
+                        for f in fs]
+        else:
+            mine = [f for (_s, _p, _k, name), fs in groups if name == target for f in fs]
+            endpoints = {(f.server, f.server_port) for f in mine}
+            controls = [f for (server, port, kind, name), fs in groups
+                        if (server, port) in endpoints and kind in ("tls", "http")
+                        and (not name or self.catalog.is_control_name(name)) for f in fs]
+        return sorted(mine, key=lambda f: f.first_ts), sorted(controls, key=lambda f: f.first_ts)
+
+    def dns_limited(self, ex: DnsExchange) -> bool:
+        return ex.query_ttl < self.analysis.max_query_ttl.get(ex.resolver, 0)
+
+    def tcp_limited(self, flow: TcpFlow) -> bool:
+        if flow.syn is not None and flow.syn.ttl < self.max_syn_ttl[flow.server]:
+            return True
+        return flow.syn is not None and flow.trigger is not None and flow.trigger.ttl < flow.syn.ttl
+
+    # -- entries ---------------------------------------------------------------------
+    def query_entry(self, ex: DnsExchange, response: DnsResponse | None, start: float, txn: int,
+                    role: str) -> dict[str, Any]:
+        end = response.packet.ts if response is not None else ex.last_ts
+        entry: dict[str, Any] = {
+            "answers": _answers(response) if response is not None else [],
+            "engine": "udp",
+            "failure": _dns_failure(response, ex.qtype),
+            "hostname": ex.qname,
+            "query_type": TYPE_NAMES.get(ex.qtype, str(ex.qtype)),
+        }
+        if response is not None:
+            entry["raw_response"] = _b64(response.packet.payload)
+            entry["rcode"] = response.message.rcode
+        entry.update({
+            "resolver_address": _endpoint(ex.resolver, ex.query.dport),
+            "t0": _rel(ex.query.ts, start),
+            "t": _rel(end, start),
+            "transaction_id": txn,
+            "x_role": role,
+            "x_dns_id": ex.txid,
+            "x_queries_sent": ex.queries,
+        })
+        if response is not None:
+            entry["x_packet"] = _packet_facts(response.packet)
+            entry["x_delay_ms"] = round(response.delay * 1000.0, 3)
+        return entry
+
+    def tcp_connect_entry(self, flow: TcpFlow, start: float, txn: int, role: str
+                          ) -> dict[str, Any] | None:
+        if flow.syn is None and flow.synack is None:
+            return None  # the capture starts mid-flow: the connect was not seen
+        failure = _connect_failure(flow)
+        first = flow.syn.ts if flow.syn is not None else flow.first_ts
+        if flow.synack is not None:
+            end = flow.synack.ts
+        elif flow.icmp:
+            end = flow.icmp[0].ts
+        elif flow.handshake_rst is not None:
+            end = flow.handshake_rst.ts
+        else:
+            end = flow.last_ts
+        entry: dict[str, Any] = {
+            "ip": flow.server,
+            "port": flow.server_port,
+            "status": {"blocked": flow.server in self.blocked_addresses,
+                       "failure": failure, "success": failure is None},
+            "t0": _rel(first, start),
+            "t": _rel(end, start),
+            "transaction_id": txn,
+            "x_role": role,
+            "x_syn_count": flow.syn_count,
+        }
+        if flow.synack is not None:
+            entry["x_packet"] = _packet_facts(flow.synack)
+        elif flow.handshake_rst is not None:
+            entry["x_packet"] = _packet_facts(flow.handshake_rst)
+        elif flow.icmp:
+            entry["x_packet"] = _packet_facts(flow.icmp[0])
+        return entry
+
+    def tls_entry(self, flow: TcpFlow, outcome: FlowOutcome, start: float, txn: int, role: str
+                  ) -> dict[str, Any]:
+        assert flow.trigger is not None
+        flight = outcome.flight
+        failure = _after_trigger_failure(outcome, flow, self.capture_end, tls=True)
+        certificates = list(flight.certificates) if flight is not None else []
+        if failure is None and certificates and flow.client_hello is not None:
+            verdict = self.analysis.trust.check(certificates, flow.client_hello.sni)
+            if not verdict.trusted:
+                failure = Failure.SSL_UNKNOWN_AUTHORITY.value
+            elif not verdict.valid_for_name:
+                failure = Failure.SSL_INVALID_HOSTNAME.value
+        hello = flight is not None and flight.server_hello
+        suite, alpn = _server_hello_details(flow.server_data) if hello else ("", "")
+        version = flight.version if flight is not None and flight.version else None
+        return {
+            "network": "tcp",
+            "address": _endpoint(flow.server, flow.server_port),
+            "cipher_suite": suite,
+            "failure": failure,
+            "negotiated_protocol": alpn,
+            "no_tls_verify": False,
+            "peer_certificates": [{"data": _b64(c), "format": "base64"} for c in certificates],
+            "server_name": flow.trigger_name or "",
+            "t0": _rel(flow.trigger.ts, start),
+            "t": _rel(_outcome_time(flow, outcome, self.capture_end), start),
+            "tags": [role],
+            "tls_version": _TLS_VERSIONS.get(version, "") if version else "",
+            "transaction_id": txn,
+            "x_outcome": outcome.kind,
+        }
+
+    def network_events(self, flow: TcpFlow, outcome: FlowOutcome | None, start: float, txn: int,
+                       connect_failure: str | None) -> list[dict[str, Any]]:
+        address = _endpoint(flow.server, flow.server_port)
+        first = flow.syn.ts if flow.syn is not None else flow.first_ts
+        events: list[dict[str, Any]] = [{
+            "address": address, "failure": connect_failure, "operation": "connect",
+            "proto": "tcp", "t0": _rel(first, start),
+            "t": _rel(flow.synack.ts if flow.synack is not None else flow.last_ts, start),
+            "transaction_id": txn}]
+        if flow.trigger is None or outcome is None:
+            return events
+        events.append({"address": address, "failure": None,
+                       "num_bytes": len(flow.trigger.payload), "operation": "write", "proto": "tcp",
+                       "t0": _rel(flow.trigger.ts, start), "t": _rel(flow.trigger.ts, start),
+                       "transaction_id": txn})
+        read_failure = _after_trigger_failure(outcome, flow, self.capture_end,
+                                              tls=flow.trigger_kind == "tls")
+        if flow.trigger_kind == "tls" and read_failure == Failure.SSL_FAILED_HANDSHAKE.value:
+            read_failure = None  # bytes were read; the TLS layer is what failed
+        events.append({"address": address, "failure": read_failure,
+                       "num_bytes": flow.server_bytes, "operation": "read", "proto": "tcp",
+                       "t0": _rel(flow.trigger.ts, start),
+                       "t": _rel(_outcome_time(flow, outcome, self.capture_end), start),
+                       "transaction_id": txn})
+        return events
+
+
+def _packet_facts(pkt: Packet) -> dict[str, Any]:
+    """The IP facts that tell an injected packet from a genuine one (and where to find it)."""
+    facts: dict[str, Any] = {"frame": pkt.frame, "ip_ttl": pkt.ttl}
+    if pkt.ip_id is not None:
+        facts["ip_id"] = pkt.ip_id
+        facts["df"] = pkt.df
+    if pkt.is_tcp:
+        facts["tcp_flags"] = pkt.flags
+    if pkt.capture:
+        facts["capture"] = pkt.capture
+    return facts
+
+
+# --------------------------------------------------------------------------- measurements
+
+def _worst(statuses: Iterable[str]) -> str:
+    return max(statuses, key=lambda s: _STATUS_RANK.get(s, 0), default=Status.INCONCLUSIVE.value)
+
+
+def build_measurements(analysis: Analysis, verdicts: Verdicts, catalog: Catalog,
+                       probe: ProbeInfo | None = None, *, source: str = "analyze",
+                       run_id: str | None = None, test_start_time: float | None = None,
+                       inputs: Iterable[str] = (), evidence_pcap: str | None = None,
+                       evidence_frames: Mapping[tuple[str | None, int], int] | None = None,
+                       platforms: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """One OONI measurement per (platform, target) of a finished analysis.
+
+    `analysis` is `Pipeline.analysis` after `Pipeline.finish()` returned
+    `verdicts` (signatures applied).  `platforms` limits the output to those
+    platform ids, so a probe can emit a platform's measurements as soon as it
+    is done with it.  `test_start_time` defaults to the first packet's time.
+    `evidence_pcap` names the annotated capture and `evidence_frames` (from
+    `EvidenceResult.frames`) maps each evidence packet to its frame there, recorded
+    as `evidence_frame` on the finding's packets.
+    """
+    probe = probe or ProbeInfo()
+    wanted = set(platforms) if platforms is not None else None
+    builder = _Builder(analysis, verdicts, catalog)
+    targets = [t for t in _targets(verdicts) if wanted is None or t.platform in wanted]
+    by_platform_findings: dict[str, list[Any]] = defaultdict(list)
+    by_platform_checks: dict[str, list[Check]] = defaultdict(list)
+    for finding in verdicts.findings:
+        by_platform_findings[finding.platform].append(finding)
+    for check in verdicts.checks:
+        by_platform_checks[check.platform].append(check)
+    clients = {ex.client for exs in analysis.dns_groups.values() for ex in exs}
+    clients |= {f.client for fs in analysis.tcp_groups.values() for f in fs}
+    probe_ip = probe.ip
+    if probe.share_ip and probe_ip == DEFAULT_PROBE_IP and len(clients) == 1:
+        probe_ip = next(iter(clients))
+    scrub = _AddressScrubber(() if probe.share_ip else clients, probe.ip)
+
+    drafts: list[tuple[_Target, float, float, dict[str, Any], dict[str, Any]]] = []
+    for target in targets:
+        drafts.append(_draft(builder, target, by_platform_findings, by_platform_checks,
+                             catalog, scrub, evidence_frames or {}))
+    if not drafts:
+        return []
+    start_all = test_start_time if test_start_time is not None else min(d[1] for d in drafts)
+    run = run_id or new_run_id(start_all)
+    input_names = [str(i) for i in inputs]
+    out = []
+    for target, start, end, test_keys, x_fp in drafts:
+        x_fp.update({"run_id": run, "source": source, "inputs": input_names})
+        if evidence_pcap is not None:
+            x_fp["evidence_pcap"] = evidence_pcap
+        test_keys["x_fingerprint"] = x_fp
+        annotations = {"fingerprint_source": source, "fingerprint_platform": target.platform}
+        annotations.update(probe.annotations)
+        out.append({
+            "annotations": annotations,
+            "data_format_version": DATA_FORMAT_VERSION,
+            "input": target.target,
+            "measurement_start_time": ooni_time(start),
+            "probe_asn": probe.asn,
+            "probe_cc": probe.cc,
+            "probe_ip": probe_ip,
+            "resolver_ip": probe.resolver_ip or _resolver_of(test_keys),
+            "software_name": "fingerprint",
+            "software_version": __version__,
+            "test_keys": test_keys,
+            "test_name": TEST_NAME,
+            "test_runtime": round(max(0.0, end - start), 6),
+            "test_start_time": ooni_time(start_all),
+            "test_version": TEST_VERSION,
+        })
+    return out
+
+
+def _resolver_of(test_keys: dict[str, Any]) -> str:
+    for query in test_keys["queries"]:
+        if query.get("x_role") == "target":
+            return str(query["resolver_address"]).rsplit(":", 1)[0].strip("[]")
+    return DEFAULT_RESOLVER_IP
+
+
+def _draft(builder: _Builder, target: _Target, findings_of: dict[str, list[Any]],
+           checks_of: dict[str, list[Check]], catalog: Catalog, scrub: _AddressScrubber,
+           evidence_frames: Mapping[tuple[str | None, int], int]
+           ) -> tuple[_Target, float, float, dict[str, Any], dict[str, Any]]:
+    exchanges, dns_controls = builder.dns_for(target.target)
+    flows, tcp_controls = builder.tcp_for(target.target)
+    full_ex = [(ex, "target") for ex in exchanges if not builder.dns_limited(ex)]
+    full_ex += [(ex, "control") for ex in dns_controls if not builder.dns_limited(ex)]
+    full_flows = [(f, "target") for f in flows if not builder.tcp_limited(f)]
+    full_flows += [(f, "control") for f in tcp_controls if not builder.tcp_limited(f)]
+    limited_dns = sum(1 for ex in exchanges if builder.dns_limited(ex))
+    limited_tcp = sum(1 for f in flows if builder.tcp_limited(f))
+
+    times = [ex.query.ts for ex, _r in full_ex] + [f.first_ts for f, _r in full_flows]
+    ends = [ex.last_ts for ex, _r in full_ex] + [f.last_ts for f, _r in full_flows]
+    plat_findings = findings_of.get(target.platform, [])
+    mine = [f for f in plat_findings if f.target == target.target]
+    for finding in mine:
+        times.extend(e.packet.ts for e in finding.evidence)
+        ends.extend(e.packet.ts for e in finding.evidence)
+    start = min(times) if times else builder.capture_end
+    end = max(ends) if ends else start
+
+    queries: list[dict[str, Any]] = []
+    duplicates: list[dict[str, Any]] = []
+    tcp_connect: list[dict[str, Any]] = []
+    tls_handshakes: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    txn = 0
+    for ex, role in sorted(full_ex, key=lambda item: item[0].query.ts):
+        txn += 1
+        first = ex.responses[0] if ex.responses else None
+        queries.append(builder.query_entry(ex, first, start, txn, role))
+        for extra in ex.responses[1:]:
+            duplicates.append(builder.query_entry(ex, extra, start, txn, role))
+    for flow, role in sorted(full_flows, key=lambda item: item[0].first_ts):
+        txn += 1
+        connect = builder.tcp_connect_entry(flow, start, txn, role)
+        if connect is not None:
+            tcp_connect.append(connect)
+        outcome = flow_outcome(flow, builder.capture_end) if flow.trigger is not None else None
+        if outcome is not None and flow.trigger_kind == "tls" and flow.synack is not None:
+            tls_handshakes.append(builder.tls_entry(flow, outcome, start, txn, role))
+        events.extend(builder.network_events(
+            flow, outcome, start, txn, connect["status"]["failure"] if connect else None))
+
+    status = platform_status(mine, target.checks).value if (mine or target.checks) \
+        else Status.INCONCLUSIVE.value
+    plat_checks = checks_of.get(target.platform, [])
+    plat_status = platform_status(plat_findings, plat_checks).value
+    techniques: list[str] = []
+    for finding in sorted(mine, key=lambda f: -f.confidence):
+        if finding.technique.value not in techniques:
+            techniques.append(finding.technique.value)
+    platform = catalog.platforms.get(target.platform)
+    x_fp: dict[str, Any] = {
+        "schema": MEASUREMENT_SCHEMA,
+        "platform": target.platform,
+        "platform_name": platform.name if platform else "Other targets",
+        "target": target.target,
+        "kinds": target.kinds or sorted({_kind_of(f.technique) for f in mine}),
+        "status": status,
+        "techniques": techniques,
+        "platform_status": plat_status,
+        "platform_techniques": sorted({f.technique.value for f in plat_findings}),
+        "findings": scrub.tree([_finding_json(f, evidence_frames) for f in
+                                sorted(mine, key=lambda f: -f.confidence)]),
+        "checks": [{"kind": c.kind, "ok": c.ok, "control_ok": c.control_ok,
+                    "detail": scrub.text(c.detail)} for c in target.checks],
+        "ttl_limited_repeats": {"dns": limited_dns, "tcp": limited_tcp},
+    }
+    test_keys: dict[str, Any] = {
+        "queries": queries,
+        "tcp_connect": tcp_connect,
+        "tls_handshakes": tls_handshakes,
+        "network_events": events,
+    }
+    if duplicates:
+        test_keys["x_dns_duplicate_responses"] = duplicates
+    return target, start, end, test_keys, x_fp
+
+
+def _finding_json(finding: Finding, evidence_frames: Mapping[tuple[str | None, int], int]
+                  ) -> dict[str, Any]:
+    out = finding_json(finding)
+    for item, evidence in zip(out["packets"], finding.evidence, strict=True):
+        if evidence.packet.capture:
+            item["capture"] = evidence.packet.capture
+        written = evidence_frames.get((evidence.packet.capture, evidence.packet.frame))
+        if written is not None:
+            item["evidence_frame"] = written
+    return out
+
+
+def _kind_of(technique: Technique) -> str:
+    return technique.value.split(".", 1)[0]
+
+
+def measurements_from_pipeline(pipeline: Pipeline, verdicts: Verdicts,
+                               probe: ProbeInfo | None = None, **options: Any
+                               ) -> list[dict[str, Any]]:
+    """`build_measurements` for a finished `Pipeline` (see there for the options)."""
+    return build_measurements(pipeline.analysis, verdicts, pipeline.catalog, probe, **options)
+
+
+def measurement_status(measurement: dict[str, Any]) -> str:
+    """The platform status a measurement records ('' for a measurement of another tool)."""
+    keys = measurement.get("test_keys")
+    x_fp = keys.get("x_fingerprint") if isinstance(keys, dict) else None
+    if not isinstance(x_fp, dict):
+        return ""
+    return str(x_fp.get("platform_status", ""))
+
+
+def worst_status(statuses: Iterable[str]) -> str:
+    return _worst(statuses)
