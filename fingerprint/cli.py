@@ -14,6 +14,7 @@ import click
 
 from fingerprint import __version__
 from fingerprint.errors import FingerprintError
+from fingerprint.output.cli import measurement_options
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -54,6 +55,7 @@ def blocked_exit(report: dict[str, Any], exit_code: bool) -> int:
               help="Trust anchors (PEM) for certificate checks; default: the system store.")
 @click.option("--json", "as_json", is_flag=True, help="Print the contract report as JSON.")
 @click.option("--exit-code", is_flag=True, help="Exit with 3 when any platform is blocked.")
+@measurement_options
 def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path: str | None,
             ca_file: str | None, as_json: bool, exit_code: bool) -> None:
     """Analyse pcap/pcapng captures (gzip too) and report, per platform, how it is blocked.
@@ -74,6 +76,9 @@ def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path
     extra = {"inputs": list(captures), "packets": result.packets, "problems": result.problems}
     report = build_report(result.verdicts, catalog, "analyze", extra=extra)
     emit_report(report, as_json)
+    from fingerprint.output.cli import write_analyze_outputs
+
+    write_analyze_outputs(result, list(captures))
     if result.failed_inputs:
         sys.exit(1)
     sys.exit(blocked_exit(report, exit_code))
