@@ -422,6 +422,47 @@ class CaptureReader:
         frame = 0
         last_ts = 0.0
         while True:
+            # Fast path: whole, well-formed EPBs already in the buffer.  Anything
+            # else (other blocks, a block that needs a refill, any fault) falls
+            # through to the general code below, which handles one block.
+            buf = self._buf
+            pos = self._pos
+            size = len(buf)
+            order = self._order
+            # Block header and EPB fields in one unpack (garbage for other block
+            # types, which the type test then sends to the general code).
+            epb_head = struct.Struct(order + "IIIIIII").unpack_from
+            trailer = struct.Struct(order + "I").unpack_from
+            interfaces = self._interfaces
+            while size - pos >= 32:
+                block_type, length, interface, high, low, captured, _ = epb_head(buf, pos)
+                if block_type != _PCAPNG_EPB or length < 32 or length & 3 \
+                        or pos + length > size or trailer(buf, pos + length - 4)[0] != length:
+                    break
+                data = pos + 28
+                options = data + captured + (-captured & 3)
+                block_end = pos + length - 4
+                if captured > MAX_RECORD_LENGTH or options > block_end \
+                        or interface >= len(interfaces):
+                    break
+                frame += 1
+                pos += length
+                linktype, ticks, ts_offset, _ = interfaces[interface]
+                last_ts = ((high << 32) | low) / ticks + ts_offset
+                result = decode(frame, last_ts, linktype, buf, data, data + captured)
+                if result is None:
+                    continue
+                if result.__class__ is not packet_class:
+                    self._note(result)  # type: ignore[arg-type]
+                    continue
+                if options < block_end:
+                    self._buf = buf
+                    for code, value in self._options(options, block_end):
+                        if code == _OPT_COMMENT:
+                            result.comment = value.decode("utf-8", "replace")  # type: ignore[union-attr]
+                            break
+                yield result  # type: ignore[misc]
+            self._pos = pos
             if not self._fill(12):
                 left = len(self._buf) - self._pos
                 self.frames = frame
