@@ -27,7 +27,10 @@ from fingerprint.protocols import tls as tls_proto
 from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA
 from fingerprint.trust import TrustStore
 
-MAX_GROUP_ITEMS = 512
+MAX_FULL_ITEMS = 48
+"""Attempts kept per target at full TTL: enough for a majority, bounded memory on big captures."""
+MAX_ITEMS_PER_TTL = 4
+"""TTL-limited repeats kept per target and TTL (for localisation)."""
 SILENCE_AFTER_S = 2.0
 """Seconds of silence after a trigger before it counts as dropped (when the client did not give up)."""
 THROTTLE_RATIO = 0.25
@@ -135,8 +138,8 @@ def flow_outcome(flow: TcpFlow, capture_end: float) -> FlowOutcome:
     decisive: list[Packet] = []
     injected: list[EvidencePacket] = []
     first_kind: str | None = None
-    flight = tls_proto.parse_server_flight(flow.server_data) if flow.server_data else None
-    response = http_proto.parse_response(flow.server_data) if flow.server_data else None
+    flight = flow.flight
+    response = flow.response
     for pkt in flow.server_packets:
         if pkt.ts < trigger.ts:
             continue
@@ -200,6 +203,7 @@ class Analysis:
         self.capture_end = 0.0
         self.dropped_items = 0
         self._outcomes: dict[int, FlowOutcome] = {}
+        self._kept: dict[tuple[Any, ...], Counter[int]] = defaultdict(Counter)
         # Indexes built once, when verdicts are computed (after every flow was added).
         self._dns_controls: dict[str, list[tuple[int, list[DnsExchange]]]] | None = None
         self._baselines: dict[str, Baseline] = {}
@@ -210,19 +214,27 @@ class Analysis:
 
     # -- collection -----------------------------------------------------------
     def add(self, item: DnsExchange | TcpFlow) -> None:
+        key: tuple[Any, ...]
         if isinstance(item, DnsExchange):
-            group = self.dns_groups[(item.resolver, item.qname, item.qtype)]
-            self.max_query_ttl[item.resolver] = max(self.max_query_ttl.get(item.resolver, 0),
-                                                    item.query_ttl)
+            key = (item.resolver, item.qname, item.qtype)
+            group: list[Any] = self.dns_groups[key]  # type: ignore[index]
+            top = self.max_query_ttl.get(item.resolver, 0)
+            self.max_query_ttl[item.resolver] = max(top, item.query_ttl)
             for response in item.responses:
                 if len(self.name_addresses[item.qname]) < 64:
                     self.name_addresses[item.qname].update(response.message.addresses)
+            ttl, limited = item.query_ttl, item.query_ttl < top
         else:
-            kind = item.trigger_kind or "tcp"
-            name = item.trigger_name or ""
-            group = self.tcp_groups[(item.server, item.server_port, kind, name)]  # type: ignore[assignment]
-        if len(group) < MAX_GROUP_ITEMS:
-            group.append(item)  # type: ignore[arg-type]
+            key = (item.server, item.server_port, item.trigger_kind or "tcp", item.trigger_name or "")
+            group = self.tcp_groups[key]  # type: ignore[index]
+            probe_ttl = item.trigger.ttl if item.trigger is not None else 0
+            ttl = probe_ttl if item.trigger is not None else (item.syn.ttl if item.syn else 0)
+            limited = (item.syn is not None and item.trigger is not None and probe_ttl < item.syn.ttl)
+        counts = self._kept[key]
+        slot = ttl if limited else -1
+        if counts[slot] < (MAX_ITEMS_PER_TTL if limited else MAX_FULL_ITEMS):
+            counts[slot] += 1
+            group.append(item)
         else:
             self.dropped_items += 1
 

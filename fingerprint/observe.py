@@ -20,7 +20,14 @@ from fingerprint.protocols import tls as tls_proto
 from fingerprint.protocols.dns import DnsMessage, parse_dns
 
 DNS_PORTS = frozenset({53, 5353})
-IDLE_EVICT_S = 300.0
+DNS_IDLE_S = 10.0
+"""An exchange is closed this long (capture time) after its last packet: late forged or
+genuine answers arrive within seconds."""
+TCP_IDLE_S = 30.0
+"""A flow is closed after this much silence; only the start of a flow carries a verdict."""
+SWEEP_EVERY_S = 5.0
+STORED_PAYLOAD = 512
+"""Bytes of each kept server packet's payload (injected texts are short; flights are parsed)."""
 MAX_RESPONSES = 16
 MAX_SERVER_PACKETS = 32
 MAX_ICMP = 8
@@ -117,6 +124,9 @@ class TcpFlow:
     client_hello: tls_proto.ClientHello | None = None
     http_request: http_proto.HttpRequest | None = None
     server_data: bytes = b""
+    """The first bytes of the server's stream (the rest is parsed into `flight` / `response`)."""
+    flight: tls_proto.ServerFlight | None = None
+    response: http_proto.HttpResponse | None = None
 
     @property
     def key(self) -> tuple[str, int, str, int]:
@@ -236,9 +246,10 @@ class Observer:
             self._sweep()
 
     def _sweep(self) -> None:
-        horizon = self.last_ts - IDLE_EVICT_S
-        self._next_sweep = self.last_ts + 10.0
-        for table in (self._dns, self._tcp):
+        self._next_sweep = self.last_ts + SWEEP_EVERY_S
+        tables: tuple[tuple[dict[Any, Any], float], ...] = (
+            (self._dns, self.last_ts - DNS_IDLE_S), (self._tcp, self.last_ts - TCP_IDLE_S))
+        for table, horizon in tables:
             stale = [k for k, v in table.items() if v.last_ts < horizon]
             for key in stale:
                 self._close(table.pop(key))
@@ -387,7 +398,14 @@ def _finish_flow(flow: TcpFlow) -> None:
             flow.client_hello = tls_proto.parse_client_hello(client_bytes)
         elif http_proto.looks_like_request(client_bytes):
             flow.http_request = http_proto.parse_request(client_bytes)
-    flow.server_data = flow.server_stream.assemble()
+    server_data = flow.server_stream.assemble()
+    if server_data:
+        flow.flight = tls_proto.parse_server_flight(server_data)
+        flow.response = http_proto.parse_response(server_data)
+    flow.server_data = server_data[:STORED_PAYLOAD]
+    for pkt in flow.server_packets:
+        if len(pkt.payload) > STORED_PAYLOAD:
+            pkt.payload = pkt.payload[:STORED_PAYLOAD]
     # Free reassembly buffers: only the parsed results are kept.
     flow.client_stream = _Stream(0)
     flow.server_stream = _Stream(0)
