@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fingerprint.probes.ip import ConnectResult, open_connection, set_ttl
+from fingerprint.probes.ip import ConnectResult, abort, open_connection, set_ttl
 from fingerprint.probes.runner import Session
 
 MAX_RESPONSE = 65536
@@ -79,5 +79,8 @@ def http_attempt(session: Session, address: str, host: str, *, port: int = 80,
     except OSError as exc:
         attempt.outcome = f"error:{exc.strerror or exc}"
     finally:
-        sock.close()
+        if attempt.outcome == "timeout":
+            abort(sock)
+        else:
+            sock.close()
     return attempt

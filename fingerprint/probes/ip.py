@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import struct
 import time
 from dataclasses import dataclass
 
@@ -43,6 +44,13 @@ def set_ttl(sock: socket.socket, ttl: int) -> None:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
     else:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+
+
+def abort(sock: socket.socket) -> None:
+    """Close with an RST now: a FIN would wait behind the unacknowledged trigger, so the
+    capture would not show that the client gave up."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def open_connection(session: Session, address: str, port: int, *, syn_ttl: int | None = None,

@@ -33,6 +33,7 @@ PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35
 """Linux: kernel receive timestamps as struct timespec (not exported by Python's socket module)."""
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS
+SO_RCVBUFFORCE = 33
 RECV_BUFFER = 8 * 1024 * 1024
 PROTO_ICMP = 1
 PROTO_ICMPV6 = 58
@@ -75,7 +76,10 @@ class Sniffer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
+        try:  # root may exceed net.core.rmem_max: a burst must not drop evidence
+            self._sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECV_BUFFER)
+        except OSError:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
         self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self._sock.setblocking(False)
         self._thread = threading.Thread(target=self._run, name="fingerprint-sniffer", daemon=True)

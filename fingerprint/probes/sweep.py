@@ -236,8 +236,9 @@ def _run_until_done(futures: list[Future[Any]]) -> None:
     """Wait for every task, including tasks other tasks added while running."""
     done = 0
     while done < len(futures):
-        wait_all(futures[done:len(futures)])
-        done = len(futures)
+        end = len(futures)
+        wait_all(futures[done:end])
+        done = end
         # Tasks may still be appending (callbacks); give them a moment before the final check.
         time.sleep(0.01)
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fingerprint.probes.ip import ConnectResult, open_connection, set_ttl
+from fingerprint.probes.ip import ConnectResult, abort, open_connection, set_ttl
 from fingerprint.probes.runner import Session
 
 THROUGHPUT_PATH = "/bytes/65536"
@@ -83,7 +83,10 @@ def tls_attempt(session: Session, address: str, sni: str | None, *, port: int = 
         attempt.outcome = _handshake(tls)
         if attempt.outcome == "handshake_ok" and download and trigger_ttl is None:
             attempt.outcome, attempt.received = _transfer(tls, sni or address, deadline)
-        tls.close()
+        if attempt.outcome in ("timeout", "transfer_timeout"):
+            abort(tls)
+        else:
+            tls.close()
     finally:
         sock.close()
     return attempt
