@@ -39,7 +39,7 @@ def repository_root(out_dir: Path) -> Path:
     return Path.cwd()
 
 
-def existing_signatures(root: Path | None, exclude: Path) -> tuple[SignatureLibrary, list[str]]:
+def existing_signatures(root: Path | None, exclude: Path | None) -> tuple[SignatureLibrary, list[str]]:
     """The library to check overlaps against, minus the import's own output folder.
 
     A file that does not load is named and left out rather than stopping the import
@@ -49,14 +49,14 @@ def existing_signatures(root: Path | None, exclude: Path) -> tuple[SignatureLibr
     problems: list[str] = []
     if root is None or not root.exists():
         return SignatureLibrary([]), problems
-    excluded = exclude.resolve()
+    excluded = exclude.resolve() if exclude is not None else None
     for path in signature_files(root):
-        if excluded == path.resolve().parent or excluded in path.resolve().parents:
+        if excluded is not None and excluded in path.resolve().parents:
             continue
         try:
             loaded.append(load_signature(path))
         except InputError as exc:
-            problems.append(f"warning: not checked for overlaps: {exc}")
+            problems.append(f"warning: left out: {exc}")
     return SignatureLibrary(loaded, root), problems
 
 
@@ -143,7 +143,9 @@ def _craft_fixtures(result: ImportResult, root: Path) -> None:
     plans, notes = plan_dns_fixtures(result.imported, catalog)
     for line in notes:
         click.echo(f"note: {line}", err=True)
-    library = load_library(root / "signatures")
+    library, warnings = existing_signatures(root / "signatures", None)
+    for line in warnings:
+        click.echo(line, err=True)
     problems = build_dns_fixtures(plans, root, result.origin, catalog, library)
     for line in problems:
         click.echo(f"FAIL {line}")
@@ -187,7 +189,14 @@ def new_signature(capture: str, technique: str | None, target: str | None, sig_i
         catalog_path = str(folder / "catalog.yaml")
     if ca_file is None and (folder / "ca.pem").is_file():
         ca_file = str(folder / "ca.pem")
-    draft = draft_from_capture(path, load_catalog(catalog_path), load_library(signatures_path),
+    if signatures_path is not None:
+        library = load_library(signatures_path)
+    else:
+        # Drafting must work while another contributor's file is half-written.
+        library, warnings = existing_signatures(default_signature_dir(), None)
+        for line in warnings:
+            click.echo(line, err=True)
+    draft = draft_from_capture(path, load_catalog(catalog_path), library,
                                TrustStore(ca_file), technique, target, sig_id)
     click.echo(f"drafted from {draft.finding.technique.value} on {draft.finding.target}"
                + (f"; other findings: {'; '.join(draft.others)}" if draft.others else ""), err=True)

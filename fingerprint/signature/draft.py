@@ -202,11 +202,11 @@ def draft_matchers(finding: Finding) -> list[DraftMatcher]:
         if answer is not None:
             matchers.insert(0, answer)
     matchers.extend(_context_matchers(finding, len(injected)))
-    if not matchers and finding.context.get("outcome"):
-        matchers.append(DraftMatcher({"field": "outcome", "op": "equals",
-                                      "value": str(finding.context["outcome"])},
-                                     "nothing censor-specific was observed: this matches every "
-                                     "such outcome"))
+    if not matchers:
+        # Schema-invalid on purpose: lint fails until someone writes the rule.
+        matchers.append(DraftMatcher({"field": f"{PLACEHOLDER}.field", "op": "exists"},
+                                     f"{PLACEHOLDER}: nothing censor-specific was observed; "
+                                     "write the rule by hand"))
     return matchers[:32]
 
 
@@ -222,7 +222,8 @@ def fixture_reference(capture: Path) -> str:
 
 
 def _inline(value: Any) -> str:
-    dumped = yaml.safe_dump(value, default_flow_style=True, width=1 << 20, allow_unicode=True)
+    dumped = yaml.safe_dump(value, default_flow_style=True, width=1 << 20, allow_unicode=True,
+                            sort_keys=False)
     return dumped.strip().removesuffix("...").strip()
 
 

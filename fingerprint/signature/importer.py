@@ -383,6 +383,8 @@ def convert_row(row: OoniRow, origin: Origin, sig_id: str,
     matcher = _dns_matcher(row) if kind == "dns" else _http_matcher(row)
     countries = _countries(row)
     confidence = _confidence(row)
+    # Shared crafted fixtures prove exact addresses; any other pattern needs its own capture.
+    exact = kind == "http" or matcher["op"] == "equals"
     aliases = list(dict.fromkeys([row.name.strip(), *row.other_names]))
     document: dict[str, Any] = {
         "id": sig_id,
@@ -402,7 +404,8 @@ def convert_row(row: OoniRow, origin: Origin, sig_id: str,
         "aliases": aliases,
         "references": _references(row, origin),
         "match": {"condition": "all", "matchers": [matcher]},
-        "fixtures": {"positive": [fixture_for(kind, countries)]},
+        "fixtures": {"positive": [fixture_for(kind, countries) if exact else
+                                  f"pcaps/{kind}/ooni-import-{sig_id}/"]},
     })
     key = json.dumps([kind, matcher], sort_keys=True)
     return Imported(sig_id, row, kind, document, key)
