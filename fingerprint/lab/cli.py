@@ -98,7 +98,7 @@ def exec_command(command: tuple[str, ...]) -> None:
     info = lab_core.current()
     if info is None:
         raise LabError("no lab is running: start one with `fingerprint lab up SCENARIO`")
-    proc = subprocess.run(["ip", "netns", "exec", info.client_namespace, *command],  # noqa: S603
+    proc = subprocess.run(["ip", "netns", "exec", info.client_namespace, *command],
                           check=False)
     sys.exit(proc.returncode)
 

@@ -25,7 +25,8 @@ from typing import Any
 
 from fingerprint.catalog import Catalog, catalog_to_yaml, load_catalog
 from fingerprint.lab import pki, state, topology
-from fingerprint.lab._system import LabError, in_netns, run as run_command
+from fingerprint.lab._system import LabError, in_netns
+from fingerprint.lab._system import run as run_command
 from fingerprint.lab.censors import build_behaviour
 from fingerprint.lab.censors.base import CensorSetup
 from fingerprint.lab.censors.engine import QUEUE_NUMBER
@@ -178,7 +179,7 @@ def _start(info: LabInfo, recorded: state.LabState, node: str, name: str,
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen(  # noqa: S603 - fixed argument list
+    proc = subprocess.Popen(
         in_netns(topology.namespace(node),
                  [sys.executable, "-m", *module_args, "--ready-file", str(ready)]),
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -308,7 +309,7 @@ def run(scenario_id: str, timeout: float, pcap_out: Path | None) -> dict[str, An
     try:
         info = up(scenario, mode="run")
         try:
-            proc = subprocess.run(probe_command(info, timeout, pcap_out),  # noqa: S603
+            proc = subprocess.run(probe_command(info, timeout, pcap_out),
                                   capture_output=True, text=True, check=False)
         finally:
             down()

@@ -15,9 +15,10 @@ clutter captures.
 from __future__ import annotations
 
 import ipaddress
+import time
 from dataclasses import dataclass
 
-from fingerprint.lab._system import in_netns, run
+from fingerprint.lab._system import LabError, in_netns, run
 
 PREFIX = "fp-"
 NODES = ("client", "r1", "r2", "censor", "r3", "r4", "server")
@@ -172,6 +173,26 @@ def build(server_addresses: list[str]) -> None:
     for index, node in enumerate(NODES):
         for destination, via in _routes_for(index):
             run(["ip", "-n", namespace(node), "route", "add", destination, "via", via])
+    wait_links_up()
+
+
+def wait_links_up(timeout: float = 5.0) -> None:
+    """Wait until every lab link is operationally up.
+
+    The kernel activates a new veth's queue from linkwatch, up to a second
+    after `link set up`; packets sent before that are silently dropped, which
+    would turn the first probe of a run into a false "drop".
+    """
+    deadline = time.monotonic() + timeout
+    for node in NODES:
+        while True:
+            listing = run(["ip", "-n", namespace(node), "-o", "link", "show"]).stdout
+            states = [line for line in listing.splitlines() if " to-" in line]
+            if states and all("state UP" in line for line in states):
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"links in {namespace(node)} did not come up")
+            time.sleep(0.05)
 
 
 def existing_namespaces() -> list[str]:

@@ -27,7 +27,7 @@ def reply_wire(query: dns.message.Message, *, flags: int, rcode: int = dns.rcode
         reply.answer.append(dns.rrset.from_text_list(query.question[0].name, dns_ttl, "IN", "A",
                                                      list(addresses)))
     reply.flags = flags & 0xFFF0
-    reply.set_rcode(rcode)
+    reply.set_rcode(dns.rcode.Rcode(rcode))
     return reply.to_wire()
 
 

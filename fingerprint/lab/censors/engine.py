@@ -31,8 +31,9 @@ from scapy.layers.l2 import Ether
 
 from fingerprint.lab import topology
 from fingerprint.lab.censors import build_behaviours
-from fingerprint.lab.censors._wire import ACK, RST, SYN, TCP as TCP_PROTO, UDP as UDP_PROTO
-from fingerprint.lab.censors._wire import Flow, Packet, http_host, parse, tls_sni
+from fingerprint.lab.censors._wire import ACK, RST, SYN, Flow, Packet, http_host, parse, tls_sni
+from fingerprint.lab.censors._wire import TCP as TCP_PROTO
+from fingerprint.lab.censors._wire import UDP as UDP_PROTO
 from fingerprint.lab.censors.base import Behaviour, Verdict
 
 QUEUE_NUMBER = 0
@@ -102,7 +103,7 @@ class Engine:
         elif packet.proto == UDP_PROTO and packet.dport == 53:
             try:
                 query = dns.message.from_wire(packet.payload)
-            except Exception:  # noqa: BLE001 - not DNS: let it through untouched
+            except Exception:
                 return None
             if len(query.question) != 1:
                 return None

@@ -1,0 +1,93 @@
+"""Lab pieces that need no root: parsing, scenarios, behaviour options, CLI guard."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+from click.testing import CliRunner
+
+from fingerprint.lab._system import LabError
+from fingerprint.lab.censors import BEHAVIOURS, build_behaviour
+from fingerprint.lab.censors._wire import http_host, name_matches, parse, tls_sni
+from fingerprint.lab.cli import lab
+from fingerprint.lab.scenarios import load_scenario, scenario_ids
+
+
+def client_hello(server_name: str) -> bytes:
+    context = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=server_name)
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def test_sni_is_read_from_a_real_client_hello() -> None:
+    assert tls_sni(client_hello("www.twitter.com")) == "www.twitter.com"
+
+
+def test_truncated_client_hello_gives_no_sni_rather_than_garbage() -> None:
+    assert tls_sni(client_hello("twitter.com")[:60]) is None
+
+
+def test_http_host_and_name_matching() -> None:
+    assert http_host(b"GET / HTTP/1.1\r\nHost: VK.com:80\r\n\r\n") == "vk.com"
+    assert http_host(b"\x16\x03\x01") is None
+    assert name_matches("m.vk.com.", ("vk.com",))
+    assert not name_matches("notvk.com", ("vk.com",))
+
+
+def test_parse_reads_tcp_fields() -> None:
+    from scapy.layers.inet import IP, TCP
+
+    raw = bytes(IP(src="192.0.2.10", dst="203.0.113.20", ttl=61, id=7) /
+                TCP(sport=1234, dport=443, seq=10, ack=20, flags="PA", window=99) / b"hi")
+    packet = parse(raw)
+    assert packet is not None
+    assert (packet.ttl, packet.ip_id, packet.seq, packet.ack, packet.window, packet.payload) == (
+        61, 7, 10, 20, 99, b"hi")
+
+
+def test_every_scenario_loads_and_names_known_behaviours() -> None:
+    ids = scenario_ids()
+    for required in ("uzbekistan-2021", "uzbekistan-nov-2021", "gfw", "iran", "russia",
+                     "turkmenistan", "kazakhstan", "blackhole", "clean"):
+        assert required in ids
+    for scenario_id in ids:
+        scenario = load_scenario(scenario_id)
+        assert scenario.title
+        assert scenario_id == "clean" or scenario.sources
+        for rule in scenario.rules:
+            build_behaviour(rule.behaviour, rule.options, ("example.org",), ("203.0.113.9",))
+
+
+def test_uzbekistan_2021_expects_sni_drop_for_the_july_set_only() -> None:
+    expected = load_scenario("uzbekistan-2021").expected(["twitter", "telegram"])
+    assert expected["twitter"] == ["tls.sni_drop"]
+    assert expected["telegram"] == []
+    assert {p for p, t in expected.items() if t} == {"twitter", "tiktok", "vkontakte", "skype",
+                                                      "wechat"}
+
+
+def test_behaviour_options_are_checked() -> None:
+    with pytest.raises(LabError, match="unknown option"):
+        build_behaviour("sni_drop", {"colour": "red"}, ("x.org",), ())
+    with pytest.raises(LabError, match="unknown profile"):
+        build_behaviour("dns_injection", {"profile": "atlantis"}, ("x.org",), ())
+    assert all(cls.__module__.startswith("fingerprint.lab.censors.") for cls in BEHAVIOURS.values())
+
+
+def test_without_root_one_line_and_exit_77(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    for args in (["up", "clean"], ["down"], ["run", "clean"], ["exec", "--", "true"]):
+        result = CliRunner().invoke(lab, args)
+        assert result.exit_code == 77, args
+        assert len(result.output.strip().splitlines()) == 1
+        assert "root" in result.output
+
+
+def test_list_names_every_scenario() -> None:
+    result = CliRunner().invoke(lab, ["list"])
+    assert result.exit_code == 0
+    assert {line.split()[0] for line in result.output.splitlines()} == set(scenario_ids())
