@@ -29,6 +29,7 @@ __all__ = ["AGGREGATE_SCHEMA", "Aggregate", "Cell", "EvidenceRef", "Network", "P
 AGGREGATE_SCHEMA = "fingerprint.aggregate/1"
 MAX_REFS_PER_CELL = 20
 """Evidence kept per cell for the rendered report (counts always cover every run)."""
+MAX_SKIPPED_IN_JSON = 100
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _RANK = {Status.ACCESSIBLE.value: 0, Status.INCONCLUSIVE.value: 1, Status.BLOCKED.value: 2}
 
@@ -239,7 +240,11 @@ class Aggregate:
                    for row in net.rows.values() for status in row.runs.values())
 
     def ordered_networks(self) -> list[Network]:
-        return [self.networks[k] for k in sorted(self.networks)]
+        """By AS number, then country."""
+        def key(item: tuple[str, str]) -> tuple[int, str, str]:
+            digits = item[0].removeprefix("AS")
+            return (int(digits) if digits.isdigit() else -1, item[0], item[1])
+        return [self.networks[k] for k in sorted(self.networks, key=key)]
 
     def to_json(self) -> dict[str, Any]:
         nets = []
@@ -267,7 +272,8 @@ class Aggregate:
                          "last": net.last_time, "sources": dict(net.sources),
                          "techniques": net.techniques, "platforms": rows})
         return {"schema": AGGREGATE_SCHEMA, "files": self.files, "measurements": self.measurements,
-                "skipped_lines": self.skipped_total, "networks": nets}
+                "skipped_lines": self.skipped_total,
+                "skipped": [str(s) for s in self.skipped[:MAX_SKIPPED_IN_JSON]], "networks": nets}
 
 
 # --------------------------------------------------------------------------- building

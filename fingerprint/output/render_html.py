@@ -133,8 +133,9 @@ def _timeline(net: Network) -> str:
 
 
 def _packets(packets: list[dict[str, object]]) -> str:
-    head = ("<tr><th>frame</th><th>role</th><th>time (UTC)</th><th>source</th><th>destination</th>"
-            "<th>IP TTL</th><th>IP ID</th><th>TCP / ICMP</th><th>DNS answer</th><th>why</th></tr>")
+    head = ("<tr><th>frame</th><th>in evidence capture</th><th>role</th><th>time (UTC)</th>"
+            "<th>source</th><th>destination</th><th>IP TTL</th><th>IP ID</th><th>TCP / ICMP</th>"
+            "<th>DNS answer</th><th>why</th></tr>")
     rows = []
     for p in packets[:MAX_PACKETS]:
         frame = f"{p.get('capture')}#{p.get('frame')}" if p.get("capture") else f"#{p.get('frame')}"
@@ -154,7 +155,10 @@ def _packets(packets: list[dict[str, object]]) -> str:
         reasons = p.get("reasons")
         why = "; ".join(map(str, reasons)) if isinstance(reasons, list) else ""
         role = str(p.get("role", ""))
-        rows.append(f'<tr class="{_e(role)}"><td>{_e(frame)}</td><td>{_e(role)}</td>'
+        copied = p.get("evidence_frame")
+        copy = f"#{copied}" if isinstance(copied, int) else ""
+        rows.append(f'<tr class="{_e(role)}"><td>{_e(frame)}</td><td>{_e(copy)}</td>'
+                    f"<td>{_e(role)}</td>"
                     f"<td>{_e(when)}</td><td>{_e(src)}</td><td>{_e(dst)}</td>"
                     f"<td>{_e(p.get('ip_ttl', ''))}</td><td>{_e(p.get('ip_id', ''))}</td>"
                     f"<td>{_e(transport)}</td><td>{_e(answers)}</td><td>{_e(why)}</td></tr>")
@@ -174,13 +178,17 @@ def _evidence(net: Network) -> str:
                      f"{_e(cell.first_seen)}, last {_e(cell.last_seen)}",
                      "targets: " + ", ".join(f"<code>{_e(t)}</code>" for t in sorted(cell.targets)),
                      f"signatures: {sigs}", f"highest confidence {cell.max_confidence:.2f}"]
-            facts += [f"evidence capture: <code>{_e(p)}</code>" for p in pcaps[:4]]
+            if pcaps:
+                facts.append("evidence captures: " + ", ".join(
+                    f"<code>{_e(p)}</code>" for p in pcaps[:8]) + (" &hellip;" if len(pcaps) > 8
+                                                                   else ""))
             refs = []
             for n, ref in enumerate(cell.evidence[:MAX_REFS]):
                 notes = "".join(f"<li>{_e(t)}</li>" for t in ref.notes[:6])
                 refs.append(
                     f"<details{' open' if n == 0 else ''}><summary><code>{_e(ref.where)}</code> "
-                    f"{_e(ref.time)} &middot; {_e(ref.target)} &middot; confidence "
+                    + (f"<code>{_e(ref.pcap)}</code> " if ref.pcap else "")
+                    + f"{_e(ref.time)} &middot; {_e(ref.target)} &middot; confidence "
                     f"{ref.confidence:.2f}</summary><ul class=facts>{notes}</ul>"
                     f"{_packets(ref.packets) if ref.packets else ''}</details>")
             more = cell.evidence_total - min(len(cell.evidence), MAX_REFS)
@@ -190,7 +198,7 @@ def _evidence(net: Network) -> str:
                 f'<section class="ev" id="{cell_anchor(net, row.platform, tech)}">'
                 f"<h4>{_e(row.name)}: {_e(tech)}</h4><ul class=facts>"
                 + "".join(f"<li>{f}</li>" for f in facts) + "</ul>" + "".join(refs) + "</section>")
-    return ("<h3>Evidence</h3>" + "".join(parts)) if parts else ""
+    return "".join(parts)
 
 
 def render_html(agg: Aggregate, title: str = "fingerprint report") -> str:
@@ -218,7 +226,13 @@ def render_html(agg: Aggregate, title: str = "fingerprint report") -> str:
                     f"{net.measurements} measurements</p>")
         body.append(_grid(net))
         body.append(_timeline(net))
-        body.append(_evidence(net))
+    # Evidence after every network's matrix, so the first screen compares networks.
+    evidence = [(net, _evidence(net)) for net in agg.ordered_networks()]
+    if any(text for _net, text in evidence):
+        body.append("<h2>Evidence</h2>")
+    for net, text in evidence:
+        if text:
+            body.append(f"<h3>{_e(net.asn)} &middot; {_e(net.cc)}</h3>{text}")
     if not agg.networks:
         body.append("<p>No measurements.</p>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
