@@ -283,7 +283,27 @@ class Analysis:
         out = Verdicts()
         self._dns_verdicts(out)
         self._tcp_verdicts(out)
+        vantage = self.vantage_context()
+        for finding in (*out.findings, *out.candidates):
+            finding.context.update(vantage)
         return out
+
+    def vantage_context(self) -> dict[str, Any]:
+        """Where the capture was taken, when the probe recorded it (`probe_cc`, `probe_asn`
+        in its hints, OONI's names): censors whose packets look alike (a silent drop)
+        are told apart by it."""
+        context: dict[str, Any] = {}
+        cc = self.hints.raw.get("probe_cc")
+        # OONI writes ZZ and AS0 when the vantage point is not shared.
+        if isinstance(cc, str) and len(cc) == 2 and cc.isalpha() and cc.upper() != "ZZ":
+            context["probe.cc"] = cc.upper()
+        asn = self.hints.raw.get("probe_asn")
+        if isinstance(asn, str) and asn.upper().startswith("AS"):
+            asn = asn[2:]
+        if isinstance(asn, int | str) and not isinstance(asn, bool) and str(asn).isdigit() \
+                and int(asn) > 0:
+            context["probe.asn"] = int(asn)
+        return context
 
     # ======================================================================= DNS
     def _control_groups(self) -> dict[str, list[tuple[int, list[DnsExchange]]]]:
@@ -379,6 +399,9 @@ class Analysis:
                     items.append(EvidencePacket(r.packet, role, reasons, fields))
             return items
 
+        if responses and (resolver in self.hints.no_resolver or (has_control and not control_answered)):
+            # Answers from an address that runs no resolver can only come from the path.
+            context["dns.no_resolver"] = True
         # 1. Several different answers to one query: an on-path injector raced the resolver.
         for ex in full:
             answer_sets = {(r.message.rcode, frozenset(r.message.addresses)) for r in ex.responses}

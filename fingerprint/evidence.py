@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fingerprint.capture.packet import Packet
+from fingerprint.capture.packet import ACK, Packet
 
 TTL_TOLERANCE = 2
 """Route changes move a server's TTL by a hop or two; more than that is another sender."""
@@ -119,6 +119,11 @@ def packet_fields(pkt: Packet, trigger: Packet | None) -> dict[str, Any]:
             "tcp.payload": pkt.payload,
             "tcp.payload_len": len(pkt.payload),
         })
+        if trigger is not None and trigger.is_tcp and trigger.tcp_flags & ACK:
+            # Offset from the sequence number the client expects next (the trigger's ACK):
+            # injectors that do not track the flow exactly are told apart by it (GFW type-2
+            # RSTs use X, X+1460, X+4380).
+            fields["tcp.seq_delta"] = (pkt.seq - trigger.ack) & 0xFFFFFFFF
     if pkt.is_icmp:
         fields["icmp.type"] = pkt.icmp_type
         fields["icmp.code"] = pkt.icmp_code
