@@ -57,8 +57,9 @@ def _platform(data: dict[str, Any], asn: str, platform: str) -> dict[str, Any]:
 def test_runs_combine_per_network(runs: dict[str, Path]) -> None:
     data = _json(runs["uz"], runs["nl"])
     assert data["measurements"] == 16 and data["skipped_lines"] == 0
+    # Networks in AS-number order.
     assert [(n["probe_asn"], n["probe_cc"], n["runs"]) for n in data["networks"]] == [
-        ("AS64500", "NL", 1), ("AS8193", "UZ", 3)]
+        ("AS8193", "UZ", 3), ("AS64500", "NL", 1)]
     twitter = _platform(data, "AS8193", "twitter")
     reset = twitter["techniques"]["tls.sni_reset"]
     # Counted over runs, not over the platform's several measurements per run.
