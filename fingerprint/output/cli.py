@@ -48,16 +48,12 @@ def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
-def measurement_options(command: F) -> F:
+def measurement_options(command: F, *, with_pcap_out: bool = True) -> F:
     """--jsonl, --pcap-out and the envelope facts, kept in the click context (not as arguments)."""
     options = [
         click.option("--jsonl", "jsonl", type=click.Path(dir_okay=False), expose_value=False,
                      callback=_store, help="Append OONI-format measurements (JSONL), one per "
                      "platform target, each line flushed as it is written."),
-        click.option("--pcap-out", "pcap_out", type=click.Path(dir_okay=False),
-                     expose_value=False, callback=_store,
-                     help="Write the packets as pcapng with a comment on every packet a finding "
-                     "rests on (name it .pcapng)."),
         click.option("--probe-asn", "probe_asn", default="AS0", show_default=True,
                      expose_value=False, callback=_store,
                      help="Network of the vantage point, recorded in the measurements."),
@@ -68,9 +64,25 @@ def measurement_options(command: F) -> F:
                      help="Record the probe's own address (default: 127.0.0.1, and the address "
                      "is replaced in evidence)."),
     ]
+    if with_pcap_out:
+        options.insert(1, click.option(
+            "--pcap-out", "pcap_out", type=click.Path(dir_okay=False), expose_value=False,
+            callback=_store, help="Write the packets as pcapng with a comment on every packet "
+            "a finding rests on (name it .pcapng)."))
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def jsonl_options(command: F) -> F:
+    """`measurement_options` without --pcap-out, for commands that have their own (probe)."""
+    return measurement_options(command, with_pcap_out=False)
+
+
+def jsonl_path() -> str | None:
+    """The --jsonl value of the running command (None when not given)."""
+    value = _options().get("jsonl")
+    return str(value) if value else None
 
 
 def _options() -> dict[str, Any]:
