@@ -648,6 +648,8 @@ class Analysis:
             "injected.count": len(injected_all) if injected_all else len(outcome.decisive),
             "outcome": majority,
             "tcp.handshake": "ok",
+            # Attempts on which two SYN-ACKs with different sequence numbers came back.
+            "tcp.synack_conflicts": sum(1 for f, _o in outcomes if f.synack_conflicts),
         }
         if outcome.decisive:
             context["response.payload"] = b"".join(p.payload for p in outcome.decisive)

@@ -301,6 +301,25 @@ class TcpFlow:
         self._from_client(self.t, "A")
         return self
 
+    def forged_handshake(self, *, ttl: int, delay_ms: float, ip_id: int | None = None,
+                         df: bool = False, window: int = 8192) -> TcpFlow:
+        """SYN answered first by a forged SYN-ACK (another sequence number), then by the
+        server's; the client completes the handshake with the forged one, and the server
+        resets that ACK (RFC 9293: seq = the ACK it got)."""
+        cap = self.capture
+        self._from_client(self.t, "S", seq=self.client_isn, window=64240)
+        forged_isn = cap.rng.getrandbits(32)
+        cap.emit(self.t + delay_ms / 1000.0,
+                 cap.ip(self.server, self.client, ttl=ttl, ip_id=ip_id, df=df)
+                 / TCP(sport=self.dport, dport=self.sport, flags="SA", seq=forged_isn,
+                       ack=self.client_seq, window=window))
+        self._from_server(self.t + self.rtt, "SA", seq=self.server_isn)
+        self.server_seq = (forged_isn + 1) & 0xFFFFFFFF
+        self._from_client(self.t + delay_ms / 1000.0 + 0.0002, "A")
+        self._from_server(self.t + delay_ms / 1000.0 + self.rtt, "R", seq=self.server_seq)
+        self.t += self.rtt + 0.0004
+        return self
+
     def syn_unanswered(self, retries: int = 2) -> TcpFlow:
         """SYN and its retransmissions (1 s, then 3 s), nothing back."""
         for i, delay in enumerate((0.0, 1.0, 3.0)[: retries + 1]):

@@ -106,6 +106,9 @@ class TcpFlow:
     synack: Packet | None = None
     handshake_rst: Packet | None = None
     """An RST from the server side before any SYN-ACK (RST to SYN)."""
+    synack_conflicts: int = 0
+    """SYN-ACKs whose sequence number differs from the first one's: a forged SYN-ACK
+    raced the server's (the GFW's residual block answers SYNs so)."""
     trigger: Packet | None = None
     """First client data packet (ClientHello or HTTP request)."""
     trigger_sends: int = 0
@@ -351,6 +354,8 @@ class Observer:
             if flow.synack is None:
                 flow.synack = pkt
                 flow.server_stream.base = (pkt.seq + 1) & 0xFFFFFFFF
+            elif pkt.seq != flow.synack.seq:
+                flow.synack_conflicts += 1
             return
         if flow.synack is None and flow.trigger is None and flags & RST:
             if flow.handshake_rst is None:

@@ -159,3 +159,37 @@ def test_pipeline_feed_gives_the_same_context_as_files(tmp_path: Path) -> None:
     live = pipeline.finish().findings
     assert len(live) == 1
     assert live[0].context == from_files.context
+
+
+def test_synack_conflicts_counts_attempts_with_a_forged_synack(tmp_path: Path) -> None:
+    cap = Capture(seed=11)
+    control = cap.tcp(SERVER, 443, at=0.0)
+    control.handshake()
+    control.client_hello("example.com")
+    control.server_hello()
+    plain = cap.tcp(SERVER, 443, at=1.0)
+    plain.handshake()
+    plain.client_hello("twitter.com")
+    plain.inject("RA", at_ms=5, ttl=100)
+    raced = cap.tcp(SERVER, 443, at=2.0)
+    raced.forged_handshake(ttl=100, delay_ms=8)
+    raced.client_hello("twitter.com")
+    raced.inject("RA", at_ms=5, ttl=100)
+    finding = only_finding(analyze(cap, tmp_path))
+    assert finding.context["outcome"] == "reset"
+    assert finding.context["tcp.synack_conflicts"] == 1
+
+
+def test_retransmitted_synack_is_no_conflict(tmp_path: Path) -> None:
+    cap = Capture(seed=12)
+    control = cap.tcp(SERVER, 443, at=0.0)
+    control.handshake()
+    control.client_hello("example.com")
+    control.server_hello()
+    flow = cap.tcp(SERVER, 443, at=1.0)
+    flow.handshake()
+    flow._from_server(1.5, "SA", seq=flow.server_isn)  # the same SYN-ACK again
+    flow.client_hello("twitter.com")
+    flow.inject("RA", at_ms=5, ttl=100)
+    finding = only_finding(analyze(cap, tmp_path))
+    assert finding.context["tcp.synack_conflicts"] == 0
