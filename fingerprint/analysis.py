@@ -61,6 +61,7 @@ class Pipeline:
             if self.library.apply(finding):
                 kept.append(finding)
                 continue
+            verdicts.suppressed.append(finding)
             # A false-positive signature names a known look-alike (a closed port, the
             # platform's own redirect): the target behaved as its service does.
             kind = finding.technique.value.split(".", 1)[0]

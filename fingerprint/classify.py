@@ -75,6 +75,9 @@ class Verdicts:
     candidates: list[Finding] = field(default_factory=list)
     """Answers the control logic cannot call (a public address, a plain response); a
     matching censor signature (a known blockpage address or page) promotes them."""
+    suppressed: list[Finding] = field(default_factory=list)
+    """Findings a false-positive signature removed (its id in `signatures`), kept so
+    `signatures test` and curious users can see what was suppressed and why."""
 
 
 def is_bogon(address: str) -> bool:

@@ -141,6 +141,7 @@ def test_false_positive_signature_suppresses_the_finding_and_the_target_counts_a
     (sig_dir / "fp-test-redirect.yaml").write_text(FALSE_POSITIVE)
     result = analyze(redirect_capture(), tmp_path, load_library(sig_dir))
     assert result.verdicts.findings == []
+    assert [f.signatures for f in result.verdicts.suppressed] == [["fp-test-redirect"]]
     report = build_report(result.verdicts, catalog, "analyze")
     twitter = next(p for p in report["platforms"] if p["platform"] == "twitter")
     assert twitter["status"] == "accessible"

@@ -137,6 +137,7 @@ class SignatureLibrary:
                 continue
             if sig.is_false_positive:
                 finding.notes.append(f"suppressed by false-positive signature {sig.id}")
+                finding.signatures = [sig.id]
                 return False
             matched.append(sig)
         finding.signatures = [s.id for s in matched]
