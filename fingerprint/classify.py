@@ -27,9 +27,9 @@ from fingerprint.protocols import tls as tls_proto
 from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA
 from fingerprint.trust import TrustStore
 
-MAX_FULL_ITEMS = 48
+MAX_FULL_ITEMS = 8
 """Attempts kept per target at full TTL: enough for a majority, bounded memory on big captures."""
-MAX_ITEMS_PER_TTL = 4
+MAX_ITEMS_PER_TTL = 2
 """TTL-limited repeats kept per target and TTL (for localisation)."""
 SILENCE_AFTER_S = 2.0
 """Seconds of silence after a trigger before it counts as dropped (when the client did not give up)."""
