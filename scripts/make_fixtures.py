@@ -1,0 +1,910 @@
+#!/usr/bin/env python3
+"""Regenerate every crafted fixture under pcaps/ (deterministic: fixed seeds and times).
+
+    python scripts/make_fixtures.py            # rebuild all, write expected.json where right
+    python scripts/make_fixtures.py --check    # rebuild in a temporary folder, compare only
+    python scripts/make_fixtures.py cn/        # only the cases whose path starts with cn/
+
+Each case states what the analysis must conclude (per platform: status and
+findings with their signatures), written by hand from the published
+behaviour.  The script analyses the capture with the shipped library exactly
+as `fingerprint analyze --json` does and writes expected.json ONLY when the
+result equals that statement; otherwise it prints both and exits 1, and the
+old expected.json stays.  A wrong result is fixed in the analysis, the
+signature or the case, never by accepting it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import NameOID
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fingerprint.craft import Capture, TcpFlow, app_data, http_response  # noqa: E402
+from fingerprint.fixtures import Fixture, verdict_summary  # noqa: E402
+from fingerprint.signature import load_library  # noqa: E402
+
+CAPTURE_NAME = "capture.pcapng.gz"
+
+# Documentation addresses only (RFC 5737 / RFC 3849).
+RESOLVER = "203.0.113.53"
+NO_RESOLVER = "203.0.113.77"
+SERVER = "203.0.113.10"
+SERVER2 = "203.0.113.20"
+CONTROL_SERVER = "203.0.113.99"
+RESOLVER_TTL = 60    # genuine resolver: initial 64, 4 hops
+SERVER_TTL = 52      # genuine web server: initial 64, 12 hops
+
+Expectation = dict[str, tuple[str, list[tuple[str, str, list[str]]]]]
+
+
+@dataclass
+class Case:
+    path: str
+    title: str
+    shows: str
+    source: str
+    build: Callable[[], Capture]
+    expect: Expectation
+    extra_files: Callable[[], dict[str, bytes]] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+CASES: list[Case] = []
+
+
+def case(path: str, title: str, *, shows: str, source: str, expect: Expectation,
+         extra_files: Callable[[], dict[str, bytes]] | None = None) -> Callable[
+             [Callable[[], Capture]], Callable[[], Capture]]:
+    def register(build: Callable[[], Capture]) -> Callable[[], Capture]:
+        CASES.append(Case(path, title, shows, source, build, expect, extra_files))
+        return build
+    return register
+
+
+def blocked(*findings: tuple[str, str, list[str]]) -> tuple[str, list[tuple[str, str, list[str]]]]:
+    return ("blocked", list(findings))
+
+
+ACCESSIBLE: tuple[str, list[tuple[str, str, list[str]]]] = ("accessible", [])
+
+
+# --------------------------------------------------------------------------- helpers
+
+def seed_of(path: str) -> int:
+    """A stable seed per case (Python's hash() is salted per process)."""
+    return sum((i + 1) * b for i, b in enumerate(path.encode()))
+
+
+def control_dns(cap: Capture, at: float, resolver: str = RESOLVER,
+                answer: str = CONTROL_SERVER) -> None:
+    cap.dns(resolver, "example.com", at=at).respond([answer], delay_ms=31, ttl=RESOLVER_TTL)
+
+
+def control_tls(cap: Capture, at: float, server: str = SERVER,
+                chain: tuple[bytes, ...] = ()) -> None:
+    """The control SNI on the same server address: a normal handshake."""
+    flow = cap.tcp(server, 443, at=at, server_ttl=SERVER_TTL)
+    flow.handshake()
+    flow.client_hello("example.com")
+    flow.server_hello(chain)
+    flow.client_close(at_ms=120)
+
+
+def control_http(cap: Capture, at: float, server: str = SERVER) -> None:
+    flow = cap.tcp(server, 80, at=at, server_ttl=SERVER_TTL)
+    flow.handshake()
+    flow.http_get("example.com")
+    flow.http_reply(http_response(200, "OK", [("Content-Type", "text/html")],
+                                  b"<html><body>Example Domain</body></html>"))
+
+
+def target_tls(cap: Capture, sni: str, at: float, server: str = SERVER) -> TcpFlow:
+    flow = cap.tcp(server, 443, at=at, server_ttl=SERVER_TTL)
+    flow.handshake()
+    flow.client_hello(sni)
+    return flow
+
+
+def target_http(cap: Capture, host: str, at: float, server: str = SERVER) -> TcpFlow:
+    flow = cap.tcp(server, 80, at=at, server_ttl=SERVER_TTL)
+    flow.handshake()
+    flow.http_get(host)
+    return flow
+
+
+def silent_tls(cap: Capture, sni: str, at: float, server: str = SERVER) -> None:
+    """ClientHello retransmitted, never answered; the client gives up after 10 s."""
+    flow = target_tls(cap, sni, at, server)
+    for at_ms in (300, 900, 2100, 4500):
+        flow.retransmit(at_ms=at_ms)
+    flow.client_close(at_ms=10_000)
+
+
+# =========================================================================== China
+
+@case("cn/gfw-dns-ooni-poison", "GFW DNS injection with a published forged address",
+      shows="A query for twitter.com draws a forged A 8.7.198.45 after 9 ms (IP TTL 92, no DF), "
+            "then the resolver's genuine answer after 183 ms; example.com on the same resolver "
+            "is answered once, normally.",
+      source="ooni/blocking-fingerprints fingerprints_dns.csv @171641e, row ooni.cn_0 "
+             "(8.7.198.45, scope nat, CN)",
+      expect={"twitter": blocked(("twitter.com", "dns.injection", ["cn-gfw-dns-ooni-poison"]))})
+def cn_dns_ooni_poison() -> Capture:
+    cap = Capture(seed=seed_of("cn1"), hints={"probe_cc": "CN"})
+    control_dns(cap, 0.0)
+    q = cap.dns(RESOLVER, "twitter.com", at=0.5)
+    q.respond(["8.7.198.45"], delay_ms=9, ttl=92, df=False, flags=0x8180, answer_ttl=142)
+    q.respond(["104.244.42.1"], delay_ms=183, ttl=RESOLVER_TTL)
+    return cap
+
+
+@case("cn/gfw-dns-flags-8580", "GFW DNS injection, 2024-25 injector: header flags 0x8580",
+      shows="A query for www.facebook.com draws a forged answer with DNS flags 0x8580 (QR AA RD "
+            "RA) before the genuine 0x8180 answer. TTL-limited repeats: TTL 10 and 11 expire at "
+            "routers, TTL 12 and 13 already draw the forged answer (the injector sits after hop "
+            "11), as in the Beijing trace.",
+      source="gfw-report/usenixsecurity25-quic-sni experiments/ttl-location/data/DNS/"
+             "beijing-dns-and-traceroute-result.txt (flags 0x8580, injection first at TTL 12)",
+      expect={"facebook": blocked(("www.facebook.com", "dns.injection", ["cn-gfw-dns-flags-8580"]))})
+def cn_dns_flags_8580() -> Capture:
+    cap = Capture(seed=seed_of("cn2"), hints={"probe_cc": "CN"})
+    control_dns(cap, 0.0)
+    q = cap.dns(RESOLVER, "www.facebook.com", at=0.5)
+    q.respond(["104.244.46.52"], delay_ms=11, ttl=117, df=False, flags=0x8580, answer_ttl=60)
+    q.respond(["157.240.1.35"], delay_ms=190, ttl=RESOLVER_TTL)
+    for i, ttl in enumerate((10, 11, 12, 13)):
+        lq = cap.dns(RESOLVER, "www.facebook.com", at=1.0 + i * 0.5, ttl=ttl)
+        if ttl < 12:
+            lq.expire(f"192.0.2.{ttl}", delay_ms=8 + ttl * 0.5)
+        else:
+            lq.respond(["104.244.46.52"], delay_ms=11, ttl=117, df=False, flags=0x8580,
+                       answer_ttl=60)
+            lq.expire(f"192.0.2.{ttl}", delay_ms=12 + ttl * 0.5)
+    return cap
+
+
+@case("cn/gfw-dns-teredo-aaaa", "GFW forged IPv6 answer inside Teredo 2001::/32",
+      shows="An AAAA query for www.google.com draws a forged AAAA 2001::1f0d:5a24 (Teredo "
+            "prefix) 10 ms after the query, then the resolver's genuine answer in Google's "
+            "network.",
+      source="Hoang et al., 'How Great is the Great Firewall? Measuring China's DNS "
+             "Censorship', USENIX Security 2021 (GFWatch): every forged IPv6 is in 2001::/32",
+      expect={"google": blocked(("www.google.com", "dns.injection", ["cn-gfw-dns-teredo-ipv6"]))})
+def cn_dns_teredo() -> Capture:
+    cap = Capture(seed=seed_of("cn3"), hints={"probe_cc": "CN"})
+    cap.dns(RESOLVER, "example.com", at=0.0, qtype="AAAA").respond(
+        ["2001:db8:99::1"], delay_ms=30, ttl=RESOLVER_TTL)
+    q = cap.dns(RESOLVER, "www.google.com", at=0.5, qtype="AAAA")
+    q.respond(["2001::1f0d:5a24"], delay_ms=10, ttl=104, df=False, answer_ttl=242)
+    q.respond(["2a00:1450:4001:82b::2004"], delay_ms=170, ttl=RESOLVER_TTL)
+    return cap
+
+
+@case("cn/gfw-dns-non-resolver", "GFW answers a query sent to an address that runs no resolver",
+      shows="Queries to 203.0.113.77, recorded by the probe as running no resolver: example.com "
+            "gets nothing (as it should), twitter.com gets two different forged answers from "
+            "two injectors (public addresses, 7 and 9 ms).",
+      source="Anonymous et al., 'Triplet Censors', FOCI 2020 (answers injected for queries sent "
+             "from abroad to a Chinese IP that runs no resolver; at least 3 injectors); OONI "
+             "Signal report 2021-10-21",
+      expect={"twitter": blocked(("twitter.com", "dns.injection", ["cn-gfw-dns-non-resolver"]))})
+def cn_dns_non_resolver() -> Capture:
+    cap = Capture(seed=seed_of("cn4"), hints={"no_resolver": [NO_RESOLVER]})
+    cap.dns(NO_RESOLVER, "example.com", at=0.0)
+    q = cap.dns(NO_RESOLVER, "twitter.com", at=2.5)
+    q.respond(["157.240.12.35"], delay_ms=7, ttl=229, df=False, answer_ttl=171)
+    q.respond(["69.171.248.65"], delay_ms=9, ttl=101, df=False, answer_ttl=288)
+    return cap
+
+
+@case("cn/gfw-rst-type1", "GFW type-1 RST injector: one RST without ACK",
+      shows="The ClientHello with SNI twitter.com draws one RST (no ACK flag, IP ID 0, no DF, "
+            "TTL 47, window 4863) 9 ms later, and the same toward the server; the control SNI "
+            "on the same address gets its ServerHello.",
+      source="Wang et al., 'Your State is Not Mine', IMC 2017, sec. 2.1 (type-1 reset: RST only, "
+             "random TTL and window); IP ID 0 / no DF as stated in issue 5",
+      expect={"twitter": blocked(("twitter.com", "tls.sni_reset", ["cn-gfw-rst-type1"]))})
+def cn_rst_type1() -> Capture:
+    cap = Capture(seed=seed_of("cn5"), hints={"probe_cc": "CN"})
+    control_tls(cap, 0.0)
+    flow = target_tls(cap, "twitter.com", 1.0)
+    flow.inject("R", at_ms=9, ttl=47, ip_id=0, df=False, window=4863)
+    flow.inject("R", at_ms=9.1, ttl=47, ip_id=0, df=False, window=4863, toward_server=True)
+    return cap
+
+
+@case("cn/gfw-rst-type2", "GFW type-2 RST injector: three RST+ACK at X, X+1460, X+4380",
+      shows="The ClientHello with SNI www.facebook.com draws three RST+ACK 12 ms later, sequence "
+            "numbers X, X+1460 and X+4380 (X = the client's expected next sequence number), TTL "
+            "and window increasing; the control SNI on the same address works.",
+      source="Wang et al., 'Your State is Not Mine', IMC 2017, sec. 2.1 (type-2 resets: 3 "
+             "RST/ACK, seq X, X+1460, X+4380, TTL and window cycling upward)",
+      expect={"facebook": blocked(("www.facebook.com", "tls.sni_reset", ["cn-gfw-rst-type2"]))})
+def cn_rst_type2() -> Capture:
+    cap = Capture(seed=seed_of("cn6"), hints={"probe_cc": "CN"})
+    control_tls(cap, 0.0)
+    flow = target_tls(cap, "www.facebook.com", 1.0)
+    for i, offset in enumerate((0, 1460, 4380)):
+        flow.inject("RA", at_ms=12 + i * 0.05, ttl=104 + i, df=False, window=2617 + i * 7,
+                    seq_offset=offset)
+    return cap
+
+
+@case("cn/gfw-rst-type3", "GFW RST+ACK with received TTL 248",
+      shows="The ClientHello with SNI www.google.com draws one RST+ACK with received IP TTL 248 "
+            "(initial 255) 6 ms later; the control SNI on the same address works.",
+      source="Issue 5 of this project (type III: one RST+ACK, TTL 248); gfw-report/sp25-regional "
+             "fingerprint/gfw.csv shows GFW SNI resets with received TTLs up to 248 [to re-check]",
+      expect={"google": blocked(("www.google.com", "tls.sni_reset", ["cn-gfw-rst-type3"]))})
+def cn_rst_type3() -> Capture:
+    cap = Capture(seed=seed_of("cn7"), hints={"probe_cc": "CN"})
+    control_tls(cap, 0.0)
+    flow = target_tls(cap, "www.google.com", 1.0)
+    flow.inject("RA", at_ms=6, ttl=248, df=False, window=0)
+    return cap
+
+
+@case("cn/henan-rst", "Henan provincial firewall: RST+ACK with a 10-byte payload",
+      shows="The ClientHello with SNI www.google.com draws one RST+ACK 2.6 ms later: TTL 58, IP "
+            "ID 1, no DF, payload 01 02 03 04 05 06 07 08 09 00; the control SNI works.",
+      source="Wu et al., S&P 2025 (gfw-report/sp25-regional fingerprint/henan.csv: 36,475 of "
+             "36,479 rows with payload 01020304050607080900, TTL 58, no DF, median 2.6 ms)",
+      expect={"google": blocked(("www.google.com", "tls.sni_reset", ["cn-henan-rst"]))})
+def cn_henan() -> Capture:
+    cap = Capture(seed=seed_of("cn8"), hints={"probe_cc": "CN"})
+    control_tls(cap, 0.0)
+    flow = target_tls(cap, "www.google.com", 1.0)
+    flow.inject("RA", at_ms=2.6, ttl=58, ip_id=1, df=False, window=0,
+                payload=bytes.fromhex("01020304050607080900"))
+    return cap
+
+
+@case("cn/gfw-residual", "GFW residual block: forged SYN-ACK with another sequence number",
+      shows="The first ClientHello with SNI www.facebook.com draws the type-2 RST+ACKs. 3 s "
+            "later (inside the ~90 s residual window) the next SYN to the same address and port "
+            "draws a forged SYN-ACK (TTL 104, another sequence number) 9 ms before the server's, "
+            "and the ClientHello draws RST+ACKs again. The control SNI, tried first, worked.",
+      source="Wang et al., 'Your State is Not Mine', IMC 2017, sec. 2.1 (residual block of "
+             "about 90 s: a SYN draws a forged SYN/ACK with a wrong sequence number, other "
+             "packets draw RSTs); Rambert et al., WWW 2021 (90 s penalty on the 3-tuple)",
+      expect={"facebook": blocked(("www.facebook.com", "tls.sni_reset",
+                                   ["cn-gfw-residual", "cn-gfw-rst-type2"]))})
+def cn_residual() -> Capture:
+    cap = Capture(seed=seed_of("cn9"), hints={"probe_cc": "CN"})
+    control_tls(cap, 0.0)
+    first = target_tls(cap, "www.facebook.com", 1.0)
+    for i, offset in enumerate((0, 1460, 4380)):
+        first.inject("RA", at_ms=12 + i * 0.05, ttl=104 + i, df=False, window=2617 + i * 7,
+                     seq_offset=offset)
+    again = cap.tcp(SERVER, 443, at=4.0, server_ttl=SERVER_TTL)
+    again.forged_handshake(ttl=104, delay_ms=9, df=False)
+    again.client_hello("www.facebook.com")
+    for i, offset in enumerate((0, 1460, 4380)):
+        again.inject("RA", at_ms=11 + i * 0.05, ttl=105 + i, df=False, window=2631 + i * 7,
+                     seq_offset=offset)
+    return cap
+
+
+# =========================================================================== Iran
+
+@case("ir/dns-10-10-34-35", "Iran DNS injection answering 10.10.34.35",
+      shows="A query for www.instagram.com is answered once, with A 10.10.34.35, by a packet "
+            "whose IP TTL (43) differs from the resolver's own answers (60): the national "
+            "injector answered in its place.",
+      source="ooni/blocking-fingerprints fingerprints_dns.csv @171641e: ooni.ir_4 10.10.34.34, "
+             "ooni.ir_5 10.10.34.35, ooni.ir_10dot10_ipv4_1 10.10.34.36",
+      expect={"instagram": blocked(("www.instagram.com", "dns.injection",
+                                    ["generic-dns-private", "ir-dns-10-10-34"]))})
+def ir_dns_v4() -> Capture:
+    cap = Capture(seed=seed_of("ir1"), hints={"probe_cc": "IR"})
+    control_dns(cap, 0.0)
+    cap.dns(RESOLVER, "www.instagram.com", at=0.5).respond(
+        ["10.10.34.35"], delay_ms=14, ttl=43, df=False, answer_ttl=0)
+    return cap
+
+
+@case("ir/dns-ipv6-d0-11", "Iran DNS redirect to the IPv6 address d0::11",
+      shows="An AAAA query for www.instagram.com is answered by the resolver with d0::11 "
+            "(reserved space); example.com resolves normally.",
+      source="ooni/blocking-fingerprints fingerprints_dns.csv @171641e: ooni.ir_ipv6_1 d0::11",
+      expect={"instagram": blocked(("www.instagram.com", "dns.redirect", ["ir-dns-ipv6-d0-11"]))})
+def ir_dns_v6() -> Capture:
+    cap = Capture(seed=seed_of("ir2"), hints={"probe_cc": "IR"})
+    cap.dns(RESOLVER, "example.com", at=0.0, qtype="AAAA").respond(
+        ["2001:db8:99::1"], delay_ms=30, ttl=RESOLVER_TTL)
+    cap.dns(RESOLVER, "www.instagram.com", at=0.5, qtype="AAAA").respond(
+        ["d0::11"], delay_ms=29, ttl=RESOLVER_TTL)
+    return cap
+
+
+@case("ir/sni-handshake-failure", "Iran: TLS handshake fails for a blocked SNI",
+      shows="From an Iranian vantage point (probe_cc IR), the TCP handshake to the server "
+            "completes but the ClientHello with SNI web.telegram.org is never answered; the "
+            "control SNI on the same address completes.",
+      source="OONI, 'Iran protests: OONI data confirms censorship events (part 2)', 2018 "
+             "(Telegram, Instagram: TCP connects, TLS handshake fails; SNI-based DPI)",
+      expect={"telegram": blocked(("web.telegram.org", "tls.sni_drop", ["ir-sni-handshake-failure"]))})
+def ir_sni() -> Capture:
+    cap = Capture(seed=seed_of("ir3"), hints={"probe_cc": "IR"})
+    control_tls(cap, 0.0)
+    silent_tls(cap, "web.telegram.org", 1.0)
+    return cap
+
+
+IRAN_BLOCKPAGE = (
+    b'<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1256">'
+    b'<title>M1-2</title></head><body><iframe src="http://10.10.34.34?type=Invalid Site&policy='
+    b'MainPolicy " style="width: 100%; height: 100%" scrolling="no" marginwidth="0" '
+    b'marginheight="0" frameborder="0" vspace="0" hspace="0"></iframe></body></html>')
+
+
+@case("ir/http-iframe-blockpage", "Iran HTTP blockpage: an iframe to http://10.10.34.34",
+      shows="The HTTP request with Host www.instagram.com draws an injected 403 whose body is an "
+            "iframe to http://10.10.34.34 (IP TTL 45 vs the server's 52), then FIN; the control "
+            "Host gets the server's page.",
+      source="ooni/blocking-fingerprints fingerprints_http.csv @171641e: ooni.ir_0 (body "
+             "contains 'iframe src=\"http://10.10'); OONI 2018 Iran protests report",
+      expect={"instagram": blocked(("www.instagram.com", "http.blockpage", ["ir-http-iframe-blockpage"]))})
+def ir_http() -> Capture:
+    cap = Capture(seed=seed_of("ir4"), hints={"probe_cc": "IR"})
+    control_http(cap, 0.0)
+    flow = target_http(cap, "www.instagram.com", 1.0)
+    flow.inject("FPA", at_ms=4, ttl=45, df=False,
+                payload=http_response(403, "Forbidden", [("Connection", "close")], IRAN_BLOCKPAGE))
+    return cap
+
+
+# =========================================================================== Russia
+
+def ru_dns_case(path: str, seed: str, answer: str, qname: str, platform: str,
+                signature: str, title: str, source: str) -> None:
+    def build() -> Capture:
+        cap = Capture(seed=seed_of(seed), hints={"probe_cc": "RU"})
+        control_dns(cap, 0.0)
+        cap.dns(RESOLVER, qname, at=0.5).respond([answer], delay_ms=22, ttl=RESOLVER_TTL,
+                                                   answer_ttl=300)
+        return cap
+    CASES.append(Case(path, title,
+                      f"The ISP resolver answers {qname} with A {answer}, its blockpage server; "
+                      "the packet is the resolver's own (same IP TTL as for example.com), so only "
+                      "the published address tells it is a block.",
+                      source, build, {platform: blocked((qname, "dns.redirect", [signature]))}))
+
+
+ru_dns_case("ru/dns-rostelecom-blockpage", "ru1", "95.167.13.50", "www.linkedin.com", "linkedin",
+            "ru-rostelecom-dns-blockpage", "Rostelecom DNS answer pointing at its blockpage",
+            "ooni/blocking-fingerprints fingerprints_dns.csv @171641e: ooni.ru_dns_1 "
+            "95.167.13.50, ooni.ru_dns_2 95.167.13.51 (Rostelecom blockpage)")
+ru_dns_case("ru/dns-ertelecom-blockpage", "ru2", "188.186.146.208", "www.linkedin.com", "linkedin",
+            "ru-ertelecom-dns-blockpage", "ER-Telecom DNS answer pointing at its blockpage",
+            "ooni/blocking-fingerprints fingerprints_dns.csv @171641e: ooni.ru_96 5.3.3.17, "
+            "ooni.ru_dns_ert_1..4 188.186.146.207/.208, 188.186.154.79/.88")
+ru_dns_case("ru/dns-filter-product", "ru3", "193.58.251.11", "www.linkedin.com", "linkedin",
+            "ru-dns-filter-products", "Russian DNS filtering product answer (SkyDNS)",
+            "ooni/blocking-fingerprints fingerprints_dns.csv @171641e: ooni.ru_83 159.255.26.69, "
+            "ooni.ru_84 193.58.251.1, ooni.ru_85 193.58.251.11, ooni.ru_86 95.217.66.240, "
+            "ooni.ru_87 93.158.134.250")
+ru_dns_case("ru/dns-isp-blockpage", "ru4", "62.33.207.196", "www.linkedin.com", "linkedin",
+            "ru-isp-dns-blockpage", "Russian ISP DNS answer pointing at an RKN blockpage",
+            "ooni/blocking-fingerprints fingerprints_dns.csv @171641e: ooni.ru_88..98, "
+            "ooni.ru_dns_3..5, ooni.ru_dns_sevensky_1, ooni.ru_dns_trk_1, ooni.ru_dns_macomnet_1")
+
+
+@case("ru/dpi-rst-ipid", "Russian ISP passive DPI: RST with IP ID 1, faster than the server",
+      shows="From a Russian vantage point, the ClientHello with SNI www.linkedin.com draws an "
+            "RST+ACK 3 ms later with IP ID 0x0001 and no DF (the server's packets carry DF and "
+            "TTL 52); the control SNI works.",
+      source="ValdikSS/GoodbyeDPI README (passive DPI: TCP RST for HTTPS, sent faster than the "
+             "site, IP ID 0x0000 or 0x0001, as seen with Russian providers); bol-van/zapret docs",
+      expect={"linkedin": blocked(("www.linkedin.com", "tls.sni_reset", ["ru-dpi-rst-ipid"]))})
+def ru_dpi_rst() -> Capture:
+    cap = Capture(seed=seed_of("ru5"), hints={"probe_cc": "RU"})
+    control_tls(cap, 0.0)
+    flow = target_tls(cap, "www.linkedin.com", 1.0)
+    flow.inject("RA", at_ms=3, ttl=61, ip_id=1, df=False, window=0)
+    return cap
+
+
+@case("ru/dpi-http-warning-redirect", "Rostelecom: HTTP 302 to warning.rt.ru from the DPI",
+      shows="The HTTP request with Host www.linkedin.com draws an injected 302 (IP ID 0, TTL 61, "
+            "4 ms) to http://warning.rt.ru/..., then FIN; the control Host gets the server's page.",
+      source="ooni/blocking-fingerprints fingerprints_http.csv @171641e: ooni.ru_6 (Location "
+             "prefix http://warning.rt.ru); GoodbyeDPI README (302 from passive DPI, IP ID 0/1)",
+      expect={"linkedin": blocked(("www.linkedin.com", "http.blockpage",
+                                   ["ru-dpi-rst-ipid", "ru-rostelecom-http-warning"]))})
+def ru_http_warning() -> Capture:
+    cap = Capture(seed=seed_of("ru6"), hints={"probe_cc": "RU"})
+    control_http(cap, 0.0)
+    flow = target_http(cap, "www.linkedin.com", 1.0)
+    flow.inject("FPA", at_ms=4, ttl=61, ip_id=0, df=False,
+                payload=http_response(302, "Found", [
+                    ("Location", "http://warning.rt.ru/?id=17&st=0&dt=195.82.146.214"
+                                 "&rs=http%3A%2F%2Fwww.linkedin.com%2F"),
+                    ("Connection", "close")]))
+    return cap
+
+
+@case("ru/tspu-sni-drop", "Russia TSPU: ClientHello with a blocked SNI dropped",
+      shows="From a Russian vantage point, the ClientHello with SNI www.facebook.com and its "
+            "retransmissions go unanswered for 10 s; the control SNI on the same address works.",
+      source="Xue et al., 'TSPU: Russia's Decentralized Censorship System', IMC 2022 (in-path, "
+             "stateful, SNI-triggered blocking); net4people/bbs#108",
+      expect={"facebook": blocked(("www.facebook.com", "tls.sni_drop", ["ru-tspu-sni-drop"]))})
+def ru_tspu() -> Capture:
+    cap = Capture(seed=seed_of("ru7"), hints={"probe_cc": "RU"})
+    control_tls(cap, 0.0)
+    silent_tls(cap, "www.facebook.com", 1.0)
+    return cap
+
+
+def throttled_tls(cap: Capture, sni: str, at: float, *, segments: int, gap_ms: float) -> None:
+    flow = target_tls(cap, sni, at)
+    end = flow.server_hello()
+    flow.server_send(app_data(segments * 1400 - 5), at_ms=end + 5, gap_ms=gap_ms)
+    flow.client_close(at_ms=end + 10 + segments * gap_ms)
+
+
+@case("ru/twitter-throttle-2021", "Russia 2021: Twitter SNIs throttled to about 130-150 kbps",
+      shows="From a Russian vantage point, 16.8 kB after the handshake with SNI abs.twimg.com take "
+            "1.05 s (about 130 kbps); the same bytes for the control SNI on the same address take "
+            "60 ms (about 2.2 Mbps).",
+      source="Xue et al., 'Throttling Twitter: An Emerging Censorship Technique in Russia', IMC "
+             "2021; censoredplanet.org/throttling (SNI *t.co*, *.twimg.com, *twitter.com; "
+             "130-150 kbps)",
+      expect={"twitter": blocked(("abs.twimg.com", "tls.sni_throttle", ["ru-twitter-throttle-2021"]))})
+def ru_throttle() -> Capture:
+    cap = Capture(seed=seed_of("ru8"), hints={"probe_cc": "RU"})
+    flow = target_tls(cap, "example.com", 0.0)
+    end = flow.server_hello()
+    flow.server_send(app_data(12 * 1400 - 5), at_ms=end + 5, gap_ms=5.5)
+    flow.client_close(at_ms=end + 80)
+    throttled_tls(cap, "abs.twimg.com", 2.0, segments=12, gap_ms=95)
+    return cap
+
+
+# =========================================================================== Turkmenistan
+
+@case("tm/dns-injection-127", "Turkmenistan DNS injection: A 127.0.0.1, IP ID 30000",
+      shows="Queried from outside at an address that runs no resolver, twitter.com is answered "
+            "with A 127.0.0.1 (DNS TTL 300, flags qr rd ra, NOERROR), IP ID 30000, received TTL "
+            "102 (initial 128), no DF; example.com to the same address gets nothing.",
+      source="Nourin et al., WWW 2023; breakerspace/turkmenistan-censorship README (dig "
+             "@95.85.117.12 twitter.com -> 127.0.0.1, IPID 30000, TTL 102 / initial 128, no DF)",
+      expect={"twitter": blocked(("twitter.com", "dns.injection",
+                                  ["generic-dns-loopback", "tm-dns-injection"]))})
+def tm_dns() -> Capture:
+    cap = Capture(seed=seed_of("tm1"), hints={"no_resolver": [NO_RESOLVER]})
+    cap.dns(NO_RESOLVER, "example.com", at=0.0)
+    cap.dns(NO_RESOLVER, "twitter.com", at=2.5).respond(
+        ["127.0.0.1"], delay_ms=130, ttl=102, ip_id=30000, df=False, flags=0x8180, answer_ttl=300)
+    return cap
+
+
+@case("tm/rst", "Turkmenistan RST: seq 0, window 0, IP ID 30000, initial TTL 128",
+      shows="The ClientHello with SNI twitter.com draws an RST (no ACK) with sequence number 0, "
+            "window 0, IP ID 30000, received TTL 102, no DF; the control SNI on the same address "
+            "works.",
+      source="Nourin et al., WWW 2023; breakerspace/turkmenistan-censorship README (RST only, "
+             "seq 0, win 0, IPID 30000, initial TTL 128)",
+      expect={"twitter": blocked(("twitter.com", "tls.sni_reset", ["tm-rst"]))})
+def tm_rst() -> Capture:
+    cap = Capture(seed=seed_of("tm2"), hints={"probe_cc": "TM"})
+    control_tls(cap, 0.0)
+    flow = target_tls(cap, "twitter.com", 1.0)
+    flow.inject("R", at_ms=61, ttl=102, ip_id=30000, df=False, window=0, seq=0)
+    return cap
+
+
+@case("tm/rst-http", "Turkmenistan RST on a plain-HTTP request",
+      shows="The HTTP request with Host twitter.com draws the same RST (seq 0, window 0, IP ID "
+            "30000, TTL 102, no DF); the control Host works.",
+      source="breakerspace/turkmenistan-censorship README (the trigger may be an HTTP Host)",
+      expect={"twitter": blocked(("twitter.com", "http.reset", ["tm-rst"]))})
+def tm_rst_http() -> Capture:
+    cap = Capture(seed=seed_of("tm3"), hints={"probe_cc": "TM"})
+    control_http(cap, 0.0)
+    flow = target_http(cap, "twitter.com", 1.0)
+    flow.inject("R", at_ms=58, ttl=102, ip_id=30000, df=False, window=0, seq=0)
+    return cap
+
+
+# =========================================================================== Kazakhstan
+
+NOT_BEFORE = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+NOT_AFTER = dt.datetime(2049, 12, 31, tzinfo=dt.UTC)
+
+
+def _key(seed: int) -> ed25519.Ed25519PrivateKey:
+    return ed25519.Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
+
+
+def _name(cn: str, org: str, country: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)]
+    if country:
+        attrs.insert(0, x509.NameAttribute(NameOID.COUNTRY_NAME, country))
+    return x509.Name(attrs)
+
+
+def _cert(subject: x509.Name, issuer: x509.Name, key: ed25519.Ed25519PrivateKey,
+          signer: ed25519.Ed25519PrivateKey, serial: int, *, ca: bool,
+          names: tuple[str, ...] = ()) -> x509.Certificate:
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+               .public_key(key.public_key()).serial_number(serial)
+               .not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+    return builder.sign(signer, None)  # Ed25519 signatures are deterministic
+
+
+def kz_pki() -> dict[str, Any]:
+    public_root_key, qaznet_key, leaf_key = _key(1), _key(2), _key(3)
+    public_root = _name("Fixture Public Root CA", "fingerprint fixtures")
+    qaznet = _name("Qaznet Trust Network", "Qaznet Trust Network", "KZ")
+    root_cert = _cert(public_root, public_root, public_root_key, public_root_key, 1, ca=True)
+    qaznet_cert = _cert(qaznet, qaznet, qaznet_key, qaznet_key, 2, ca=True)
+    genuine = _cert(_name("example.com", "Example"), public_root, leaf_key, public_root_key, 3,
+                    ca=False, names=("example.com",))
+    forged = _cert(_name("www.facebook.com", "Facebook"), qaznet, leaf_key, qaznet_key, 4,
+                   ca=False, names=("www.facebook.com", "*.facebook.com"))
+    der = serialization.Encoding.DER
+    return {"ca_pem": root_cert.public_bytes(serialization.Encoding.PEM),
+            "genuine": (genuine.public_bytes(der), root_cert.public_bytes(der)),
+            "forged": (forged.public_bytes(der), qaznet_cert.public_bytes(der))}
+
+
+@case("kz/mitm-qaznet", "Kazakhstan 2019: TLS interception with the Qaznet Trust Network root",
+      shows="The ClientHello with SNI www.facebook.com is answered with a certificate chain ending "
+            "in 'Qaznet Trust Network' (not a trusted root); the control SNI on the same address "
+            "gets a chain to the trusted root (ca.pem stands for the public trust store).",
+      source="Censored Planet, 'Kazakhstan's HTTPS Interception', 2019 (censoredplanet.org/"
+             "kazakhstan: SNI-triggered, fake root CA, >= 37 domains, AS9198); the CA's name "
+             "'Qaznet Trust Network' as reported by the press (e.g. tweakers.net 155336)",
+      expect={"facebook": blocked(("www.facebook.com", "tls.mitm", ["kz-mitm-qaznet"]))},
+      extra_files=lambda: {"ca.pem": kz_pki()["ca_pem"]})
+def kz_mitm() -> Capture:
+    pki = kz_pki()
+    cap = Capture(seed=seed_of("kz1"), hints={"probe_cc": "KZ"})
+    control_tls(cap, 0.0, chain=pki["genuine"])
+    flow = target_tls(cap, "www.facebook.com", 1.0)
+    flow.server_hello(pki["forged"], at_ms=45)
+    flow.client_close(at_ms=120)
+    return cap
+
+
+@case("kz/sni-timeout", "Kazakhstan 2023-24: session times out after the ClientHello",
+      shows="From a Kazakh vantage point, the TCP handshake completes and the ClientHello with "
+            "SNI www.facebook.com is never answered; the control SNI on the same address works.",
+      source="OONI et al., 'Kazakhstan: TLS MITM attacks and blocking of news media, human "
+             "rights, and circumvention tool sites', 2024-09-19 (blocks by timing out the session "
+             "after the ClientHello)",
+      expect={"facebook": blocked(("www.facebook.com", "tls.sni_drop", ["kz-sni-timeout"]))})
+def kz_timeout() -> Capture:
+    cap = Capture(seed=seed_of("kz2"), hints={"probe_cc": "KZ"})
+    control_tls(cap, 0.0)
+    silent_tls(cap, "www.facebook.com", 1.0)
+    return cap
+
+
+# =========================================================================== Uzbekistan
+
+@case("uz/sni-drop-2021", "Uzbekistan July 2021: SNI-only drop, DNS clean, TCP fine",
+      shows="From AS8193-like vantage (probe_cc UZ): vk.com resolves to VK's own address, the TCP "
+            "handshake completes, the ClientHello with SNI vk.com is never answered (no RST); "
+            "the control SNI on the same address works.",
+      source="net4people/bbs#78 (2021-07-30, from ntc.party t/1122; Jigsaw measure.sh on AS8193: "
+             "twitter.com, vk.com, skype.com, TikTok; SNI-only, ServerHello timeout, no DNS "
+             "interference)",
+      expect={"vkontakte": blocked(("vk.com", "tls.sni_drop", ["uz-sni-drop-2021"]))})
+def uz_sni_drop() -> Capture:
+    cap = Capture(seed=seed_of("uz1"), hints={"probe_cc": "UZ"})
+    control_dns(cap, 0.0)
+    cap.dns(RESOLVER, "vk.com", at=0.3).respond(["87.240.190.72"], delay_ms=25, ttl=RESOLVER_TTL)
+    control_tls(cap, 1.0)
+    silent_tls(cap, "vk.com", 2.0)
+    return cap
+
+
+@case("uz/middlebox-fin", "Uzbekistan: injected FIN carrying 'Middlebox v 1.0', then RST",
+      shows="The ClientHello with SNI twitter.com draws a FIN+PSH+ACK with the right seq/ack "
+            "after 2 ms carrying 'Middlebox v 1.0' (IP TTL 61 vs the server's 52, random IP ID), "
+            "re-sent twice 1 s apart, then an RST; the control SNI on the same address works.",
+      source="ntc.party t/1414, 'Ugly shaping, false FINs, and annoying RSTs' (FINs with correct "
+             "seq/ack, too fast for the server, random IP IDs, payload 'Middlebox v 1.0'; re-sent "
+             "1 s apart, then RST)",
+      expect={"twitter": blocked(("twitter.com", "tls.sni_fin", ["uz-middlebox-fin"]))})
+def uz_middlebox() -> Capture:
+    cap = Capture(seed=seed_of("uz2"), hints={"probe_cc": "UZ"})
+    control_tls(cap, 0.0)
+    flow = target_tls(cap, "twitter.com", 1.0)
+    for i in range(3):
+        flow.inject("FPA", at_ms=2 + i * 1000, ttl=61, df=False, payload=b"Middlebox v 1.0\r\n")
+    flow.inject("RA", at_ms=3002, ttl=61, df=False, window=0, seq_offset=18)
+    return cap
+
+
+def uz_object_not_found(kind: str) -> Callable[[], Capture]:
+    def build() -> Capture:
+        cap = Capture(seed=seed_of("uz3" + kind), hints={"probe_cc": "UZ"})
+        if kind == "tls":
+            control_tls(cap, 0.0)
+            flow = target_tls(cap, "www.skype.com", 1.0)
+        else:
+            control_http(cap, 0.0)
+            flow = target_http(cap, "www.skype.com", 1.0)
+        flow.inject("FPA", at_ms=3, ttl=60, df=False, payload=b"Object not found\r\n")
+        return cap
+    return build
+
+
+for _kind, _technique in (("tls", "tls.sni_fin"), ("http", "http.fin")):
+    CASES.append(Case(
+        f"uz/object-not-found-{_kind}",
+        f"Uzbekistan legacy block: injected 'Object not found' ({_kind.upper()})",
+        "The " + ("ClientHello with SNI" if _kind == "tls" else "HTTP request with Host")
+        + " www.skype.com draws an injected segment 'Object not found\\r\\n' with FIN after "
+          "3 ms (IP TTL 60 vs the server's 52); the control works.",
+        "net4people/bbs#78 (older blocked domains: an injected 'Object not found\\r\\n' for both "
+        "HTTP and TLS, bidirectional)",
+        uz_object_not_found(_kind),
+        {"skype": blocked(("www.skype.com", _technique, ["uz-object-not-found"]))}))
+
+
+@case("uz/reestr-redirect", "Uzbekistan: HTTP 302 to http://reestr.mitc.uz/",
+      shows="The HTTP request with Host twitter.com gets a 302 to http://reestr.mitc.uz/ (the "
+            "national register of blocked sites); the control Host gets the server's page.",
+      source="ooni/blocking-fingerprints fingerprints_http.csv @171641e: ooni.uz_0 (Location "
+             "prefix http://reestr.mitc.uz/, scope nat, UZ; ooni/pipeline PR #374)",
+      expect={"twitter": blocked(("twitter.com", "http.blockpage", ["uz-reestr-redirect"]))})
+def uz_reestr() -> Capture:
+    cap = Capture(seed=seed_of("uz4"), hints={"probe_cc": "UZ"})
+    control_http(cap, 0.0)
+    flow = target_http(cap, "twitter.com", 1.0)
+    flow.http_reply(http_response(302, "Found", [("Location", "http://reestr.mitc.uz/"),
+                                                 ("Connection", "close")]))
+    return cap
+
+
+# =========================================================================== generic and others
+
+def dns_answer_case(path: str, seed: str, qname: str, platform: str, answer: str,
+                    expect_sigs: list[str], technique: str, title: str, source: str,
+                    probe_cc: str | None = None) -> None:
+    def build() -> Capture:
+        cap = Capture(seed=seed_of(seed), hints={"probe_cc": probe_cc} if probe_cc else None)
+        control_dns(cap, 0.0)
+        cap.dns(RESOLVER, qname, at=0.5).respond([answer], delay_ms=18, ttl=RESOLVER_TTL,
+                                                   answer_ttl=60)
+        return cap
+    CASES.append(Case(path, title,
+                      f"The resolver answers {qname} with A {answer}; example.com resolves "
+                      "normally on the same resolver.",
+                      source, build, {platform: blocked((qname, technique, expect_sigs))}))
+
+
+dns_answer_case("generic/dns-loopback", "g1", "signal.org", "signal", "127.0.0.1",
+                ["generic-dns-loopback"], "dns.redirect", "DNS answer 127.0.0.1",
+                "ooni/blocking-fingerprints fingerprints_dns.csv @171641e: cl.dns_br_localhost "
+                "(127.0.0.1, vbw: a common way to block with DNS)")
+dns_answer_case("generic/dns-unspecified", "g2", "signal.org", "signal", "0.0.0.0",  # noqa: S104 (an answer, not a bind)
+                ["generic-dns-unspecified"], "dns.redirect", "DNS answer 0.0.0.0",
+                "ooni/blocking-fingerprints fingerprints_dns.csv @171641e: cl.dns_br_allzero "
+                "(0.0.0.0, vbw)")
+dns_answer_case("generic/dns-private", "g3", "signal.org", "signal", "192.168.1.1",
+                ["generic-dns-private"], "dns.redirect", "DNS answer in private address space",
+                "RFC 1918 / RFC 6598 / RFC 4193 private ranges; OONI 'dns_bogon_error' "
+                "(ooni/probe-cli internal/netxlite)")
+dns_answer_case("generic/dns-1-2-3-4", "g4", "signal.org", "signal", "1.2.3.4",
+                ["generic-dns-1-2-3-4"], "dns.redirect", "DNS answer 1.2.3.4",
+                "ooni/blocking-fingerprints fingerprints_dns.csv @171641e: cl.dns_br_1234 "
+                "(1.2.3.4, vbw)")
+dns_answer_case("tr/dns-poison", "tr1", "twitter.com", "twitter", "195.175.254.2",
+                ["tr-dns-poison"], "dns.redirect", "Turkey: DNS answer 195.175.254.2",
+                "ooni/blocking-fingerprints fingerprints_dns.csv @171641e: ooni.tr_6 "
+                "(195.175.254.2, nat, 'a poisoned DNS reply used in Turkey since 2014')", "TR")
+dns_answer_case("by/dns-mts", "by1", "twitter.com", "twitter", "134.17.0.7",
+                ["by-mts-dns"], "dns.redirect", "Belarus MTS: DNS answer 134.17.0.7",
+                "ooni/blocking-fingerprints fingerprints_dns.csv @171641e: ooni.by_4 "
+                "(134.17.0.7, isp, mobile ISP MTS)", "BY")
+
+
+# =========================================================================== false positives
+
+@case("false-positive/closed-port-rst", "A server's own RST: nothing listens on the port",
+      shows="SYN to 203.0.113.20:443 (the address the probe tested for Signal) is answered by "
+            "RST+ACK with seq 0, window 0, DF set and IP ID 0 - what Linux sends for a closed "
+            "port - while the control address answers on 443. Without the false-positive "
+            "signature this reads as ip.reset.",
+      source="Linux net/ipv4/tcp_ipv4.c tcp_v4_send_reset and ip_send_unicast_reply (RST from "
+             "the per-netns control socket: DF set, IP ID 0); Weaver et al., 'Detecting Forged "
+             "TCP Reset Packets', NDSS 2009 (ordinary stacks also reset)",
+      expect={"signal": ACCESSIBLE})
+def fp_closed_port() -> Capture:
+    cap = Capture(seed=seed_of("fp1"), hints={"address_platform": {SERVER2: "signal"}})
+    control_dns(cap, 0.0)
+    control_tls(cap, 0.5, server=CONTROL_SERVER)
+    flow = cap.tcp(SERVER2, 443, at=1.0, server_ttl=SERVER_TTL)
+    flow.syn_refused(ttl=SERVER_TTL, ip_id=0, df=True)
+    again = cap.tcp(SERVER2, 443, at=2.0, server_ttl=SERVER_TTL)
+    again.syn_refused(ttl=SERVER_TTL, ip_id=0, df=True)
+    return cap
+
+
+@case("false-positive/injected-syn-rst", "RST to the SYN that the closed-port rule must not hide",
+      shows="SYN to 203.0.113.20:443 is answered by RST+ACK without DF and with IP ID 12321 "
+            "(not what a Linux server sends); the control address answers. This stays ip.reset.",
+      source="Negative case for false-positive/closed-port-rst (Linux RSTs carry DF and IP ID 0)",
+      expect={"signal": blocked(("203.0.113.20", "ip.reset", []))})
+def fp_injected_syn_rst() -> Capture:
+    cap = Capture(seed=seed_of("fp2"), hints={"address_platform": {SERVER2: "signal"}})
+    control_dns(cap, 0.0)
+    control_tls(cap, 0.5, server=CONTROL_SERVER)
+    flow = cap.tcp(SERVER2, 443, at=1.0)
+    flow.syn_refused(ttl=58, ip_id=12321, df=False, delay_ms=5)
+    return cap
+
+
+def redirect_case(path: str, seed: str, host: str, platform: str, location: str, title: str,
+                  shows: str, source: str) -> None:
+    def build() -> Capture:
+        cap = Capture(seed=seed_of(seed))
+        control_http(cap, 0.0)
+        flow = target_http(cap, host, 1.0)
+        flow.http_reply(http_response(301, "Moved Permanently", [("Location", location)]))
+        return cap
+    CASES.append(Case(path, title, shows, source, build, {platform: ACCESSIBLE}))
+
+
+redirect_case("false-positive/twitter-to-x", "fp1r", "twitter.com", "twitter", "https://x.com/",
+              "twitter.com redirects to x.com (the platform's own move, not a blockpage)",
+              "The server for twitter.com answers 301 to https://x.com/: a redirect to another "
+              "site, which the control logic alone would report as a blockpage redirect.",
+              "Twitter's move to x.com (twitter.com redirects to x.com since 2024-05-17, "
+              "announced by X); catalog: twitter.com and x.com are the same platform")
+redirect_case("false-positive/google-cctld", "fp2r", "google.com", "google",
+              "http://www.google.co.uz/?gws_rd=cr",
+              "google.com redirects to a country domain (www.google.co.uz)",
+              "The server for google.com answers 301 to http://www.google.co.uz/: Google's "
+              "redirect to the visitor's country domain, not a blockpage.",
+              "Google's country redirect (google.com -> www.google.<cc>, parameter gws_rd=cr), "
+              "documented in Google Search Help 'Change your Google domain'")
+
+
+# =========================================================================== clean captures
+
+@case("clean/dns", "Clean DNS: every name resolves to the platform's own addresses",
+      shows="twitter.com, www.facebook.com, vk.com and www.google.com resolve once each, with "
+            "the resolver's IP fields, to addresses in the platforms' published networks.",
+      source="Negative fixture (no censor)",
+      expect={"facebook": ACCESSIBLE, "google": ACCESSIBLE, "twitter": ACCESSIBLE,
+              "vkontakte": ACCESSIBLE})
+def clean_dns() -> Capture:
+    cap = Capture(seed=seed_of("c1"), hints={"probe_cc": "RU"})
+    control_dns(cap, 0.0)
+    for i, (name, answer) in enumerate((("twitter.com", "104.244.42.1"),
+                                        ("www.facebook.com", "157.240.1.35"),
+                                        ("vk.com", "87.240.190.72"),
+                                        ("www.google.com", "142.250.185.100"))):
+        cap.dns(RESOLVER, name, at=0.5 + i * 0.3).respond([answer], delay_ms=20 + i,
+                                                          ttl=RESOLVER_TTL)
+    return cap
+
+
+@case("clean/tls", "Clean TLS: target SNIs complete their handshakes like the control",
+      shows="ClientHellos with SNI twitter.com, vk.com and www.facebook.com get a ServerHello, "
+            "like example.com, on the same address; vantage hints say UZ (so country-scoped "
+            "drop signatures are exercised and must stay silent).",
+      source="Negative fixture (no censor)",
+      expect={"facebook": ACCESSIBLE, "twitter": ACCESSIBLE, "vkontakte": ACCESSIBLE})
+def clean_tls() -> Capture:
+    cap = Capture(seed=seed_of("c2"), hints={"probe_cc": "UZ"})
+    control_tls(cap, 0.0)
+    for i, sni in enumerate(("twitter.com", "vk.com", "www.facebook.com")):
+        flow = target_tls(cap, sni, 1.0 + i)
+        flow.server_hello()
+        flow.client_close(at_ms=120)
+    return cap
+
+
+@case("clean/http", "Clean HTTP: target Hosts get the server's page",
+      shows="HTTP requests with Host twitter.com and www.linkedin.com get 200 pages from the "
+            "server, like example.com.",
+      source="Negative fixture (no censor)",
+      expect={"linkedin": ACCESSIBLE, "twitter": ACCESSIBLE})
+def clean_http() -> Capture:
+    cap = Capture(seed=seed_of("c3"), hints={"probe_cc": "RU"})
+    control_http(cap, 0.0)
+    for i, host in enumerate(("twitter.com", "www.linkedin.com")):
+        flow = target_http(cap, host, 1.0 + i)
+        flow.http_reply(http_response(200, "OK", [("Content-Type", "text/html")],
+                                      b"<html><body>home</body></html>"))
+    return cap
+
+
+# --------------------------------------------------------------------------- driver
+
+def expected_summary(expect: Expectation) -> dict[str, Any]:
+    return {platform: {"status": status,
+                       "techniques": sorted({tech for _t, tech, _s in findings}),
+                       "findings": sorted([t, tech, sorted(sigs)] for t, tech, sigs in findings)}
+            for platform, (status, findings) in expect.items()}
+
+
+def readme(item: Case) -> str:
+    return (f"# {item.title}\n\n{item.shows}\n\n"
+            f"Source: {item.source}\n\n"
+            "Crafted by `scripts/make_fixtures.py` (documentation addresses only; regenerate with "
+            "`python scripts/make_fixtures.py " + item.path + "`).\n")
+
+
+def build_case(item: Case, folder: Path, library: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    item.build().write(folder / CAPTURE_NAME)
+    if item.extra_files is not None:
+        for name, data in item.extra_files().items():
+            (folder / name).write_bytes(data)
+    (folder / "README.md").write_text(readme(item))
+    result, report = Fixture(folder).analyze(library)
+    report.pop("generated", None)  # a wall-clock time: keeps regeneration byte-identical
+    report.update({"inputs": [CAPTURE_NAME], "packets": result.packets,
+                   "problems": result.problems})
+    return report, verdict_summary(report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("prefixes", nargs="*", help="only cases whose path starts with these")
+    parser.add_argument("--check", action="store_true",
+                        help="build in a temporary folder and compare; write nothing")
+    args = parser.parse_args(argv)
+    library = load_library(REPO / "signatures")
+    selected = [c for c in CASES if not args.prefixes or any(c.path.startswith(p)
+                                                                for p in args.prefixes)]
+    failures = 0
+    with tempfile.TemporaryDirectory() as scratch:
+        for item in selected:
+            staging = Path(scratch) / item.path
+            report, summary = build_case(item, staging, library)
+            want = expected_summary(item.expect)
+            if summary != want:
+                failures += 1
+                print(f"WRONG {item.path}\n  expected {json.dumps(want, sort_keys=True)}\n"
+                      f"  analysis {json.dumps(summary, sort_keys=True)}")
+                continue
+            if args.check:
+                print(f"ok    {item.path}")
+                continue
+            (staging / "expected.json").write_text(json.dumps(report, indent=2, sort_keys=True)
+                                                   + "\n")
+            target = REPO / "pcaps" / item.path
+            if target.exists():
+                shutil.rmtree(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(staging, target)
+            size = sum(p.stat().st_size for p in target.iterdir())
+            print(f"wrote {item.path} ({size} bytes)")
+    print(f"{len(selected)} cases, {failures} wrong")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
