@@ -855,9 +855,11 @@ def _rate(flow: TcpFlow) -> float:
     if flow.server_data_first_ts is None or flow.server_data_last_ts is None:
         return 0.0
     span = flow.server_data_last_ts - flow.server_data_first_ts
-    if flow.server_bytes < 16384 or span <= 0.05:
+    if flow.server_bytes < 16384:
         return 0.0
-    return flow.server_bytes / span
+    # A fast transfer can finish within a few ms; its rate is then at least bytes / 50 ms
+    # (a lower bound, so a fast control still shows how slow a throttled target is).
+    return flow.server_bytes / max(span, 0.05)
 
 
 def _median(values: Iterable[float]) -> float:
