@@ -261,5 +261,5 @@ def render(agg: Any, fmt: str, title: str = "fingerprint report") -> str:
     from fingerprint.output.render_text import render_markdown, render_table
 
     if fmt == "md":
-        return render_markdown(agg)
+        return render_markdown(agg, title)
     return render_table(agg) + "\n"

@@ -102,8 +102,8 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(agg: Aggregate) -> str:
-    lines = ["# fingerprint report", "",
+def render_markdown(agg: Aggregate, title: str = "fingerprint report") -> str:
+    lines = [f"# {_md(title)}", "",
              f"{agg.measurements} measurements from {len(agg.files)} file(s)"
              + (f"; {agg.skipped_total} line(s) skipped" if agg.skipped_total else "") + "."]
     for net in agg.ordered_networks():
