@@ -1,0 +1,63 @@
+"""Benchmark: a full `fingerprint probe` of the built-in platforms in the lab (root).
+
+For each scenario given (default: gfw, clean), brings the lab up, runs the
+probe from the client namespace with `--timeout T`, and prints the sweep's
+wall time divided by the timeout (target <= 1.5: the probes run concurrently,
+so the sweep costs about one timeout, not one per probe), then the cost of
+localisation (TTL-limited repeats for the blocked targets) separately.  The
+figures come from the report's `timing` block, which the probe measures
+around its own phases; the whole command's wall time (interpreter start,
+control resolution, localisation, analysis) is printed too.
+
+    sudo /path/to/venv/bin/python benchmarks/bench_probe.py [--timeout 3] [SCENARIO ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from fingerprint.lab import lab as lab_core
+from fingerprint.lab.scenarios import load_scenario
+
+
+def bench(scenario: str, timeout: float) -> None:
+    info = lab_core.up(load_scenario(scenario))
+    try:
+        command = lab_core.probe_command(info, timeout, None)
+        start = time.monotonic()
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        wall = time.monotonic() - start
+    finally:
+        lab_core.down()
+    if proc.returncode not in (0, 3):
+        print(f"{scenario}: probe failed: {proc.stderr.strip().splitlines()[-1:]}")
+        return
+    report = json.loads(proc.stdout)
+    timing = report["timing"]
+    platforms = len(report["platforms"])
+    blocked = sum(p["status"] == "blocked" for p in report["platforms"])
+    print(f"{scenario:16} platforms={platforms:2d} blocked={blocked:2d} packets={report['packets']:6d}"
+          f"  sweep={timing['sweep_s']:6.2f}s  sweep/timeout={timing['sweep_s'] / timeout:5.2f}"
+          f"  localisation={timing['localisation_s']:6.2f}s"
+          f"  control-resolver={timing['control_resolver_s']:5.2f}s  command wall={wall:6.2f}s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenarios", nargs="*", default=["gfw", "clean"])
+    parser.add_argument("--timeout", type=float, default=3.0)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench_probe needs root (the lab's namespaces)")
+    print(f"fingerprint probe, all built-in platforms, --timeout {args.timeout}")
+    for scenario in args.scenarios:
+        bench(scenario, args.timeout)
+
+
+if __name__ == "__main__":
+    main()
