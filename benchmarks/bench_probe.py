@@ -9,7 +9,7 @@ figures come from the report's `timing` block, which the probe measures
 around its own phases; the whole command's wall time (interpreter start,
 control resolution, localisation, analysis) is printed too.
 
-    sudo /path/to/venv/bin/python benchmarks/bench_probe.py [--timeout 3] [SCENARIO ...]
+    sudo PYTHONPATH=. /path/to/venv/bin/python benchmarks/bench_probe.py [--timeout 3] [SCENARIO ...]
 """
 
 from __future__ import annotations
