@@ -25,8 +25,20 @@ from fingerprint.lab import lab as lab_core
 from fingerprint.lab.scenarios import load_scenario
 
 
+def up(scenario: str) -> lab_core.LabInfo:
+    """Bring the lab up, waiting (up to 5 min) while another session's lab runs."""
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            return lab_core.up(load_scenario(scenario))
+        except lab_core.LabBusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
 def bench(scenario: str, timeout: float) -> None:
-    info = lab_core.up(load_scenario(scenario))
+    info = up(scenario)
     try:
         command = lab_core.probe_command(info, timeout, None)
         start = time.monotonic()
