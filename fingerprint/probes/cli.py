@@ -82,11 +82,11 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
         raise ProbeUsageError(f"--resolver {resolver!r}: expected an IP address")
     control = dns_probe.parse_resolver_spec(control_spec or dns_probe.DEFAULT_CONTROL_RESOLVER)
     control_name = control_sni or catalog.control_domains[0]
+    check_privileges()
     library = load_library(signatures_path)
     trust = TrustStore(ca_file)
     if pcap_out is not None:
         _check_writable(pcap_out)
-    check_privileges()
     config = ProbeConfig(catalog, ids, resolver, control, control_name, timeout=timeout,
                          rate=rate, ca_file=ca_file, repeats=repeats, all_domains=all_domains,
                          localise=not no_localise, max_hops=max_hops,
