@@ -192,9 +192,16 @@ def _context_matchers(finding: Finding, injected: int) -> list[DraftMatcher]:
     return out
 
 
+ANSWER_TECHNIQUES = frozenset({"dns.redirect", "dns.nxdomain", "dns.error", "http.blockpage", "tls.mitm"})
+"""Techniques whose un-injected response packets are the resolver's or server's own: their IP
+fields describe that host, not the censor, so only the answer's content is drafted."""
+
+
 def draft_matchers(finding: Finding) -> list[DraftMatcher]:
     injected = [e.fields for e in finding.evidence if e.role == "injected"]
     responses = [e.fields for e in finding.evidence if e.role == "response"]
+    if finding.technique.value in ANSWER_TECHNIQUES:
+        responses = []
     packets, role = (injected, "injected") if injected else (responses, "response")
     matchers = _packet_matchers(packets, role) if packets else []
     if finding.technique.value.startswith("dns."):

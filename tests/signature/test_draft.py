@@ -200,3 +200,14 @@ def test_no_finding_to_draft_from_is_an_error_that_says_what_was_seen(reset_case
     assert "tls.sni_reset on twitter.com" in str(res.exception)
     bad = new(reset_case, "--from", str(reset_case), "--technique", "dns.nope")
     assert bad.exit_code == 2 and "not a technique" in bad.output
+
+
+def test_redirect_draft_keeps_the_answer_not_the_resolver_packet_fields(tmp_path: Path) -> None:
+    packets = (dns_exchange("example.com", 1, [("203.0.113.99", 58, 1200, 0x8180)])
+               + dns_exchange("twitter.com", 2, [("10.10.34.99", 58, 1201, 0x8180)]))
+    folder = write_fixture(tmp_path, "dns-redirect", packets)
+    res = new(folder, "--from", str(folder))
+    assert res.exit_code == 0, res.output
+    data = yaml.safe_load(res.stdout)
+    assert data["techniques"] == ["dns.redirect"]
+    assert data["match"]["matchers"] == [{"field": "dns.answer", "op": "equals", "value": "10.10.34.99"}]
