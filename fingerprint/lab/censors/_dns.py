@@ -12,6 +12,7 @@ import dns.rrset
 from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
 
+from fingerprint.lab import topology
 from fingerprint.lab.censors._wire import Packet
 from fingerprint.lab.censors.base import Behaviour, Verdict, pick
 
@@ -41,9 +42,15 @@ def send_reply(engine: Engine, trigger: Packet, wire: bytes, fields: Mapping[str
     engine.send("client", packet)
 
 
-RESOLVER_LIKE: dict[str, Any] = {"flags": 0x8180, "dns_ttl": 300, "ttl": 64,
-                                 "ip_id": "random", "df": True}
-"""Header values of an ordinary resolver's reply: in-path tampering needs no race."""
+RESOLVER_LIKE: dict[str, Any] = {"flags": 0x8180, "dns_ttl": 300, "ttl": 61,
+                                 "ip_id": "random", "df": True, "any_destination": False,
+                                 "delay_ms": 25}
+"""The lab resolver's own reply as it passes the censor: IP TTL 61 (64 minus r4,
+r3 and the censor), DF, 25 ms late; so the tampered answer looks like the
+resolver lying, not like an injection (the probe compares these fields).
+`any_destination: false` limits the tampering to queries sent to the lab's
+resolver, as an ISP resolver that lies would; a query to an address that runs
+no resolver then stays unanswered."""
 
 
 class InPathDns(Behaviour):
@@ -61,7 +68,10 @@ class InPathDns(Behaviour):
         if question.rdclass != dns.rdataclass.IN or not self.matches_name(
                 question.name.to_text()):
             return None
+        if not self.options.get("any_destination") and packet.dst != topology.RESOLVER_ADDRESS:
+            return None
         wire = self.answer(query)
         if wire is not None:
-            send_reply(engine, packet, wire, self.options)
+            engine.later(float(self.options.get("delay_ms", 0)) / 1000,
+                         lambda: send_reply(engine, packet, wire, self.options))
         return Verdict(drop=True)

@@ -19,7 +19,7 @@ class DnsDrop(_dns.InPathDns):
     name = "dns_drop"
     techniques = ("dns.drop",)
     title = "queries for the name are dropped"
-    defaults: ClassVar[dict[str, Any]] = {}
+    defaults: ClassVar[dict[str, Any]] = {"any_destination": False}
 
     def answer(self, query: dns.message.Message) -> bytes | None:
         return None

@@ -4,8 +4,9 @@ blockpage or sinkhole address instead of the platform's.
 Profile `iran`: 10.10.34.34, Iran's blockpage address (OONI
 ooni/blocking-fingerprints `fingerprints_dns.csv` @171641e, row ir_4; .35 is
 ir_5, .36 ir_10dot10_ipv4_1).  OONI labels this dns.injection.blockpage /
-dns_bogon_error (ooni/data docs/label-corpus-design.md).  The reply carries an
-ordinary resolver's header values (qr rd ra, IP TTL 64, DF).
+dns_bogon_error (ooni/data docs/label-corpus-design.md).  The reply carries
+the lab resolver's header values (qr rd ra; IP TTL and DF as the resolver's
+own reply has them at the censor), so it reads as the resolver lying.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ fake root CA the government asked users to install (censoredplanet.org/
 kazakhstan); 2023-24: interception with intermediates from the government
 root for at least 14 domains (ooni.org/post/2024-kazakhstan-report).
 
-How: iptables REDIRECTs every client-side TCP connection to port 443 to a
-transparent proxy in the censor namespace.  The proxy peeks at the
-ClientHello.  A matching SNI gets a handshake with a certificate forged for
+How: iptables REDIRECTs client-side TCP connections to port 443 of the
+intercepted platforms' addresses to a transparent proxy in the censor
+namespace.  The proxy peeks at the ClientHello.  A matching SNI gets a handshake with a certificate forged for
 that name by a CA the client does not trust (generated at `up`, not the lab
 CA), and the decrypted bytes are relayed over a new TLS connection to the
 real server.  Any other SNI is spliced byte for byte to the original
@@ -59,9 +59,13 @@ class TlsMitm(Behaviour):
         port = PROXY_PORT + len(setup.processes)
         config_path.write_text(json.dumps({"domains": list(self.domains), "port": port,
                                            "ca_cert": str(ca_cert), "ca_key": str(ca_key)}))
-        setup.commands.append(["iptables", "-t", "nat", "-A", "PREROUTING", "-i",
-                               topology.CENSOR_CLIENT_LINK.right_interface, "-p", "tcp",
-                               "--dport", "443", "-j", "REDIRECT", "--to-ports", str(port)])
+        # Only the intercepted platforms' addresses go through the proxy (a control
+        # SNI sent there is spliced); every other flow stays on the fast path.
+        for address in self.addresses:
+            setup.commands.append(["iptables", "-t", "nat", "-A", "PREROUTING", "-i",
+                                   topology.CENSOR_CLIENT_LINK.right_interface, "-d", address,
+                                   "-p", "tcp", "--dport", "443", "-j", "REDIRECT",
+                                   "--to-ports", str(port)])
         setup.processes.append(("tls-mitm", ["fingerprint.lab.censors.tls_mitm",
                                              "--config", str(config_path)]))
 
