@@ -66,7 +66,7 @@ class DnsExchange:
 class _Stream:
     """In-order reassembly of the first `limit` bytes of one direction."""
 
-    __slots__ = ("base", "limit", "segments", "done")
+    __slots__ = ("base", "done", "limit", "segments")
 
     def __init__(self, limit: int) -> None:
         self.base: int | None = None
