@@ -27,6 +27,7 @@ from fingerprint.capture.packet import (
     PROTO_TCP,
     PROTO_UDP,
     Packet,
+    RawFrame,
 )
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "SUPPORTED_LINKTYPES",
     "Problem",
     "decode_frame",
+    "decode_ip_frame",
     "dissect",
 ]
 
@@ -150,6 +152,45 @@ def decode_frame(frame: int, ts: float, linktype: int, buf: bytes, start: int, e
     packet, or None for frames that carry no IP (ARP, unknown link types...).
     `end` must not exceed len(buf).
     """
+    found = _ip_start(linktype, buf, start, end)
+    if found is None:
+        return None
+    offset, version = found
+    if version == 0:
+        if offset >= end:
+            return Problem(frame, "empty frame on a raw-IP link")
+        version = buf[offset] >> 4
+        if version != 4 and version != 6:
+            return Problem(frame, f"IP version {version} on a raw-IP link is neither 4 nor 6")
+    if version == 4:
+        return _ipv4(frame, ts, buf, offset, end, False)
+    return _ipv6(frame, ts, buf, offset, end, False)
+
+
+def decode_ip_frame(frame: int, ts: float, linktype: int, buf: bytes, start: int, end: int
+                    ) -> RawFrame | None:
+    """The IP packet inside the frame at buf[start:end], as bytes, without dissecting it.
+
+    For copying packets (evidence captures): cut to the IP header's length so
+    link-layer padding is not copied; None for frames that carry no IP.
+    """
+    found = _ip_start(linktype, buf, start, end)
+    if found is None:
+        return None
+    packet = bytes(buf[found[0]:end])
+    version = packet[0] >> 4 if packet else 0
+    if version == 4 and len(packet) >= 4:
+        total = _U16(packet, 2)[0]
+    elif version == 6 and len(packet) >= 6:
+        total = 40 + _U16(packet, 4)[0]
+    else:
+        return None
+    return RawFrame(frame, ts, packet[:total] if 0 < total < len(packet) else packet)
+
+
+def _ip_start(linktype: int, buf: bytes, start: int, end: int) -> tuple[int, int] | None:
+    """Where the IP packet starts in the frame buf[start:end], and the IP version the
+    link layer announces (0 for raw-IP links, where only the header itself tells)."""
     if linktype == LINKTYPE_ETHERNET:
         if end - start < 14:
             return None
@@ -157,14 +198,7 @@ def decode_frame(frame: int, ts: float, linktype: int, buf: bytes, start: int, e
         offset = start + 14
     elif linktype == LINKTYPE_RAW or linktype == LINKTYPE_RAW_BSD12 \
             or linktype == LINKTYPE_RAW_BSD14:
-        if start >= end:
-            return Problem(frame, "empty frame on a raw-IP link")
-        version = buf[start] >> 4
-        if version == 4:
-            return _ipv4(frame, ts, buf, start, end, False)
-        if version == 6:
-            return _ipv6(frame, ts, buf, start, end, False)
-        return Problem(frame, f"IP version {version} on a raw-IP link is neither 4 nor 6")
+        return start, 0
     elif linktype == LINKTYPE_LINUX_SLL:
         if end - start < 16:
             return None
@@ -184,14 +218,14 @@ def decode_frame(frame: int, ts: float, linktype: int, buf: bytes, start: int, e
         if family > 0xFFFF:
             family = _U32_BE(buf, start)[0]
         if family == _AF_INET:
-            return _ipv4(frame, ts, buf, start + 4, end, False)
+            return start + 4, 4
         if family in _AF_INET6_VALUES:
-            return _ipv6(frame, ts, buf, start + 4, end, False)
+            return start + 4, 6
         return None
     elif linktype == LINKTYPE_IPV4:
-        return _ipv4(frame, ts, buf, start, end, False)
+        return start, 4
     elif linktype == LINKTYPE_IPV6:
-        return _ipv6(frame, ts, buf, start, end, False)
+        return start, 6
     else:
         return None
     # Ethertype-based links (Ethernet, SLL, SLL2): skip any stack of VLAN tags.
@@ -201,9 +235,9 @@ def decode_frame(frame: int, ts: float, linktype: int, buf: bytes, start: int, e
         ethertype = _U16(buf, offset + 2)[0]
         offset += 4
     if ethertype == _ETHERTYPE_IPV4:
-        return _ipv4(frame, ts, buf, offset, end, False)
+        return offset, 4
     if ethertype == _ETHERTYPE_IPV6:
-        return _ipv6(frame, ts, buf, offset, end, False)
+        return offset, 6
     return None
 
 

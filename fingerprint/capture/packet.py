@@ -117,3 +117,21 @@ class Packet:
         elif self.is_udp:
             parts.append(f"udp len={len(self.payload)}")
         return " ".join(parts)
+
+
+@dataclass(slots=True)
+class RawFrame:
+    """One IP packet's bytes with the frame number and time it has in its capture.
+
+    What evidence captures copy: the analysis names packets by (capture, frame),
+    and a `RawFrame` carries the same numbering as the `Packet` read from it.
+    """
+
+    frame: int
+    ts: float
+    data: bytes
+    """The IP packet, from its IP header on."""
+    capture: str | None = None
+    """Capture label as the analysis used it (file name when several files are analysed)."""
+    comment: str | None = None
+    """The packet's pcapng comment in its capture, if any."""

@@ -34,11 +34,13 @@ from fingerprint.capture.dissect import (
     SUPPORTED_LINKTYPES,
     Problem,
     decode_frame,
+    decode_ip_frame,
 )
-from fingerprint.capture.packet import Packet
+from fingerprint.capture.packet import Packet, RawFrame
 from fingerprint.errors import CaptureError
 
-__all__ = ["MAX_RECORD_LENGTH", "CaptureReader", "Problem", "open_capture"]
+__all__ = ["MAX_RECORD_LENGTH", "CaptureReader", "IpFrameReader", "Problem", "open_capture",
+           "open_ip_frames"]
 
 _CHUNK = 1 << 20
 MAX_RECORD_LENGTH = 256 * 1024
@@ -76,6 +78,11 @@ _IF_TSOFFSET = 14
 def open_capture(path: str | Path) -> CaptureReader:
     """Open a pcap or pcapng file (optionally gzip-compressed) for streaming."""
     return CaptureReader(path)
+
+
+def open_ip_frames(path: str | Path) -> IpFrameReader:
+    """Open a capture to copy its IP packets as bytes (same framing and numbering)."""
+    return IpFrameReader(path)
 
 
 def _show_bytes(head: bytes) -> str:
@@ -149,6 +156,10 @@ class CaptureReader:
     `frames` (records read), `problems` (the first 100 skipped malformed
     packets) and `problem_count` (all of them).
     """
+
+    _decode = staticmethod(decode_frame)
+    """Turns one record into what the iterator yields (or a Problem, or None to skip)."""
+    _record_class: type = Packet
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -278,8 +289,8 @@ class CaptureReader:
         path = self.path
         read = self._source.read
         record = struct.Struct(order + "IIII").unpack_from
-        decode = decode_frame
-        packet_class = Packet
+        decode = self._decode
+        packet_class = self._record_class
         buf = self._buf
         pos = self._pos
         size = len(buf)
@@ -417,8 +428,8 @@ class CaptureReader:
 
     def _iter_pcapng(self) -> Iterator[Packet]:
         path = self.path
-        decode = decode_frame
-        packet_class = Packet
+        decode = self._decode
+        packet_class = self._record_class
         frame = 0
         last_ts = 0.0
         while True:
@@ -547,3 +558,13 @@ class CaptureReader:
                     frame += 1
                 self._pos += length
 
+
+
+class IpFrameReader(CaptureReader):
+    """The same reader, yielding each frame's IP packet as bytes (`RawFrame`), undissected."""
+
+    _decode = staticmethod(decode_ip_frame)  # type: ignore[assignment]
+    _record_class = RawFrame
+
+    def ip_frames(self) -> Iterator[RawFrame]:
+        return self._packets  # type: ignore[return-value]
