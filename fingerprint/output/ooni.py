@@ -28,7 +28,6 @@ import datetime as dt
 import ipaddress
 import re
 import secrets
-import struct
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -166,33 +165,6 @@ def _b64(data: bytes) -> str:
 
 def _rel(ts: float, start: float) -> float:
     return round(max(0.0, ts - start), 6)
-
-
-def _server_hello_details(server_data: bytes) -> tuple[str, str]:
-    """(cipher suite name, ALPN protocol) from the first ServerHello in the server's stream."""
-    try:
-        if len(server_data) < 9 or server_data[0] != 22 or server_data[5] != 2:
-            return "", ""
-        body = server_data[9:]
-        pos = 2 + 32
-        pos += 1 + body[pos]
-        (suite,) = struct.unpack_from("!H", body, pos)
-        pos += 3
-        alpn = ""
-        if pos + 2 <= len(body):
-            (total,) = struct.unpack_from("!H", body, pos)
-            pos += 2
-            end = min(len(body), pos + total)
-            while pos + 4 <= end:
-                etype, elen = struct.unpack_from("!HH", body, pos)
-                if etype == 16 and elen >= 3:
-                    # ALPN extension: list length (2), then one length-prefixed protocol.
-                    size = body[pos + 6]
-                    alpn = body[pos + 7:pos + 7 + size].decode("ascii", "replace")
-                pos += 4 + elen
-        return _CIPHER_SUITES.get(suite, f"0x{suite:04x}"), alpn
-    except (IndexError, struct.error):
-        return "", ""
 
 
 def _answers(response: DnsResponse) -> list[dict[str, Any]]:
@@ -452,7 +424,10 @@ class _Builder:
             elif not verdict.valid_for_name:
                 failure = Failure.SSL_INVALID_HOSTNAME.value
         hello = flight is not None and flight.server_hello
-        suite, alpn = _server_hello_details(flow.server_data) if hello else ("", "")
+        suite = alpn = ""
+        if hello and flight is not None and flight.cipher_suite is not None:
+            suite = _CIPHER_SUITES.get(flight.cipher_suite, f"0x{flight.cipher_suite:04x}")
+            alpn = flight.alpn
         version = flight.version if flight is not None and flight.version else None
         return {
             "network": "tcp",

@@ -110,6 +110,10 @@ class ServerFlight:
     server_hello: bool = False
     version: int | None = None
     """Negotiated version (0x0303 TLS 1.2, 0x0304 TLS 1.3) when a ServerHello was read."""
+    cipher_suite: int | None = None
+    """The cipher suite the ServerHello chose."""
+    alpn: str = ""
+    """The application protocol the ServerHello chose (ALPN), if any."""
     certificates: list[bytes] = field(default_factory=list)
     """DER certificates in the order sent (leaf first); only visible before TLS 1.3."""
     alert: tuple[int, int] | None = None
@@ -164,17 +168,20 @@ def _read_handshake(hs: bytes, flight: ServerFlight) -> None:
         try:
             if htype == HS_SERVER_HELLO and not flight.server_hello:
                 flight.server_hello = True
-                flight.version = _server_hello_version(body)
+                _read_server_hello(body, flight)
             elif htype == HS_CERTIFICATE and not flight.certificates:
                 flight.certificates = _certificates(body)
         except (struct.error, IndexError):
             return
 
 
-def _server_hello_version(body: bytes) -> int:
+def _read_server_hello(body: bytes, flight: ServerFlight) -> None:
+    """Version (supported_versions overrides legacy_version), cipher suite and ALPN."""
     (version,) = struct.unpack_from("!H", body, 0)
+    flight.version = version
     p = 2 + 32
     p += 1 + body[p]  # session id
+    (flight.cipher_suite,) = struct.unpack_from("!H", body, p)
     p += 2 + 1  # cipher suite, compression
     if p + 2 <= len(body):
         (ext_total,) = struct.unpack_from("!H", body, p)
@@ -183,9 +190,12 @@ def _server_hello_version(body: bytes) -> int:
         while p + 4 <= end:
             etype, elen = struct.unpack_from("!HH", body, p)
             if etype == 43 and elen == 2:
-                (version,) = struct.unpack_from("!H", body, p + 4)
+                (flight.version,) = struct.unpack_from("!H", body, p + 4)
+            elif etype == 16 and elen >= 3:
+                # ALPN: list length (2), then the one chosen length-prefixed protocol.
+                size = body[p + 6]
+                flight.alpn = body[p + 7:p + 7 + size].decode("ascii", "replace")
             p += 4 + elen
-    return int(version)
 
 
 def _certificates(body: bytes) -> list[bytes]:
