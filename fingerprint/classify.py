@@ -80,6 +80,14 @@ class Verdicts:
     `signatures test` and curious users can see what was suppressed and why."""
 
 
+def is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def is_bogon(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address)

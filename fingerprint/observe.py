@@ -8,7 +8,6 @@ depends on the number of concurrent flows, not on the capture's length.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -212,14 +211,6 @@ class Observations:
 
 
 FlowSink = Callable[[DnsExchange | TcpFlow], None]
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 class Observer:

@@ -37,7 +37,15 @@ from fingerprint import __version__
 from fingerprint.analysis import Pipeline
 from fingerprint.capture.packet import Packet
 from fingerprint.catalog import OTHER, Catalog
-from fingerprint.classify import Analysis, Check, Finding, FlowOutcome, Verdicts, flow_outcome
+from fingerprint.classify import (
+    Analysis,
+    Check,
+    Finding,
+    FlowOutcome,
+    Verdicts,
+    flow_outcome,
+    is_ip_address,
+)
 from fingerprint.errors import FingerprintError
 from fingerprint.model import Failure, Status, Technique
 from fingerprint.observe import DnsExchange, DnsResponse, TcpFlow
@@ -294,14 +302,6 @@ def _targets(verdicts: Verdicts) -> list[_Target]:
     return sorted(targets.values(), key=lambda t: (t.platform == OTHER, t.platform, t.target))
 
 
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
 class _Builder:
     """Turns one target's observations into df-002/005/006/008 entries."""
 
@@ -329,7 +329,7 @@ class _Builder:
 
     def tcp_for(self, target: str) -> tuple[list[TcpFlow], list[TcpFlow]]:
         groups = sorted(self.analysis.tcp_groups.items())
-        if _is_address(target):
+        if is_ip_address(target):
             mine = [f for (server, _p, _k, _n), fs in groups if server == target for f in fs]
             controls = [f for (server, _p, _k, _n), fs in groups
                         if server != target and self.analysis.is_control_address(server)

@@ -63,6 +63,7 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
     for the blocked targets.  Needs root or CAP_NET_RAW.
     """
     from fingerprint.catalog import load_catalog
+    from fingerprint.classify import is_ip_address
     from fingerprint.cli import blocked_exit, emit_report
     from fingerprint.probes import dns as dns_probe
     from fingerprint.probes.privileges import check_privileges
@@ -78,7 +79,7 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
     resolver = resolver or dns_probe.system_resolver()
     if resolver is None:
         raise ProbeUsageError("no resolver: /etc/resolv.conf names none; pass --resolver IP")
-    if not dns_probe.is_ip(resolver):
+    if not is_ip_address(resolver):
         raise ProbeUsageError(f"--resolver {resolver!r}: expected an IP address")
     control = dns_probe.parse_resolver_spec(control_spec or dns_probe.DEFAULT_CONTROL_RESOLVER)
     control_name = control_sni or catalog.control_domains[0]

@@ -27,7 +27,6 @@ Needs no privilege itself (ordinary UDP sockets); the shared sniffer does.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import os
 import socket
 import ssl
@@ -43,6 +42,7 @@ import dns.query
 import dns.rdatatype
 from scapy.layers.dns import DNS, DNSQR
 
+from fingerprint.classify import is_ip_address
 from fingerprint.errors import FingerprintError
 from fingerprint.probes.runner import Session
 
@@ -83,20 +83,12 @@ def parse_resolver_spec(spec: str) -> ControlResolver:
     if text.startswith("tls://"):
         parts = urlsplit(text)
         host = parts.hostname or ""
-        if not is_ip(host):
+        if not is_ip_address(host):
             raise ResolverSpecError(f"control resolver {spec!r}: DoT needs an IP address")
         return ControlResolver("dot", host, parts.port or 853)
-    if is_ip(text):
+    if is_ip_address(text):
         return ControlResolver("udp", text, 53)
     raise ResolverSpecError(f"control resolver {spec!r}: expected https://..., tls://IP or an IP")
-
-
-def is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def system_resolver(path: str = "/etc/resolv.conf") -> str | None:
@@ -105,7 +97,7 @@ def system_resolver(path: str = "/etc/resolv.conf") -> str | None:
         with open(path, encoding="utf-8") as handle:
             for line in handle:
                 fields = line.split()
-                if len(fields) >= 2 and fields[0] == "nameserver" and is_ip(fields[1]):
+                if len(fields) >= 2 and fields[0] == "nameserver" and is_ip_address(fields[1]):
                     return fields[1]
     except OSError:
         return None
