@@ -132,6 +132,3 @@ def analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary,
     result.pipeline = pipeline
     return result
 
-
-def findings_for(result: Result, platform: str) -> list[Finding]:
-    return [f for f in result.verdicts.findings if f.platform == platform]

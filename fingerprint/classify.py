@@ -136,15 +136,15 @@ def flow_outcome(flow: TcpFlow, capture_end: float) -> FlowOutcome:
         if flow.handshake_rst is not None:
             return FlowOutcome("connect_reset", [flow.handshake_rst])
         if flow.trigger is None:
-            exceeded = [p for p in flow.icmp if p.icmp_type in (11, 3) and p.icmp_type == 11]
+            exceeded = [p for p in flow.icmp if p.icmp_type == 11]
             if exceeded:
                 return FlowOutcome("time_exceeded", exceeded[:1])
             return FlowOutcome("connect_timeout")
     if flow.trigger is None:
         return FlowOutcome("no_trigger")
     trigger = flow.trigger
-    exceeded = [p for p in flow.icmp if p.icmp_type in (11, 3) and p.quoted is not None
-                and p.quoted.seq == trigger.seq and p.icmp_type == 11]
+    exceeded = [p for p in flow.icmp if p.icmp_type == 11 and p.quoted is not None
+                and p.quoted.seq == trigger.seq]
     baseline = _server_baseline(flow)
     decisive: list[Packet] = []
     injected: list[EvidencePacket] = []
@@ -515,11 +515,10 @@ class Analysis:
             for (server, _port, kind, sni), group in self.tcp_groups.items():
                 if kind == "tls":
                     self._tls_index[(server, sni)].extend(group)
-        for flows in (self._tls_index.get((address, name), []),):
-            for flow in flows:
-                outcome = self.outcome(flow)
-                if outcome.flight is not None and outcome.flight.certificates:
-                    return self.trust.check(outcome.flight.certificates, name)
+        for flow in self._tls_index.get((address, name), []):
+            outcome = self.outcome(flow)
+            if outcome.flight is not None and outcome.flight.certificates:
+                return self.trust.check(outcome.flight.certificates, name)
         return None
 
     def _dns_location(self, finding: Finding, limited: list[DnsExchange],

@@ -69,13 +69,11 @@ def locate(target: list[SeriesPoint], control: list[SeriesPoint], kind: str) -> 
             return None
         # The first TTL from which the reaction shows in most of the higher repeats.
         hop = anomalies[0]
-        higher = [p for p in target if p.ttl >= hop]
         for candidate in anomalies:
             above = [p for p in target if p.ttl >= candidate]
             if sum(p.outcome == "anomaly" for p in above) * 2 >= len(above):
                 hop = candidate
                 break
-            higher = above
         router = _before(routers, hop)
         beyond = [p for p in target if p.ttl >= hop and p.went_further]
         mode = Mode.ON_PATH if beyond else Mode.UNKNOWN
@@ -83,7 +81,6 @@ def locate(target: list[SeriesPoint], control: list[SeriesPoint], kind: str) -> 
         basis = (f"injected response first seen with trigger TTL {hop}"
                  + (f"; last router before it {router}" if router else "")
                  + ("; the trigger also travelled past the censor" if beyond else ""))
-        del higher
         return Location(hop, router, mode, copying, basis)
     # Drop: the trigger stops getting ICMP answers where the control still does.
     answered = sorted(p.ttl for p in target if p.outcome in ("time_exceeded", "response"))

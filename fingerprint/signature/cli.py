@@ -145,26 +145,19 @@ def test_signatures(path: str | None) -> None:
         return cache[ref]
 
     for sig in library.signatures:
-        for ref in sig.positive_fixtures:
-            try:
-                ok = sig.id in matched_ids(ref)
-            except InputError as exc:
-                click.echo(f"FAIL {sig.id}: {exc}")
-                failures += 1
-                continue
-            if not ok:
-                failures += 1
-                click.echo(f"FAIL {sig.id}: positive fixture {ref} does not match")
-        for ref in sig.negative_fixtures:
+        checks = [(ref, True) for ref in sig.positive_fixtures]
+        checks += [(ref, False) for ref in sig.negative_fixtures]
+        for ref, must_match in checks:
             try:
                 hit = sig.id in matched_ids(ref)
             except InputError as exc:
                 click.echo(f"FAIL {sig.id}: {exc}")
                 failures += 1
                 continue
-            if hit:
+            if hit != must_match:
                 failures += 1
-                click.echo(f"FAIL {sig.id}: negative fixture {ref} matches")
+                what = "positive fixture {} does not match" if must_match else "negative fixture {} matches"
+                click.echo(f"FAIL {sig.id}: {what.format(ref)}")
     click.echo(f"{len(library)} signatures, {len(cache)} fixtures replayed, {failures} failures")
     if failures:
         sys.exit(1)
