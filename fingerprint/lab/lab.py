@@ -60,7 +60,10 @@ class LabInfo:
     resolver = topology.RESOLVER_ADDRESS
     control_resolver = f"tls://{topology.CONTROL_RESOLVER_ADDRESS}"
     control_resolver_doh = f"https://{topology.CONTROL_RESOLVER_ADDRESS}/dns-query"
-    client_namespace = topology.namespace("client")
+
+    @property
+    def client_namespace(self) -> str:
+        return topology.namespace("client")
 
 
 def lab_catalog(base: Catalog) -> Catalog:

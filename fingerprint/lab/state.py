@@ -1,6 +1,7 @@
 """The lab's state directory: lock, what was created, and which process owns it.
 
-`/run/fingerprint-lab/` (FINGERPRINT_LAB_STATE overrides it) holds `lock`
+`/run/fingerprint-lab/` (`/run/fingerprint-lab-NAME/` for instance NAME of
+FINGERPRINT_LAB_INSTANCE; FINGERPRINT_LAB_STATE overrides both) holds `lock`
 (flock'ed while a lab is being built or torn down, so two commands never
 interleave), `state.json` (scenario, owner pid, mode, complete, pids), and
 the files of the running lab (catalog, CA, certificates, configs, logs).
@@ -26,7 +27,9 @@ from fingerprint.errors import PrivilegeError
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("FINGERPRINT_LAB_STATE", "/run/fingerprint-lab"))
+    instance = os.environ.get("FINGERPRINT_LAB_INSTANCE", "")
+    default = "/run/fingerprint-lab" + (f"-{instance}" if instance else "")
+    return Path(os.environ.get("FINGERPRINT_LAB_STATE", default))
 
 
 @dataclass

@@ -15,12 +15,25 @@ clutter captures.
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 import time
 from dataclasses import dataclass
 
 from fingerprint.lab._system import LabError, in_netns, run
 
-PREFIX = "fp-"
+
+def instance_name() -> str:
+    """The lab instance this process manages ("" is the default lab).
+
+    FINGERPRINT_LAB_INSTANCE lets several labs run side by side on one machine
+    (parallel test sessions, two researchers): each instance has its own
+    namespaces and state directory, and `down` touches only its own.
+    """
+    name = os.environ.get("FINGERPRINT_LAB_INSTANCE", "")
+    if name and not re.fullmatch(r"[a-z0-9]{1,8}", name):
+        raise LabError(f"FINGERPRINT_LAB_INSTANCE={name!r}: use 1-8 lowercase letters or digits")
+    return name
 NODES = ("client", "r1", "r2", "censor", "r3", "r4", "server")
 ROUTERS = ("r1", "r2", "censor", "r3", "r4")
 
@@ -37,7 +50,7 @@ MAX_PLATFORMS = 40
 
 
 def namespace(node: str) -> str:
-    return PREFIX + node
+    return f"fp{instance_name()}-{node}"
 
 
 def all_namespaces() -> tuple[str, ...]:
