@@ -300,7 +300,7 @@ def test_kazakhstan_intercepts_only_matching_sni_with_an_untrusted_ca() -> None:
 
 
 def test_ip_blackhole_reject_and_reset() -> None:
-    from scapy.layers.inet import ICMP, TCP
+    from scapy.layers.inet import ICMP, IP, TCP
 
     with running("blackhole") as info:
         telegram, signal_, whatsapp = (address_of(info, p)
@@ -312,7 +312,12 @@ def test_ip_blackhole_reject_and_reset() -> None:
         assert not from_server(packets, telegram)
         icmp = [p for p in packets if ICMP in p and p[ICMP].type == 3]
         assert icmp and all(p[ICMP].code == 13 for p in icmp)
-        assert any(p[TCP].flags.R for p in from_server(packets, whatsapp) if TCP in p)
+        resets = [p for p in from_server(packets, whatsapp) if TCP in p and p[TCP].flags.R]
+        # Forged by the censor (gfw-2025 profile), unlike a Linux closed port's own RST:
+        # RST+ACK, seq 0, windows 1980-1982, no DF, a non-zero IP ID, sent from hop 3.
+        assert resets and all(p[TCP].flags.A and p[TCP].seq == 0 for p in resets)
+        assert [p[TCP].window for p in resets[:3]] == [1980, 1981, 1982]
+        assert all(not p[IP].flags.DF and p[IP].id != 0 and p[IP].ttl == 62 for p in resets)
         assert curl_https(info, "example.com", topology.CONTROL_SERVER_ADDRESS).stdout == "200"
 
 

@@ -36,10 +36,7 @@ CASES = {
     "uzbekistan-2021": ["twitter", "tiktok", "facebook"],
     "uzbekistan-middlebox": ["vkontakte", "youtube"],
     "russia": ["twitter", "facebook", "linkedin", "google"],
-    # whatsapp (ip_reset) is left out: the lab answers with iptables' REJECT tcp-reset, the
-    # kernel's own RST (DF, IP ID 0, window 0), which signature fp-linux-closed-port-rst
-    # rightly calls a closed port; see the issue-4 report.
-    "blackhole": ["telegram", "signal", "google"],
+    "blackhole": ["telegram", "signal", "whatsapp", "google"],
     "kazakhstan": ["google", "linkedin"],
     "turkmenistan": ["tiktok", "vkontakte"],
     "clean": ["twitter", "telegram"],

@@ -17,7 +17,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.packet import Raw
 
 from fingerprint.lab._system import LabError
-from fingerprint.lab.censors._wire import Packet
+from fingerprint.lab.censors._wire import SYN, Packet
 from fingerprint.lab.censors.base import pick
 
 if TYPE_CHECKING:
@@ -41,7 +41,8 @@ def check_specs(owner: str, specs: Any) -> list[Mapping[str, Any]]:
 def build(spec: Mapping[str, Any], trigger: Packet, index: int) -> tuple[str, Any]:
     """(direction, scapy IP packet) for one spec, relative to the trigger segment."""
     payload = str(spec.get("payload", "")).encode()
-    trigger_end = trigger.seq + len(trigger.payload)
+    # A SYN occupies one sequence number: a RST answering it acknowledges seq + 1.
+    trigger_end = trigger.seq + len(trigger.payload) + (1 if trigger.tcp_flags & SYN else 0)
     if spec["to"] == "client":
         src, dst, sport, dport = trigger.dst, trigger.src, trigger.dport, trigger.sport
         next_seq, next_ack = trigger.ack, trigger_end

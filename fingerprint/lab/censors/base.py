@@ -7,7 +7,7 @@ addresses of the platforms it applies to).  It can
   helper processes (`prepare`), and
 * decide about packets the engine queues from the client side: DNS queries
   (`on_dns`), the first data segment of a TLS flow carrying an SNI (`on_tls`),
-  an HTTP request carrying a Host (`on_http`).  Returning a Verdict means the
+  an HTTP request carrying a Host (`on_http`), a TCP SYN (`on_syn`).  Returning a Verdict means the
   behaviour fired; None lets the packet on to the next behaviour.
 """
 
@@ -82,7 +82,7 @@ class Behaviour:
     """What the probe should report for a platform this behaviour blocks."""
     title: ClassVar[str]
     queues: ClassVar[frozenset[str]] = frozenset()
-    """Which client-side traffic the engine must queue: "dns", "tls", "http"."""
+    """Which client-side traffic the engine must queue: "dns", "tls", "http", "syn"."""
     defaults: ClassVar[Mapping[str, Any]] = {}
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
@@ -123,4 +123,7 @@ class Behaviour:
         return None
 
     def on_http(self, engine: Engine, packet: Packet, host: str) -> Verdict | None:
+        return None
+
+    def on_syn(self, engine: Engine, packet: Packet) -> Verdict | None:
         return None

@@ -92,6 +92,8 @@ class Engine:
                 return Verdict(drop=True)
             if dropped:
                 return Verdict(drop=True)
+            if packet.tcp_flags & (SYN | ACK | RST) == SYN:
+                return self._offer("syn", packet.dst, packet, lambda b: b.on_syn(self, packet))
             if not packet.payload:
                 return None
             sni = tls_sni(packet.payload)
