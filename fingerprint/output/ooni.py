@@ -11,9 +11,13 @@ overall verdict rides along under `x_fingerprint` in each of its measurements.
 
 Envelope: df-000 / data-formats README (`measurement_start_time` and
 `test_start_time` as "YYYY-MM-DD hh:mm:ss" UTC, `probe_ip` "127.0.0.1" unless
-the user shares it).  `test_keys` use the template shapes where one exists:
-df-002 `queries`, df-005 `tcp_connect`, df-006 `tls_handshakes`, df-008
-`network_events`; failure strings are df-007's.  Everything of this tool's own
+the user shares it; `report_id` is the run id; `extensions` names the
+templates used, as OONI Probe does).  `test_keys` use the template shapes where
+one exists: df-001 `agent` and `requests` (plain-HTTP exchanges as observed:
+"agent", since no redirect is followed), df-002 `queries`, df-005
+`tcp_connect`, df-006 `tls_handshakes`, df-008 `network_events`; failure
+strings are df-007's.  Key names and types follow ooni/spec and OONI Probe's
+archival structures (internal/model/archival.go in ooni/probe-cli).  Everything of this tool's own
 sits under keys starting with `x_`, which the data-formats README permits
 anywhere.  Times `t0`/`t` are seconds since `measurement_start_time`.
 
@@ -50,11 +54,13 @@ from fingerprint.errors import FingerprintError
 from fingerprint.model import Failure, Status, Technique
 from fingerprint.observe import DnsExchange, DnsResponse, TcpFlow
 from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_NAMES
+from fingerprint.protocols.http import HttpRequest
 from fingerprint.report import finding_json, platform_status
 
 __all__ = [
     "DATA_FORMAT_VERSION",
     "DEFAULT_RESOLVER_IP",
+    "EXTENSIONS",
     "MEASUREMENT_SCHEMA",
     "TEST_NAME",
     "TEST_VERSION",
@@ -70,6 +76,10 @@ TEST_NAME = "fingerprint"
 TEST_VERSION = "0.1.0"
 """Version of this measurement's layout (test_keys and x_fingerprint), not of the software."""
 DATA_FORMAT_VERSION = "0.2.0"
+"""The version OONI Probe writes and OONI's collector accepts (the spec's README lists later
+numbers for the top-level `resolver_*` keys, which OONI Probe emits under 0.2.0 all the same)."""
+EXTENSIONS = {"dnst": 0, "httpt": 0, "netevents": 0, "tcpconnect": 0, "tlshandshake": 0}
+"""Template data formats (and versions) used in `test_keys`, as OONI Probe declares them."""
 MEASUREMENT_SCHEMA = "fingerprint.measurement/1"
 DEFAULT_PROBE_IP = "127.0.0.1"
 DEFAULT_RESOLVER_IP = "127.0.0.2"
@@ -173,6 +183,45 @@ def _b64(data: bytes) -> str:
 
 def _rel(ts: float, start: float) -> float:
     return round(max(0.0, ts - start), 6)
+
+
+def _maybe_binary(data: bytes) -> str | dict[str, str]:
+    """df-001 MaybeBinaryData: the text when it is UTF-8, else {"format": "base64", "data"}."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"data": _b64(data), "format": "base64"}
+
+
+def _http_headers(pairs: list[tuple[bytes, bytes]]
+                  ) -> tuple[list[list[str | dict[str, str]]], dict[str, str | dict[str, str]]]:
+    """df-001 `headers_list` (every header, in order) and `headers` (first value per name)."""
+    headers_list: list[list[str | dict[str, str]]] = []
+    headers: dict[str, str | dict[str, str]] = {}
+    seen: set[bytes] = set()
+    for name, value in pairs:
+        key = _maybe_binary(name)
+        headers_list.append([key, _maybe_binary(value)])
+        if name.lower() not in seen and isinstance(key, str):
+            seen.add(name.lower())
+            headers[key] = _maybe_binary(value)
+    return headers_list, headers
+
+
+def _request_url(request: HttpRequest, flow: TcpFlow) -> str:
+    if request.target.startswith(("http://", "https://")):
+        return request.target  # absolute-form (proxy style) already names the origin
+    host = next((v.decode("latin-1") for n, v in request.headers_list if n.lower() == b"host"),
+                "")
+    if not host:
+        host = _endpoint(flow.server, flow.server_port) if flow.server_port != 80 else (
+            f"[{flow.server}]" if ":" in flow.server else flow.server)
+    return f"http://{host}{request.target}"
+
+
+_NO_HTTP_RESPONSE = "unknown_failure: malformed HTTP response"
+"""What OONI's HTTP client reports (as an unknown_failure) when the bytes that came back
+are not an HTTP response, e.g. an injected bare text."""
 
 
 def _answers(response: DnsResponse) -> list[dict[str, Any]]:
@@ -366,8 +415,12 @@ class _Builder:
             entry["rcode"] = response.message.rcode
         entry.update({
             "resolver_address": _endpoint(ex.resolver, ex.query.dport),
+            # df-002: deprecated, set to null by OONI's own engine.
+            "resolver_hostname": None,
+            "resolver_port": None,
             "t0": _rel(ex.query.ts, start),
             "t": _rel(end, start),
+            "tags": [role],
             "transaction_id": txn,
             "x_role": role,
             "x_dns_id": ex.txid,
@@ -399,6 +452,7 @@ class _Builder:
                        "failure": failure, "success": failure is None},
             "t0": _rel(first, start),
             "t": _rel(end, start),
+            "tags": [role],
             "transaction_id": txn,
             "x_role": role,
             "x_syn_count": flow.syn_count,
@@ -442,6 +496,54 @@ class _Builder:
             "t": _rel(_outcome_time(flow, outcome, self.capture_end), start),
             "tags": [role],
             "tls_version": _TLS_VERSIONS.get(version, "") if version else "",
+            "transaction_id": txn,
+            "x_outcome": outcome.kind,
+        }
+
+    def request_entry(self, flow: TcpFlow, outcome: FlowOutcome, start: float, txn: int,
+                      role: str) -> dict[str, Any]:
+        """df-001 transaction for a plain-HTTP flow: the request as sent, what came back."""
+        request = flow.http_request
+        assert request is not None and flow.trigger is not None
+        failure = _after_trigger_failure(outcome, flow, self.capture_end, tls=False)
+        response = flow.response
+        if failure is None and response is None:
+            failure = _NO_HTTP_RESPONSE
+        request_list, request_map = _http_headers(request.headers_list)
+        http_response: dict[str, Any] = {
+            "body": "", "body_is_truncated": False, "code": 0, "headers_list": [],
+            "headers": {}}
+        if response is not None:
+            response_list, response_map = _http_headers(response.headers_list)
+            http_response = {
+                "body": _maybe_binary(response.body),
+                "body_is_truncated": response.body_is_truncated,
+                "code": response.status,
+                "headers_list": response_list,
+                "headers": response_map,
+                "x_body_length": len(response.body),
+            }
+        elif flow.server_data:
+            # Not HTTP (e.g. an injected bare text): keep the bytes, they are the evidence.
+            http_response["x_server_data"] = _maybe_binary(flow.server_data)
+        return {
+            "network": "tcp",
+            "address": _endpoint(flow.server, flow.server_port),
+            "failure": failure,
+            "request": {
+                "body": _maybe_binary(request.body),
+                "body_is_truncated": request.body_is_truncated,
+                "headers_list": request_list,
+                "headers": request_map,
+                "method": request.method,
+                "tor": {"exit_ip": None, "exit_name": None, "is_tor": False},
+                "x_transport": "tcp",
+                "url": _request_url(request, flow),
+            },
+            "response": http_response,
+            "t0": _rel(flow.trigger.ts, start),
+            "t": _rel(_outcome_time(flow, outcome, self.capture_end), start),
+            "tags": [role],
             "transaction_id": txn,
             "x_outcome": outcome.kind,
         }
@@ -545,12 +647,17 @@ def build_measurements(analysis: Analysis, verdicts: Verdicts, catalog: Catalog,
         out.append({
             "annotations": annotations,
             "data_format_version": DATA_FORMAT_VERSION,
+            "extensions": dict(EXTENSIONS),
             "input": target.target,
             "measurement_start_time": ooni_time(start),
             "probe_asn": probe.asn,
             "probe_cc": probe.cc,
             "probe_ip": probe_ip,
+            "probe_network_name": "",
+            "report_id": run,
+            "resolver_asn": "AS0",
             "resolver_ip": probe.resolver_ip or _resolver_of(test_keys),
+            "resolver_network_name": "",
             "software_name": "fingerprint",
             "software_version": __version__,
             "test_keys": test_keys,
@@ -596,6 +703,7 @@ def _draft(builder: _Builder, target: _Target, findings_of: dict[str, list[Any]]
     duplicates: list[dict[str, Any]] = []
     tcp_connect: list[dict[str, Any]] = []
     tls_handshakes: list[dict[str, Any]] = []
+    requests: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     txn = 0
     for ex, role in sorted(full_ex, key=lambda item: item[0].query.ts):
@@ -612,6 +720,8 @@ def _draft(builder: _Builder, target: _Target, findings_of: dict[str, list[Any]]
         outcome = flow_outcome(flow, builder.capture_end) if flow.trigger is not None else None
         if outcome is not None and flow.trigger_kind == "tls" and flow.synack is not None:
             tls_handshakes.append(builder.tls_entry(flow, outcome, start, txn, role))
+        if outcome is not None and flow.trigger_kind == "http":
+            requests.append(builder.request_entry(flow, outcome, start, txn, role))
         events.extend(builder.network_events(
             flow, outcome, start, txn, connect["status"]["failure"] if connect else None))
 
@@ -641,6 +751,8 @@ def _draft(builder: _Builder, target: _Target, findings_of: dict[str, list[Any]]
         "ttl_limited_repeats": {"dns": limited_dns, "tcp": limited_tcp},
     }
     test_keys: dict[str, Any] = {
+        "agent": "agent",  # df-001: observed exchanges, no redirect was followed
+        "requests": scrub.tree(requests),
         "queries": queries,
         "tcp_connect": tcp_connect,
         "tls_handshakes": tls_handshakes,

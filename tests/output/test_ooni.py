@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from synthetic import CLIENT, CONTROL, TELEGRAM, TWITTER, censored_network
+from scapy.layers.inet import IP, TCP
+from synthetic import CLIENT, CONTROL, START, TELEGRAM, TWITTER, CaptureBuilder, censored_network
 
+from fingerprint.fixtures import Fixture
 from fingerprint.model import Failure
 from fingerprint.output.ooni import (
+    DATA_FORMAT_VERSION,
     DNS_SERVER_MISBEHAVING,
     MeasurementError,
     ProbeInfo,
@@ -25,9 +28,12 @@ ENVELOPE = {
     "measurement_start_time": str, "probe_asn": str, "probe_cc": str, "probe_ip": str,
     "resolver_ip": str, "software_name": str, "software_version": str, "test_keys": dict,
     "test_name": str, "test_runtime": float, "test_start_time": str, "test_version": str,
+    "extensions": dict, "probe_network_name": str, "report_id": str, "resolver_asn": str,
+    "resolver_network_name": str,
 }
 OONI_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 DF007 = {f.value for f in Failure} | {DNS_SERVER_MISBEHAVING}
+PCAPS = Path(__file__).resolve().parents[2] / "pcaps"
 
 
 def _measurements(result: Any, **options: Any) -> list[dict[str, Any]]:
@@ -43,7 +49,13 @@ def _failures(test_keys: dict[str, Any]) -> list[str | None]:
     out += [c["status"]["failure"] for c in test_keys["tcp_connect"]]
     out += [h["failure"] for h in test_keys["tls_handshakes"]]
     out += [e["failure"] for e in test_keys["network_events"]]
+    out += [r["failure"] for r in test_keys["requests"]]
     return out
+
+
+def _is_df007(failure: str) -> bool:
+    # df-007 lets anything it has no name for be reported as "unknown_failure: <detail>".
+    return failure in DF007 or failure.startswith("unknown_failure: ")
 
 
 def test_one_measurement_per_platform_target(analyze: Any, censored_capture: Path) -> None:
@@ -60,7 +72,16 @@ def test_envelope_keys_types_and_defaults(analyze: Any, censored_capture: Path) 
     for m in _measurements(analyze(censored_capture)):
         for key, kind in ENVELOPE.items():
             assert isinstance(m[key], kind), key
-        assert m["data_format_version"] == "0.2.0"
+        assert m["data_format_version"] == DATA_FORMAT_VERSION == "0.2.0"
+        assert m["extensions"] == {"dnst": 0, "httpt": 0, "netevents": 0, "tcpconnect": 0,
+                                   "tlshandshake": 0}
+        assert m["report_id"] == m["test_keys"]["x_fingerprint"]["run_id"]
+        assert m["resolver_asn"] == "AS0"
+        assert set(m["test_keys"]) >= {"agent", "requests", "queries", "tcp_connect",
+                                       "tls_handshakes", "network_events"}
+        assert all(isinstance(v, list) for k, v in m["test_keys"].items()
+                   if k in ("requests", "queries", "tcp_connect", "tls_handshakes",
+                            "network_events"))
         assert m["software_name"] == "fingerprint"
         assert m["probe_ip"] == "127.0.0.1"
         assert (m["probe_asn"], m["probe_cc"]) == ("AS0", "ZZ")
@@ -85,6 +106,8 @@ def test_dns_queries_follow_df002(analyze: Any, censored_capture: Path) -> None:
                           "transaction_id"}
     assert query["hostname"] == "twitter.com" and query["query_type"] == "A"
     assert query["engine"] == "udp" and query["resolver_address"] == "198.51.100.53:53"
+    assert (query["resolver_hostname"], query["resolver_port"]) == (None, None)
+    assert query["tags"] == ["target"]
     # The first answer is the forged one a stub resolver would have used ...
     assert query["answers"] == [{"answer_type": "A", "ipv4": "8.7.198.45", "ttl": 300}]
     assert query["failure"] is None and query["rcode"] == 0
@@ -140,7 +163,7 @@ def test_every_failure_is_a_df007_string(analyze: Any, censored_capture: Path) -
     for m in _measurements(analyze(censored_capture)):
         for failure in _failures(m["test_keys"]):
             if failure is not None:
-                assert failure in DF007
+                assert _is_df007(failure), failure
                 seen.add(failure)
     assert seen >= {"connection_reset", "generic_timeout_error"}
 
@@ -205,3 +228,174 @@ def test_build_measurements_of_nothing_is_empty(analyze: Any, tmp_path: Path) ->
     result = analyze(path)
     assert build_measurements(result.pipeline.analysis, result.verdicts,
                               result.pipeline.catalog) == []
+
+
+# --------------------------------------------------------------------------- df-001 HTTP
+
+MAYBE_BINARY = (str, dict)
+
+
+def _fixture_measurements(case: str) -> dict[str, dict[str, Any]]:
+    from fingerprint.signature import load_library
+
+    library = load_library(PCAPS.parent / "signatures")
+    result, _report = Fixture(PCAPS / case).analyze(library)
+    return _by_input(measurements_from_pipeline(result.pipeline, result.verdicts))
+
+
+def _request(measurement: dict[str, Any], role: str) -> dict[str, Any]:
+    matching = [r for r in measurement["test_keys"]["requests"] if r["tags"] == [role]]
+    assert len(matching) == 1, measurement["test_keys"]["requests"]
+    return matching[0]
+
+
+def _assert_df001_shape(transaction: dict[str, Any]) -> None:
+    """Key names and types of ooni/spec df-001 (and probe-cli's archival HTTP result)."""
+    assert set(transaction) >= {"network", "address", "failure", "request", "response",
+                                "t0", "t", "tags", "transaction_id"}
+    assert transaction["failure"] is None or isinstance(transaction["failure"], str)
+    assert isinstance(transaction["transaction_id"], int) and transaction["transaction_id"] > 0
+    assert 0 <= transaction["t0"] <= transaction["t"]
+    request, response = transaction["request"], transaction["response"]
+    assert set(request) >= {"body", "body_is_truncated", "headers_list", "headers", "method",
+                            "tor", "url"}
+    assert set(response) >= {"body", "body_is_truncated", "code", "headers_list", "headers"}
+    assert request["tor"] == {"exit_ip": None, "exit_name": None, "is_tor": False}
+    assert isinstance(request["method"], str) and isinstance(request["url"], str)
+    assert isinstance(response["code"], int) and not isinstance(response["code"], bool)
+    for part in (request, response):
+        assert isinstance(part["body"], MAYBE_BINARY)
+        if isinstance(part["body"], dict):
+            assert part["body"]["format"] == "base64"
+            base64.b64decode(part["body"]["data"], validate=True)
+        assert isinstance(part["body_is_truncated"], bool)
+        assert isinstance(part["headers_list"], list) and isinstance(part["headers"], dict)
+        for pair in part["headers_list"]:
+            assert isinstance(pair, list) and len(pair) == 2
+            assert all(isinstance(item, MAYBE_BINARY) for item in pair)
+        # The map keeps the first value of each name in headers_list.
+        for name, value in part["headers"].items():
+            first = next(v for n, v in part["headers_list"]
+                         if isinstance(n, str) and n.lower() == name.lower())
+            assert value == first
+
+
+def test_http_blockpage_request_and_response_df001() -> None:
+    measurements = _fixture_measurements("ir/http-iframe-blockpage")
+    m = measurements["www.instagram.com"]
+    assert m["test_keys"]["x_fingerprint"]["techniques"] == ["http.blockpage"]
+    assert m["test_keys"]["agent"] == "agent"
+    blocked = _request(m, "target")
+    _assert_df001_shape(blocked)
+    assert blocked["failure"] is None
+    assert blocked["address"] == "203.0.113.10:80" and blocked["network"] == "tcp"
+    request = blocked["request"]
+    assert (request["method"], request["url"]) == ("GET", "http://www.instagram.com/")
+    assert request["headers_list"][0] == ["Host", "www.instagram.com"]
+    assert request["headers"]["Host"] == "www.instagram.com"
+    assert (request["body"], request["body_is_truncated"]) == ("", False)
+    response = blocked["response"]
+    assert response["code"] == 403
+    # The Iranian blockpage: an iframe pointing at the filter's address 10.10.34.34.
+    assert response["body"].startswith("<html>")
+    assert '<iframe src="http://10.10.34.34' in response["body"]
+    assert response["headers"]["Content-Length"] == str(len(response["body"]))
+    assert response["body_is_truncated"] is False
+    assert ["Connection", "close"] in response["headers_list"]
+    # The control Host on the same address got the server's page.
+    control = _request(m, "control")
+    _assert_df001_shape(control)
+    assert control["request"]["url"] == "http://example.com/"
+    assert control["response"]["code"] == 200 and "Example Domain" in control["response"]["body"]
+    assert control["transaction_id"] != blocked["transaction_id"]
+    # The transaction shares its id with the flow's connect and read/write events.
+    connects = {c["transaction_id"] for c in m["test_keys"]["tcp_connect"]}
+    events = {e["transaction_id"] for e in m["test_keys"]["network_events"]}
+    assert blocked["transaction_id"] in connects & events
+
+
+def test_http_redirect_blockpage_keeps_location() -> None:
+    m = _fixture_measurements("ru/dpi-http-warning-redirect")["www.linkedin.com"]
+    blocked = _request(m, "target")
+    _assert_df001_shape(blocked)
+    assert blocked["response"]["code"] == 302
+    assert blocked["response"]["headers"]["Location"].startswith("http://warning.rt.ru/")
+
+
+def test_http_reset_is_connection_reset() -> None:
+    m = _fixture_measurements("tm/rst-http")["twitter.com"]
+    assert m["test_keys"]["x_fingerprint"]["techniques"] == ["http.reset"]
+    reset = _request(m, "target")
+    _assert_df001_shape(reset)
+    assert reset["failure"] == "connection_reset"
+    assert reset["request"]["url"] == "http://twitter.com/"
+    assert reset["response"] == {"body": "", "body_is_truncated": False, "code": 0,
+                                 "headers_list": [], "headers": {}}
+    assert _request(m, "control")["failure"] is None
+
+
+def test_http_injected_text_is_not_an_http_response() -> None:
+    m = _fixture_measurements("uz/object-not-found-http")["www.skype.com"]
+    fin = _request(m, "target")
+    _assert_df001_shape(fin)
+    assert fin["failure"] is not None and _is_df007(fin["failure"])
+    assert fin["response"]["code"] == 0
+    assert "Object not found" in fin["response"]["x_server_data"]
+
+
+def _http_flow(cap: CaptureBuilder, ts: float, host: str, reply: bytes | None,
+               sport: int) -> None:
+    """A plain-HTTP GET to TWITTER:80; `reply` None means the request is never answered."""
+    up, down = IP(src=CLIENT, dst=TWITTER, ttl=64), IP(src=TWITTER, dst=CLIENT, ttl=47)
+    cseq, sseq = 1000, 9000
+    request = (f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: fingerprint\r\n"
+               "X-Trace: a\r\nx-trace: b\r\n\r\n").encode()
+    cap.add(ts, up / TCP(sport=sport, dport=80, flags="S", seq=cseq))
+    cap.add(ts + 0.01, down / TCP(sport=80, dport=sport, flags="SA", seq=sseq, ack=cseq + 1))
+    cap.add(ts + 0.011, up / TCP(sport=sport, dport=80, flags="A", seq=cseq + 1, ack=sseq + 1))
+    cap.add(ts + 0.012, up / TCP(sport=sport, dport=80, flags="PA", seq=cseq + 1,
+                                  ack=sseq + 1) / request)
+    if reply is None:
+        for n in range(1, 4):  # retransmissions, then the client gives up
+            cap.add(ts + 0.012 + n, up / TCP(sport=sport, dport=80, flags="PA", seq=cseq + 1,
+                                              ack=sseq + 1) / request)
+        cap.add(ts + 5.0, up / TCP(sport=sport, dport=80, flags="R",
+                                    seq=cseq + 1 + len(request)))
+        return
+    cap.add(ts + 0.02, down / TCP(sport=80, dport=sport, flags="FPA", seq=sseq + 1,
+                                   ack=cseq + 1 + len(request)) / reply)
+
+
+def test_http_timeout_and_binary_body(analyze: Any, tmp_path: Path) -> None:
+    body = b"\x89PNG\r\n\x1a\n\xff\xfe"  # not UTF-8: df-001 BinaryData
+    reply = (b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100\r\n\r\n"
+             + body)
+    cap = CaptureBuilder()
+    _http_flow(cap, START, "example.com", reply, 41001)
+    _http_flow(cap, START + 1.0, "twitter.com", None, 41002)
+    path = cap.write(tmp_path / "http-drop.pcapng")
+    m = _by_input(_measurements(analyze(path)))["twitter.com"]
+    assert m["test_keys"]["x_fingerprint"]["techniques"] == ["http.drop"]
+    dropped = _request(m, "target")
+    _assert_df001_shape(dropped)
+    assert dropped["failure"] == "generic_timeout_error"
+    assert dropped["response"]["code"] == 0
+    # Repeated header names: all in headers_list, the first one in the map.
+    assert dropped["request"]["headers_list"][2:] == [["X-Trace", "a"], ["x-trace", "b"]]
+    assert dropped["request"]["headers"]["X-Trace"] == "a" and "x-trace" not in dropped[
+        "request"]["headers"]
+    control = _request(m, "control")
+    _assert_df001_shape(control)
+    assert control["failure"] is None and control["response"]["code"] == 200
+    assert control["response"]["body"] == {"format": "base64",
+                                           "data": base64.b64encode(body).decode()}
+    # Content-Length announced 100 bytes, 10 came: truncated.
+    assert control["response"]["body_is_truncated"] is True
+    assert control["response"]["x_body_length"] == len(body)
+
+
+def test_measurements_without_http_have_empty_requests(analyze: Any,
+                                                       censored_capture: Path) -> None:
+    for m in _measurements(analyze(censored_capture)):
+        assert m["test_keys"]["requests"] == []
+        assert m["test_keys"]["agent"] == "agent"
