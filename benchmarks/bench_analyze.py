@@ -227,8 +227,11 @@ def run_measured(command: list[str]) -> tuple[int, float, int]:
     return status, float(seconds), int(rss)
 
 
-TSHARK_FIELDS = ["frame.number", "ip.src", "ip.dst", "ip.ttl", "ip.id", "tcp.flags",
-                 "dns.qry.name", "dns.a", "tls.handshake.extensions_server_name"]
+# What analyze reads of each packet: IP addresses, TTL and ID; TCP flags, sequence number
+# and window; the DNS question, answers and rcode; the TLS server name.
+TSHARK_FIELDS = ["frame.number", "ip.src", "ip.dst", "ip.ttl", "ip.id", "tcp.flags", "tcp.seq",
+                 "tcp.window_size_value", "dns.qry.name", "dns.a", "dns.flags.rcode",
+                 "tls.handshake.extensions_server_name"]
 
 
 READER_ONLY = f"""

@@ -6,8 +6,10 @@ evidence capture replayed through `fingerprint analyze` gives the same report.
 
 from __future__ import annotations
 
+import gc
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +101,28 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+GC_YOUNG_THRESHOLD = 100_000
+"""Allocations between young-generation collections while a capture is analysed."""
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often for the duration.
+
+    Analysis allocates many small objects that live until their flow closes;
+    with the default threshold (700) the collector runs thousands of times and
+    each older-generation pass walks every live flow, which cost about half the
+    run time on a 300,000-packet capture.  Nothing here relies on prompt
+    collection of cycles, so collecting every 100,000 allocations is enough.
+    """
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
+    try:
+        yield
+    finally:
+        gc.set_threshold(young, middle, old)
+
+
 def analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary,
                   trust: TrustStore, on_problem: ProblemSink = _stderr) -> Result:
     """Analyse captures together (a control may sit in another file than its target).
@@ -106,6 +130,12 @@ def analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary,
     A file that cannot be read is named in one line and the others are still
     analysed; what was read before a fault is kept.
     """
+    with fewer_collections():
+        return _analyze_files(paths, catalog, library, trust, on_problem)
+
+
+def _analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary,
+                   trust: TrustStore, on_problem: ProblemSink) -> Result:
     pipeline = Pipeline(catalog, library, trust)
     result = Result(Verdicts(), 0, inputs=list(paths))
     label_files = len(paths) > 1

@@ -785,9 +785,10 @@ class Analysis:
         flows = [f for _k, _n, fs in groups for f in fs]
         top_syn_ttl = max((g.syn.ttl for g in flows if g.syn is not None), default=0)
         full = [f for f in flows if f.syn is None or f.syn.ttl >= top_syn_ttl]
-        outcomes = [(f, self.outcome(f)) for f in full]
-        connected = [f for f, o in outcomes if f.synack is not None]
-        failed = [(f, o) for f, o in outcomes if o.kind.startswith("connect_")]
+        connected = [f for f in full if f.synack is not None]
+        # Only a flow without a SYN-ACK can have a connect_* outcome.
+        unanswered = [(f, self.outcome(f)) for f in full if f.synack is None]
+        failed = [(f, o) for f, o in unanswered if o.kind.startswith("connect_")]
         if self.is_control_address(server):
             return
         platform = self.platform_of_address(server)
@@ -818,7 +819,7 @@ class Analysis:
                 summary = f"(ICMP unreachable code {pkt.icmp_code})"
             fields["summary"] = summary
             ev.append(EvidencePacket(pkt, "response", [], fields))
-        notes = [f"{len(failed)} of {len(outcomes)} connection attempts to {server}:{port}: {majority}"]
+        notes = [f"{len(failed)} of {len(full)} connection attempts to {server}:{port}: {majority}"]
         if control_ok:
             notes.append("control addresses answered on the same port")
         elif control_ok is None:

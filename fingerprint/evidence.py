@@ -42,9 +42,11 @@ class Baseline:
     def anomalies(self, pkt: Packet) -> list[str]:
         """Reasons why `pkt` does not look like it came from the genuine peer."""
         reasons: list[str] = []
-        if self.ttls:
-            nearest = min(self.ttls, key=lambda t: abs(t - pkt.ttl))
-            if abs(nearest - pkt.ttl) > TTL_TOLERANCE:
+        ttls = self.ttls
+        if ttls:
+            ttl = pkt.ttl
+            nearest = ttls[0] if len(ttls) == 1 else min(ttls, key=lambda t: abs(t - ttl))
+            if abs(nearest - ttl) > TTL_TOLERANCE:
                 reasons.append(f"TTL {pkt.ttl} vs server {nearest}")
         if self.df is not None and pkt.version == 4 and pkt.df != self.df:
             reasons.append(f"DF {'set' if pkt.df else 'unset'} vs server {'set' if self.df else 'unset'}")

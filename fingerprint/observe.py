@@ -13,7 +13,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fingerprint.capture.packet import ACK, FIN, RST, SYN, Packet
+from fingerprint.capture.packet import (
+    ACK,
+    FIN,
+    PROTO_ICMP,
+    PROTO_ICMPV6,
+    PROTO_TCP,
+    PROTO_UDP,
+    RST,
+    SYN,
+    Packet,
+)
 from fingerprint.protocols import http as http_proto
 from fingerprint.protocols import tls as tls_proto
 from fingerprint.protocols.dns import DnsMessage, parse_dns
@@ -83,6 +93,9 @@ class _Stream:
             self.segments[offset] = payload[: self.limit - offset]
 
     def assemble(self) -> bytes:
+        segments = self.segments
+        if len(segments) == 1 and 0 in segments:
+            return segments[0]  # the usual case: one ClientHello / one server flight
         out = bytearray()
         for offset in sorted(self.segments):
             if offset > len(out):
@@ -91,6 +104,10 @@ class _Stream:
             if offset + len(seg) > len(out):
                 out += seg[len(out) - offset:]
         return bytes(out)
+
+
+_CLOSED_STREAM = _Stream(0)
+"""Shared by every closed flow: it accepts nothing (limit 0) and holds nothing."""
 
 
 @dataclass(slots=True)
@@ -229,12 +246,13 @@ class Observer:
         self.packets += 1
         if pkt.ts > self.last_ts:
             self.last_ts = pkt.ts
-        if pkt.is_udp:
+        proto = pkt.proto
+        if proto == PROTO_TCP:
+            self._feed_tcp(pkt)
+        elif proto == PROTO_UDP:
             if pkt.dport in DNS_PORTS or pkt.sport in DNS_PORTS:
                 self._feed_dns(pkt)
-        elif pkt.is_tcp:
-            self._feed_tcp(pkt)
-        elif pkt.is_icmp and pkt.quoted is not None:
+        elif (proto == PROTO_ICMP or proto == PROTO_ICMPV6) and pkt.quoted is not None:
             self._feed_icmp(pkt)
         if self.last_ts >= self._next_sweep:
             self._sweep()
@@ -297,11 +315,15 @@ class Observer:
             flow = self._tcp.get(rev)
         if flow is None:
             if flags & SYN and not flags & ACK:
-                flow = TcpFlow(pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.ts)
+                flow = TcpFlow(pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.ts,
+                               client_stream=_Stream(CLIENT_STREAM_LIMIT),
+                               server_stream=_Stream(SERVER_STREAM_LIMIT))
                 self._tcp[fwd] = flow
                 from_client = True
             elif flags & SYN and flags & ACK:
-                flow = TcpFlow(pkt.dst, pkt.dport, pkt.src, pkt.sport, pkt.ts)
+                flow = TcpFlow(pkt.dst, pkt.dport, pkt.src, pkt.sport, pkt.ts,
+                               client_stream=_Stream(CLIENT_STREAM_LIMIT),
+                               server_stream=_Stream(SERVER_STREAM_LIMIT))
                 self._tcp[rev] = flow
                 from_client = False
             else:
@@ -397,14 +419,15 @@ def _finish_flow(flow: TcpFlow) -> None:
     server_data = flow.server_stream.assemble()
     if server_data:
         flow.flight = tls_proto.parse_server_flight(server_data)
-        flow.response = http_proto.parse_response(server_data)
+        if not flow.flight.is_tls:  # an HTTP response never starts like a TLS record
+            flow.response = http_proto.parse_response(server_data)
     flow.server_data = server_data[:STORED_PAYLOAD]
     for pkt in flow.server_packets:
         if len(pkt.payload) > STORED_PAYLOAD:
             pkt.payload = pkt.payload[:STORED_PAYLOAD]
     # Free reassembly buffers: only the parsed results are kept.
-    flow.client_stream = _Stream(0)
-    flow.server_stream = _Stream(0)
+    flow.client_stream = _CLOSED_STREAM
+    flow.server_stream = _CLOSED_STREAM
 
 
 def observe(packets: Iterable[Packet]) -> Observations:
