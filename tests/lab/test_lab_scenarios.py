@@ -1,0 +1,61 @@
+"""Every scenario end to end through the real command (root): `fingerprint lab
+run SCENARIO --json` builds the lab, probes every platform of the lab catalog
+from the client namespace and tears down.  Per platform, the report must show
+exactly the techniques the scenario applies (`report["expected"]`), and every
+platform the scenario leaves alone must come out accessible with no technique:
+a false positive fails as surely as a miss.  Afterwards nothing of the lab is
+left.
+
+A 2 s probe timeout keeps the whole module to a few minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import pytest
+
+from fingerprint.catalog import load_catalog
+from fingerprint.lab import topology
+from fingerprint.lab.scenarios import load_scenario, scenario_ids
+
+pytestmark = pytest.mark.needs_root
+
+PROBE_TIMEOUT = "2"
+
+
+def lab_run(scenario: str) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "fingerprint", "lab", "run", scenario, "--json",
+                           "--timeout", PROBE_TIMEOUT],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    report: dict[str, Any] = json.loads(proc.stdout)
+    return report
+
+
+@pytest.mark.parametrize("scenario", scenario_ids())
+def test_lab_run_reports_what_the_scenario_does(scenario: str) -> None:
+    report = lab_run(scenario)
+    schema = json.loads(resources.files("fingerprint").joinpath(
+        "schemas/report.schema.json").read_text())
+    jsonschema.validate(report, schema)
+    assert report["source"] == "lab" and report["scenario"] == scenario
+
+    catalog_ids = sorted(load_catalog().platforms)
+    expected: dict[str, list[str]] = report["expected"]
+    assert expected == load_scenario(scenario).expected(catalog_ids)
+    found = {p["platform"]: (p["status"], sorted(p["techniques"])) for p in report["platforms"]}
+    assert sorted(found) == catalog_ids, "every catalog platform is probed and reported"
+
+    wrong = {}
+    for platform, techniques in expected.items():
+        want = ("blocked", sorted(techniques)) if techniques else ("accessible", [])
+        if found[platform] != want:
+            wrong[platform] = {"found": found[platform], "expected": want}
+    assert not wrong, f"{scenario}: {wrong}"
+    assert topology.existing_namespaces() == [], "lab run left namespaces behind"
