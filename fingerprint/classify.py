@@ -311,8 +311,10 @@ class Analysis:
         asn = self.hints.raw.get("probe_asn")
         if isinstance(asn, str) and asn.upper().startswith("AS"):
             asn = asn[2:]
-        if isinstance(asn, int | str) and not isinstance(asn, bool) and str(asn).isdigit() \
-                and int(asn) > 0:
+        # isdigit() alone takes '²' and digit strings too long for int(); an ASN is ASCII
+        # and fits in 32 bits.
+        if isinstance(asn, int | str) and not isinstance(asn, bool) and str(asn).isascii() \
+                and str(asn).isdigit() and len(str(asn)) <= 10 and int(asn) > 0:
             context["probe.asn"] = int(asn)
         return context
 
@@ -524,18 +526,27 @@ class Analysis:
     def _dns_location(self, finding: Finding, limited: list[DnsExchange],
                       controls: list[DnsExchange]) -> Location | None:
         injected_ttls = {e.packet.ttl for e in finding.evidence if e.injected}
-        target_points = [self._dns_point(ex, injected_ttls, finding.technique) for ex in limited]
+        # The genuine answer's addresses tell the injected response apart at every TTL; its
+        # IP TTL does not when the injector copies the trigger's TTL.
+        genuine = {frozenset(e.fields.get("dns.answer", ())) for e in finding.evidence
+                   if e.role == "genuine"}
+        target_points = [self._dns_point(ex, injected_ttls, finding.technique, genuine)
+                         for ex in limited]
         control_points = [self._dns_point(ex, set(), None) for ex in controls
                           if ex.query_ttl < self.max_query_ttl.get(ex.resolver, 0)]
         kind = "drop" if finding.technique == Technique.DNS_DROP else "inject"
         return locate(target_points, control_points, kind)
 
     def _dns_point(self, ex: DnsExchange, injected_ttls: set[int],
-                   technique: Technique | None) -> SeriesPoint:
+                   technique: Technique | None,
+                   genuine: set[frozenset[str]] | None = None) -> SeriesPoint:
         router = next((p.src for p in ex.icmp if p.icmp_type in (11, 3)), None)
         answers = len({frozenset(r.message.addresses) for r in ex.responses})
         if technique == Technique.DNS_INJECTION and ex.responses:
-            injected = [r for r in ex.responses if r.packet.ttl in injected_ttls] or ex.responses[:1]
+            injected = ([r for r in ex.responses if frozenset(r.message.addresses) not in genuine]
+                        if genuine else [])
+            injected = (injected or [r for r in ex.responses if r.packet.ttl in injected_ttls]
+                        or ex.responses[:1])
             genuine_too = answers > 1 or len(ex.responses) > len(injected)
             return SeriesPoint(ex.query_ttl, "anomaly", router, genuine_too,
                                injected[0].packet.ttl)

@@ -192,7 +192,7 @@ class CaptureHints:
                 continue
             try:
                 data = json.loads(comment[len(cls.HEADER):])
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: a deeply nested comment
                 continue
             if not isinstance(data, dict):
                 continue
@@ -202,8 +202,9 @@ class CaptureHints:
                 for name, addrs in answers.items():
                     if isinstance(addrs, list):
                         hints.control_answers[str(name).lower()] = [str(a) for a in addrs]
-            for addr in data.get("no_resolver", []) or []:
-                hints.no_resolver.add(str(addr))
+            no_resolver = data.get("no_resolver", [])
+            if isinstance(no_resolver, list):
+                hints.no_resolver.update(str(addr) for addr in no_resolver)
             mapping = data.get("address_platform", {})
             if isinstance(mapping, dict):
                 hints.address_platform.update({str(k): str(v) for k, v in mapping.items()})

@@ -66,11 +66,14 @@ class TrustStore:
     def check(self, chain_der: list[bytes], name: str | None) -> CertVerdict:
         try:
             leaf = x509.load_der_x509_certificate(chain_der[0])
-        except (ValueError, IndexError):
+            # cryptography decodes names and extensions lazily: a forged certificate
+            # fails here, not at load.
+            subject = leaf.subject.rfc4514_string()
+            issuer = leaf.issuer.rfc4514_string()
+            names = _names(leaf)
+        except (ValueError, IndexError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
             return CertVerdict(False, False, "", "", "unparseable certificate")
-        subject = leaf.subject.rfc4514_string()
-        issuer = leaf.issuer.rfc4514_string()
-        valid_name = name is None or any(name_matches(p, name.lower()) for p in _names(leaf))
+        valid_name = name is None or any(name_matches(p, name.lower()) for p in names)
         try:
             intermediates = [crypto.X509.from_cryptography(x509.load_der_x509_certificate(d))
                              for d in chain_der[1:8]]
@@ -80,7 +83,8 @@ class TrustStore:
             trusted, reason = True, "chain verifies"
         except crypto.X509StoreContextError as exc:
             trusted, reason = False, str(exc.args[0] if exc.args else exc)
-        except ValueError as exc:
+        except (ValueError, crypto.Error) as exc:
+            # crypto.Error: OpenSSL refuses DER that cryptography's parser let through.
             trusted, reason = False, f"unparseable chain: {exc}"
         if trusted and not valid_name:
             reason = f"certificate not valid for {name}"
