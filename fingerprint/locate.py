@@ -7,10 +7,18 @@ control at the same TTL still gets further), or reaches the server.  The
 censor's hop is the smallest TTL at which its reaction shows; the router is the
 last one that answered before it.  This follows CenTrace (Sundara Raman et al.,
 CoNEXT 2022) and OONI's tlsmiddlebox.
+
+An injector that copies the trigger's IP TTL into its answer (the GFW's
+"Triplet" injector, FOCI 2020) breaks that rule: a trigger sent with TTL k
+reaches the censor at hop h with TTL k-(h-1), the answer leaves with that TTL
+and crosses the same h-1 routers back, so it arrives with r = k-2(h-1) and
+survives only when k >= 2h-1.  The first TTL that shows the answer is then
+2h-1, not h; the hop comes from the constant k - r instead: h = (k-r)/2 + 1.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,13 +82,22 @@ def locate(target: list[SeriesPoint], control: list[SeriesPoint], kind: str) -> 
             if sum(p.outcome == "anomaly" for p in above) * 2 >= len(above):
                 hop = candidate
                 break
-        router = _before(routers, hop)
-        beyond = [p for p in target if p.ttl >= hop and p.went_further]
-        mode = Mode.ON_PATH if beyond else Mode.UNKNOWN
+        first_seen = hop
         copying = _ttl_copying([p for p in target if p.outcome == "anomaly" and p.response_ttl])
-        basis = (f"injected response first seen with trigger TTL {hop}"
-                 + (f"; last router before it {router}" if router else "")
-                 + ("; the trigger also travelled past the censor" if beyond else ""))
+        mirrored = _mirrored_hop(target) if copying else None
+        if mirrored is not None and mirrored <= first_seen:
+            hop = mirrored
+        router = _before(routers, hop)
+        beyond = [p for p in target if p.ttl >= first_seen and p.went_further]
+        mode = Mode.ON_PATH if beyond else Mode.UNKNOWN
+        if hop != first_seen:
+            basis = (f"injected response first seen with trigger TTL {first_seen}; its IP TTL "
+                     f"copies the trigger's (arrival TTL = trigger TTL - {2 * (hop - 1)}), so the "
+                     f"injector sits at hop {hop}")
+        else:
+            basis = f"injected response first seen with trigger TTL {hop}"
+        basis += ((f"; last router before it {router}" if router else "")
+                  + ("; the trigger also travelled past the censor" if beyond else ""))
         return Location(hop, router, mode, copying, basis)
     # Drop: the trigger stops getting ICMP answers where the control still does.
     answered = sorted(p.ttl for p in target if p.outcome in ("time_exceeded", "response"))
@@ -103,12 +120,38 @@ def _before(routers: dict[int, str], hop: int) -> str | None:
     return routers[max(earlier)] if earlier else None
 
 
-def _ttl_copying(points: list[SeriesPoint]) -> bool | None:
-    """An injector that copies the probe's TTL answers with a TTL that tracks the trigger's."""
-    pairs = {(p.ttl, p.response_ttl) for p in points if p.response_ttl is not None}
-    trigger_ttls = {t for t, _r in pairs}
-    if len(trigger_ttls) < 2:
+def _copy_delta(points: list[SeriesPoint]) -> tuple[int, int] | None:
+    """The most common trigger TTL minus answer TTL, and over how many trigger TTLs it holds."""
+    pairs = {(p.ttl, p.response_ttl) for p in points
+             if p.outcome == "anomaly" and p.response_ttl is not None}
+    if not pairs:
         return None
-    deltas = {r - t for t, r in pairs if r is not None}
-    responses = {r for _t, r in pairs}
-    return len(deltas) == 1 and len(responses) > 1
+    delta, count = Counter(t - r for t, r in pairs).most_common(1)[0]
+    return delta, count
+
+
+def _ttl_copying(points: list[SeriesPoint]) -> bool | None:
+    """An injector that copies the probe's TTL answers with a TTL that tracks the trigger's.
+
+    Most (two thirds) of the anomalies, over at least two trigger TTLs, share one
+    trigger-minus-answer difference: one stray pairing (a genuine answer taken
+    for the injected one, a lost repeat) does not hide the copying.
+    """
+    pairs = {(p.ttl, p.response_ttl) for p in points if p.response_ttl is not None}
+    if len({t for t, _r in pairs}) < 2:
+        return None
+    found = _copy_delta(points)
+    if found is None:
+        return None
+    _delta, count = found
+    return count >= 2 and count * 3 >= len(pairs) * 2 and len({r for _t, r in pairs}) > 1
+
+
+def _mirrored_hop(points: list[SeriesPoint]) -> int | None:
+    """The hop of a TTL-copying injector: h = (k - r)/2 + 1 (module docstring)."""
+    found = _copy_delta(points)
+    if found is None or found[0] < 0:
+        return None
+    # An odd difference means the injector changed the TTL by one more (e.g. it
+    # decremented it first, as a router would); the lower hop is the one it is at.
+    return found[0] // 2 + 1
