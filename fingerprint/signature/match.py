@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import re2
+
 MAX_MATCH_INPUT = 65536
 """Regexes and substring tests see at most this many characters."""
+MAX_PATTERN_LENGTH = 1000
 
 PACKET_FIELD_PREFIXES = ("ip.", "tcp.", "icmp.", "timing.")
 PACKET_DNS_FIELDS = ("dns.answer", "dns.flags", "dns.answer_ttl")
@@ -60,7 +63,8 @@ class Matcher:
     quantifier: str = "any"
     count: int | None = None
     negate: bool = False
-    pattern: re.Pattern[str] | None = None
+    pattern: Any = None
+    """A compiled RE2 pattern (linear time in the input, whatever the pattern)."""
 
     def _scalar(self, value: Any) -> bool:
         op = self.op
@@ -82,7 +86,10 @@ class Matcher:
             return str(self.value).lower() in _as_text(value).lower()
         if op == "regex":
             assert self.pattern is not None
-            return self.pattern.search(_as_text(value)) is not None
+            # RE2 takes UTF-8: lone surrogates (never in decoded packet text, but possible
+            # in a context value) become '?'.
+            text = _as_text(value).encode("utf-8", "replace").decode("utf-8")
+            return self.pattern.search(text) is not None
         if op == "cidr":
             try:
                 ip = ipaddress.ip_address(str(value))
@@ -138,20 +145,33 @@ class MatchRule:
         return combine(m.evaluate(context, packets) for m in self.matchers)
 
 
-# Nested quantifiers such as (a+)+ or (a|a)* backtrack exponentially in Python's re.
+# Nested quantifiers such as (a+)+ backtrack exponentially in backtracking engines.  RE2
+# runs them in linear time, but a signature should work with other tools' engines too, so
+# the shape is still refused at load.
 _NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)[+*{]")
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a signature regex, refusing shapes with catastrophic backtracking."""
-    if len(pattern) > 1000:
-        raise ValueError("regular expression longer than 1000 characters")
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # the error is raised to the caller, not printed by RE2
+    options.max_mem = 8 << 20  # per pattern; bounds RE2's automata for huge repetitions
+    return options
+
+
+def compile_pattern(pattern: str) -> Any:
+    """Compile a signature regex with RE2 (RE2 syntax: no backreferences or lookaround),
+    refusing shapes with catastrophic backtracking in other engines."""
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise ValueError(f"regular expression longer than {MAX_PATTERN_LENGTH} characters")
     if _NESTED_QUANTIFIER.search(pattern):
         raise ValueError("nested quantifier (catastrophic backtracking), e.g. (a+)+")
     try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from exc
+        return re2.compile(pattern, _re2_options())
+    except re2.error as exc:
+        detail = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) \
+            else str(exc)
+        raise ValueError(f"invalid regular expression: {detail}") from None
 
 
 def build_matcher(spec: dict[str, Any]) -> Matcher:
