@@ -57,9 +57,18 @@ def pid_alive(pid: int) -> bool:
 
 
 def require_root() -> None:
-    if os.geteuid() != 0:
-        raise PrivilegeError("fingerprint lab needs root (network namespaces, iptables): "
-                             "run it with sudo")
+    from fingerprint.probes.privileges import (
+        CAP_NET_ADMIN,
+        CAP_SYS_ADMIN,
+        fingerprint_command,
+        has_capabilities,
+    )
+
+    # Root whose capabilities were dropped (capsh, some containers) cannot build namespaces
+    # either, so euid 0 alone is not enough.
+    if os.geteuid() != 0 or not has_capabilities(CAP_SYS_ADMIN, CAP_NET_ADMIN):
+        raise PrivilegeError("needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN (network "
+                             f"namespaces, iptables): run `sudo {fingerprint_command()} lab ...`")
 
 
 @contextlib.contextmanager

@@ -14,12 +14,34 @@ from pathlib import Path
 
 from fingerprint.errors import PrivilegeError
 
+CAP_NET_ADMIN = 12
+CAP_NET_RAW = 13
+CAP_SYS_ADMIN = 21
+
+
+def fingerprint_command() -> str:
+    """How to start this very installation under sudo (which resets PATH and VIRTUAL_ENV)."""
+    interpreter = sys.executable or "python3"
+    venv = os.environ.get("VIRTUAL_ENV") or (sys.prefix if sys.prefix != sys.base_prefix
+                                             else None)
+    script = Path(venv) / "bin" / "fingerprint" if venv else None
+    return str(script) if script is not None and script.exists() else f"{interpreter} -m fingerprint"
+
+
+def has_capabilities(*capabilities: int) -> bool:
+    """Whether every given capability is in this process's effective set (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            line = next((ln for ln in status if ln.startswith("CapEff:")), "CapEff: 0")
+    except OSError:
+        return os.geteuid() == 0
+    effective = int(line.split(":", 1)[1], 16)
+    return all(effective >> cap & 1 for cap in capabilities)
+
 
 def privilege_hint() -> str:
     """One line: what the user can do to give the probe its privileges."""
-    interpreter = sys.executable or "python3"
-    venv = os.environ.get("VIRTUAL_ENV")
-    runner = str(Path(venv) / "bin" / "fingerprint") if venv else f"{interpreter} -m fingerprint"
+    runner = fingerprint_command()
     return ("fingerprint probe needs root or CAP_NET_RAW (it sniffs its own packets): run "
             f"`sudo {runner} probe ...`, or grant capabilities to a dedicated interpreter copy "
             "(`cp $(readlink -f python3) ./python-probe && sudo setcap "
