@@ -240,13 +240,15 @@ def _fixture_measurements(case: str) -> dict[str, dict[str, Any]]:
 
     library = load_library(PCAPS.parent / "signatures")
     result, _report = Fixture(PCAPS / case).analyze(library)
+    assert result.pipeline is not None
     return _by_input(measurements_from_pipeline(result.pipeline, result.verdicts))
 
 
 def _request(measurement: dict[str, Any], role: str) -> dict[str, Any]:
     matching = [r for r in measurement["test_keys"]["requests"] if r["tags"] == [role]]
     assert len(matching) == 1, measurement["test_keys"]["requests"]
-    return matching[0]
+    transaction: dict[str, Any] = matching[0]
+    return transaction
 
 
 def _assert_df001_shape(transaction: dict[str, Any]) -> None:
@@ -399,3 +401,13 @@ def test_measurements_without_http_have_empty_requests(analyze: Any,
     for m in _measurements(analyze(censored_capture)):
         assert m["test_keys"]["requests"] == []
         assert m["test_keys"]["agent"] == "agent"
+
+
+def test_http_measurements_survive_a_jsonl_line() -> None:
+    from fingerprint.output.jsonl import dumps_line
+
+    for m in _fixture_measurements("ru/dpi-http-warning-redirect").values():
+        line = dumps_line(m)
+        assert line.endswith("\n") and line.count("\n") == 1
+        assert json.loads(line) == m  # only JSON types: lists, not tuples; str keys
+        assert OONI_TIME.match(json.loads(line)["measurement_start_time"])
