@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,9 +15,10 @@ import click
 
 from fingerprint.errors import FingerprintError
 from fingerprint.lab import lab as lab_core
-from fingerprint.lab import state
+from fingerprint.lab import state, topology
 from fingerprint.lab._system import LabError
 from fingerprint.lab.scenarios import load_scenario, scenario_ids
+from fingerprint.output.cli import jsonl_options, jsonl_path, probe_info_from_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,7 +35,23 @@ def _one_line_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _set_instance(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            topology.check_instance(value)
+        except LabError as error:
+            raise click.BadParameter(str(error).removeprefix("--instance=")) from None
+        # The environment, so the lab's own subprocesses see the same instance.
+        os.environ["FINGERPRINT_LAB_INSTANCE"] = value
+    return value
+
+
 @click.group()
+@click.option("--instance", metavar="NAME", callback=_set_instance, expose_value=False,
+              is_eager=True,
+              help="run or manage lab instance NAME (1-8 lowercase letters or digits): its own "
+                   "namespaces fpNAME-* and state /run/fingerprint-lab-NAME, so labs run side "
+                   "by side [default: $FINGERPRINT_LAB_INSTANCE]")
 def lab() -> None:
     """An emulated censored network in Linux namespaces (needs root)."""
 
@@ -64,12 +82,26 @@ def _table(report: dict[str, Any]) -> str:
               help="write the probe's evidence capture here")
 @click.option("--timeout", type=float, default=3.0, show_default=True,
               help="per-probe timeout passed to `fingerprint probe`")
+@jsonl_options
 @_one_line_errors
 def run_scenario(scenario: str, as_json: bool, pcap_out: Path | None, timeout: float) -> None:
-    """Build SCENARIO, probe every platform from the client, tear down."""
+    """Build SCENARIO, probe every platform from the client, tear down.
+
+    Ctrl-C or SIGTERM stops the probe (its finished measurements stay in
+    --jsonl), tears the lab down and exits 130 / 143.
+    """
     state.require_root()
-    report = lab_core.run(scenario, timeout, pcap_out)
+    report = lab_core.run(scenario, timeout, pcap_out, _probe_args())
     click.echo(json.dumps(report, indent=2) if as_json else _table(report))
+
+
+def _probe_args() -> list[str]:
+    """--jsonl and the vantage point options, passed on to the probe."""
+    jsonl = jsonl_path()
+    info = probe_info_from_options()
+    return [*(["--jsonl", str(Path(jsonl).resolve())] if jsonl else []),
+            "--probe-asn", info.asn, "--probe-cc", info.cc,
+            *(["--share-ip"] if info.share_ip else [])]
 
 
 @lab.command("up")

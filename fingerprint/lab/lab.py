@@ -18,12 +18,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from fingerprint.catalog import Catalog, catalog_to_yaml, load_catalog
+from fingerprint.interrupt import Interrupted, StopSignal, relay_interruption, run_child
 from fingerprint.lab import pki, state, topology
 from fingerprint.lab._system import LabError, in_netns
 from fingerprint.lab._system import run as run_command
@@ -112,9 +113,40 @@ def _lab_process(pid: int) -> bool:
         return False
 
 
+def _processes_naming(directory: Path) -> list[int]:
+    """Processes whose command line names a file in `directory` (this instance's
+    state directory), but not this process or its ancestors.
+
+    Catches a service (or a `lab run`'s probe) started by an `up` that was
+    SIGKILLed before it recorded the pid, including one that entered its
+    namespace only after a teardown looked for it there.
+    """
+    needle = (str(directory) + "/").encode()
+    own = {os.getpid()}
+    parent = os.getppid()
+    while parent > 1 and parent not in own:
+        own.add(parent)
+        try:
+            parent = int(Path(f"/proc/{parent}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in own:
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
 def _teardown(recorded: state.LabState | None) -> list[str]:
     removed: list[str] = []
     pids = [p for p in (recorded.pids if recorded else []) if _lab_process(p)]
+    pids += _processes_naming(state.state_dir())
     for ns in topology.existing_namespaces():
         listed = run_command(["ip", "netns", "pids", ns], check=False).stdout.split()
         pids += [int(p) for p in listed if p.isdigit()]
@@ -252,8 +284,12 @@ def up(scenario: Scenario, mode: str = "up", catalog: Catalog | None = None) -> 
     with state.locked():
         recorded = state.read()
         if recorded is not None and recorded.running():
-            raise LabBusyError(f"a lab is already running (scenario {recorded.scenario}, "
-                               f"pid {recorded.owner_pid}): run `fingerprint lab down` first")
+            instance = topology.instance_name()
+            which = f"lab instance {instance!r}" if instance else "a lab"
+            option = f" --instance {instance}" if instance else ""
+            raise LabBusyError(f"{which} is already running (scenario {recorded.scenario}, "
+                               f"pid {recorded.owner_pid}): run `fingerprint lab{option} down` "
+                               "first, or use another --instance")
         _teardown(recorded)
         info = LabInfo(scenario, state.state_dir(), lab_catalog(catalog or load_catalog()))
         unknown = sorted(scenario.blocked() - set(info.catalog.platforms))
@@ -267,14 +303,16 @@ def up(scenario: Scenario, mode: str = "up", catalog: Catalog | None = None) -> 
             sites, resolver_cert, resolver_key = _write_pki(info)
             server_addresses = [topology.RESOLVER_ADDRESS, topology.CONTROL_RESOLVER_ADDRESS,
                                 *(s["address"] for s in sites)]
-            topology.build(server_addresses)
-            readies = _setup_censor(info, recorded)
+            # The services start while the kernel activates the veths (up to a second):
+            # both are waited for before the lab counts as up.
+            topology.build(server_addresses, wait=False)
             zone = {d: list(p.addresses) for p in info.catalog.platforms.values()
                     for d in p.domains}
             zone.update({d: [topology.CONTROL_SERVER_ADDRESS]
                          for d in info.catalog.control_domains})
             (info.state_dir / "zone.json").write_text(json.dumps({"names": zone}, indent=1))
             (info.state_dir / "sites.json").write_text(json.dumps({"sites": sites}, indent=1))
+            readies: dict[str, Path] = {}
             readies["resolver"] = _start(info, recorded, "server", "resolver", [
                 "fingerprint.lab.services.resolver", "--zone", str(info.state_dir / "zone.json"),
                 "--udp", topology.RESOLVER_ADDRESS, "--dot", topology.CONTROL_RESOLVER_ADDRESS,
@@ -282,7 +320,9 @@ def up(scenario: Scenario, mode: str = "up", catalog: Catalog | None = None) -> 
                 "--key", str(resolver_key)])
             readies["web"] = _start(info, recorded, "server", "web", [
                 "fingerprint.lab.services.web", "--sites", str(info.state_dir / "sites.json")])
+            readies.update(_setup_censor(info, recorded))
             _wait_ready(info, readies, recorded)
+            topology.wait_links_up()
         except BaseException:
             _teardown(recorded)
             raise
@@ -292,32 +332,40 @@ def up(scenario: Scenario, mode: str = "up", catalog: Catalog | None = None) -> 
 
 
 # -- run -----------------------------------------------------------------------------------
-def probe_command(info: LabInfo, timeout: float, pcap_out: Path | None) -> list[str]:
+def probe_command(info: LabInfo, timeout: float, pcap_out: Path | None,
+                  extra: Sequence[str] = ()) -> list[str]:
+    """`extra`: more probe options (--jsonl FILE, --probe-cc CC, ...), paths absolute."""
     args = [sys.executable, "-m", "fingerprint", "probe", "--catalog", str(info.catalog_path),
             "--resolver", info.resolver, "--control-resolver", info.control_resolver,
             "--ca-file", str(info.ca_path), "--timeout", str(timeout), "--json"]
     if pcap_out is not None:
         args += ["--pcap-out", str(pcap_out.resolve())]
-    return in_netns(info.client_namespace, args)
+    return in_netns(info.client_namespace, [*args, *extra])
 
 
-def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+def run(scenario_id: str, timeout: float, pcap_out: Path | None,
+        probe_args: Sequence[str] = ()) -> dict[str, Any]:
+    """up, `fingerprint probe` from the client namespace, down; the report with lab keys.
 
-
-def run(scenario_id: str, timeout: float, pcap_out: Path | None) -> dict[str, Any]:
-    """up, `fingerprint probe` from the client namespace, down; the report with lab keys."""
+    SIGINT/SIGTERM are passed on to the probe (which keeps its finished
+    measurements and its capture), the lab is torn down, and `Interrupted`
+    (exit 130 / 143) is raised.  A signal during `up` or `down` takes effect
+    after it, so the lab is never left half built.
+    """
     scenario = load_scenario(scenario_id)
-    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    try:
+    stop = StopSignal()
+    with stop.installed():
         info = up(scenario, mode="run")
         try:
-            proc = subprocess.run(probe_command(info, timeout, pcap_out),
-                                  capture_output=True, text=True, check=False)
+            proc = None if stop.is_set() else run_child(
+                probe_command(info, timeout, pcap_out, probe_args), stop)
         finally:
             down()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    if proc is None or proc.signum is not None:
+        # A signal that came only during `down` found the probe done: the report stands.
+        signum = stop.signum or signal.SIGINT
+        raise Interrupted(signum, relay_interruption(
+            "run", signum, proc.stderr if proc is not None else "") + "; lab torn down")
     try:
         report: dict[str, Any] = json.loads(proc.stdout)
     except json.JSONDecodeError:

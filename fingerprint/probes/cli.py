@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from fingerprint.errors import FingerprintError, InputError
+from fingerprint.output.cli import jsonl_options, jsonl_path, probe_info_from_options
+
+if TYPE_CHECKING:
+    from fingerprint.interrupt import Interrupted
+    from fingerprint.output.run import LiveMeasurements
 
 
 class ProbeUsageError(FingerprintError):
@@ -46,9 +54,11 @@ class ProbeUsageError(FingerprintError):
               help="Seconds to wait before localisation (censors that keep blocking a flow "
                    "for a while after a trigger).")
 @click.option("--pcap-out", type=click.Path(dir_okay=False),
-              help="Write every packet sent and received (pcapng keeps the probe's notes).")
+              help="Write every packet sent and received as it is recorded (name it .pcapng: "
+                   "it then keeps the probe's notes and a comment on each evidence packet).")
 @click.option("--json", "as_json", is_flag=True, help="Print the contract report as JSON.")
 @click.option("--exit-code", is_flag=True, help="Exit with 3 when any platform is blocked.")
+@jsonl_options
 def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_path: str | None,
           resolver: str | None, control_spec: str | None, control_sni: str | None,
           ca_file: str | None, timeout: float, rate: float | None, repeats: int,
@@ -61,14 +71,20 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
     no SNI on the same address), HTTP (target Host vs control Host) and IP (SYNs
     to platform and control addresses), concurrently; then TTL-limited repeats
     for the blocked targets.  Needs root or CAP_NET_RAW.
+
+    With --jsonl, each platform's OONI-format measurements are appended as soon
+    as the platform is done.  Ctrl-C or SIGTERM stops the run at once, keeping
+    every finished measurement and the capture so far (exit 130 / 143).
     """
     from fingerprint.catalog import load_catalog
     from fingerprint.classify import is_ip_address
     from fingerprint.cli import blocked_exit, emit_report
+    from fingerprint.interrupt import Interrupted, StopSignal
+    from fingerprint.output.run import LiveMeasurements, annotate_run_capture
     from fingerprint.probes import dns as dns_probe
     from fingerprint.probes.privileges import check_privileges
     from fingerprint.probes.runner import Progress
-    from fingerprint.probes.sweep import ProbeConfig, run_probe, write_capture
+    from fingerprint.probes.sweep import ProbeConfig, run_probe
     from fingerprint.report import build_report
     from fingerprint.signature import load_library
     from fingerprint.trust import TrustStore
@@ -86,17 +102,35 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
     check_privileges()
     library = load_library(signatures_path)
     trust = TrustStore(ca_file)
-    if pcap_out is not None:
-        _check_writable(pcap_out)
+    info = probe_info_from_options()
+    vantage = {key: value for key, value, unknown in (("probe_cc", info.cc, "ZZ"),
+                                                      ("probe_asn", info.asn, "AS0"))
+               if value != unknown}
+    created = _check_writable(pcap_out) if pcap_out is not None else False
+    jsonl = jsonl_path()
+    lines = LiveMeasurements(jsonl, info, source="probe", evidence_pcap=pcap_out) \
+        if jsonl else None
     config = ProbeConfig(catalog, ids, resolver, control, control_name, timeout=timeout,
                          rate=rate, ca_file=ca_file, repeats=repeats, all_domains=all_domains,
                          localise=not no_localise, max_hops=max_hops,
-                         residual_pause=residual_pause)
-    run = run_probe(config, library, trust, Progress())
-    for problem in run.problems:
-        click.echo(f"warning: {problem}", err=True)
-    if pcap_out is not None:
-        write_capture(pcap_out, run.packets, run.hints)
+                         residual_pause=residual_pause, vantage=vantage)
+    stop = StopSignal()
+    with stop.installed():
+        try:
+            run = run_probe(config, library, trust, Progress(), pcap_out=pcap_out,
+                            listener=lines, stop=stop)
+        except Interrupted as interrupted:
+            _exit_interrupted(interrupted, lines, pcap_out, created)
+        if lines is not None:
+            lines.close()
+        # A signal after the last probe: the results are complete, finish writing them.
+        for problem in run.problems:
+            click.echo(f"warning: {problem}", err=True)
+        if pcap_out is not None:
+            written = annotate_run_capture(pcap_out, run.packets, run.hints,
+                                           run.verdicts.findings)
+            for line in written.missing if written is not None else []:
+                click.echo(f"warning: {pcap_out}: {line}", err=True)
     extra = {
         "resolver": resolver,
         "control_resolver": control.label,
@@ -109,14 +143,55 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
     }
     if pcap_out is not None:
         extra["pcap"] = pcap_out
+    if jsonl:
+        extra["jsonl"] = jsonl
     report = build_report(run.verdicts, catalog, "probe", platforms=ids, extra=extra)
     emit_report(report, as_json)
+    if stop.signum is not None:
+        _exit_interrupted(Interrupted(stop.signum), lines, pcap_out, created)
     sys.exit(blocked_exit(report, exit_code))
 
 
-def _check_writable(path: str) -> None:
+def _check_writable(path: str) -> bool:
+    """Fail before probing if `path` cannot be written; True when this created it."""
+    existed = os.path.exists(path)
     try:
         with open(path, "ab"):
             pass
     except OSError as exc:
         raise InputError(path, exc.strerror or str(exc)) from exc
+    return not existed
+
+
+def interrupted_line(command: str, interrupted: Interrupted, lines: LiveMeasurements | None,
+                     pcap_out: str | None) -> str:
+    """The one line an interrupted run ends with."""
+    from fingerprint.interrupt import interrupted_prefix
+
+    text = interrupted_prefix(command, interrupted.signum)
+    if lines is not None:
+        text += f" after {lines.lines} of {lines.total} measurements"
+    kept = [p for p in ((lines.path if lines is not None else None), pcap_out)
+            if p is not None and os.path.exists(p) and os.path.getsize(p) > 0]
+    return text + (f"; partial results in {' and '.join(kept)}" if kept
+                   else "; nothing was recorded")
+
+
+def _exit_interrupted(interrupted: Interrupted, lines: LiveMeasurements | None,
+                      pcap_out: str | None, created: bool) -> NoReturn:
+    """Close the outputs, say what was kept in one line, exit with 128 + the signal.
+
+    `os._exit`: probe threads may still sit in a socket call for up to the probe
+    timeout and the interpreter would join them; nothing they hold matters any
+    more (no firewall rule exists, their sockets close with the process, and
+    the JSONL and the capture are closed).
+    """
+    if lines is not None:
+        lines.close()
+    if pcap_out is not None and created and os.path.exists(pcap_out) \
+            and os.path.getsize(pcap_out) == 0:
+        Path(pcap_out).unlink()  # interrupted before the capture began: leave nothing
+    click.echo(interrupted_line("fingerprint probe", interrupted, lines, pcap_out), err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(interrupted.exit_code)

@@ -7,6 +7,11 @@ packets are the only output of a run: they become the evidence capture and
 are fed, through `fingerprint.capture.dissect`, to the same analysis
 pipeline that `fingerprint analyze` uses.  This follows the style guide's
 "kernel socket + sniffer" pattern; it needs CAP_NET_RAW for the sniffer only.
+
+The sniffer writes each packet to the evidence capture the moment it records
+it (the writer flushes every record), so an interrupted run leaves a capture
+that reads up to its last packet.  Packets keep their recording order: the
+capture's frame n is the analysis's packet n, live and on replay.
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ import struct
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fingerprint.capture.dissect import LINKTYPE_RAW, dissect
 from fingerprint.capture.packet import Packet
+from fingerprint.capture.writer import CaptureWriter
+from fingerprint.interrupt import POLL_S, StopSignal
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
@@ -67,12 +75,17 @@ class Sniffer:
 
     Scope can grow while the sniffer runs (addresses learnt from DNS answers).
     On loopback every packet shows twice (outgoing and incoming); the outgoing
-    copy is skipped there.
+    copy is skipped there.  With a `writer`, each recorded packet is also
+    written to it at once, in recording order.
     """
 
-    def __init__(self, scope: Iterable[str]) -> None:
+    def __init__(self, scope: Iterable[str], writer: CaptureWriter | None = None) -> None:
         self.scope: set[str] = {str(ipaddress.ip_address(a)) for a in scope}
         self.packets: list[RawPacket] = []
+        self.writer = writer
+        self.write_error: str | None = None
+        self.on_sent: Callable[[], None] | None = None
+        """Called for each recorded packet sent from this host (`RateLimiter.sent`)."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
@@ -107,17 +120,27 @@ class Sniffer:
             ifname, proto, pkttype = address[0], address[1], address[2]
             if proto not in (ETH_P_IP, ETH_P_IPV6):
                 continue
-            if ifname == "lo" and pkttype == PACKET_OUTGOING:
-                continue
             if not self._keep(data):
+                continue
+            if pkttype == PACKET_OUTGOING and self.on_sent is not None:
+                self.on_sent()  # the send-rate limit counts every packet that leaves
+            if ifname == "lo" and pkttype == PACKET_OUTGOING:
                 continue
             ts = time.time()
             for level, kind, value in anc:
                 if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(value) >= 16:
                     sec, nsec = struct.unpack("qq", value[:16])
                     ts = sec + nsec / 1e9
+            # The capture's precision (pcapng ticks of 1 us): live and replay see equal times.
+            ts = round(ts * 1_000_000) / 1_000_000
             with self._lock:
                 self.packets.append(RawPacket(ts, data))
+                if self.writer is not None:
+                    try:
+                        self.writer.write(ts, data)
+                    except OSError as exc:  # disk full: keep probing, say so at the end
+                        self.write_error = f"{self.writer.path}: {exc.strerror or exc}"
+                        self.writer = None
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -127,18 +150,22 @@ class Sniffer:
         self._drain()
 
     def stop(self) -> list[RawPacket]:
-        """Stop after a short grace period (late answers); the packets in time order."""
+        """Stop after a short grace period (late answers); the packets in recording order.
+
+        Recording order, not timestamp order: it is the order of the evidence
+        capture, which replay reads (kernel timestamps of packets from two
+        CPUs can be a few microseconds out of order).
+        """
         time.sleep(0.05)
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
         self._sock.close()
-        with self._lock:
-            return sorted(self.packets, key=lambda p: p.ts)
+        return self.snapshot()
 
     def snapshot(self) -> list[RawPacket]:
         with self._lock:
-            return sorted(self.packets, key=lambda p: p.ts)
+            return list(self.packets)
 
 
 def to_packets(raw: Iterable[RawPacket]) -> list[Packet]:
@@ -152,17 +179,47 @@ def to_packets(raw: Iterable[RawPacket]) -> list[Packet]:
 
 
 class RateLimiter:
-    """Token bucket over packets sent by the probes (`--rate`), shared by all threads.
+    """At most `rate` packets sent per second (`--rate`), counting every packet a probe causes.
 
-    Kernel retransmissions are not counted: they are the kernel's, bounded by
-    its own back-off.  A burst of one second's worth is allowed.
+    A probe writes few packets itself (a SYN, a query, a ClientHello, a
+    request); the kernel sends the rest of each connection (ACKs, the TLS
+    handshake's second flight, FINs, retransmissions), several times as many.
+    So the limiter counts what really leaves: the sniffer reports each packet
+    it sees sent to an address in scope (`sent`), and a probe step is admitted
+    (`take(cost)`, `cost` the packets the step makes leave at once) only while
+    the packets seen leaving in the last second, plus the steps admitted in the
+    last `PENDING_S` (admitted, maybe not seen yet: counted twice for a moment,
+    never missed), plus `cost`, fit in `rate`.  A step costing more than the
+    whole rate is admitted alone into an empty window.  Before a sniffer reports
+    (`observing` false: the control-resolver lookups) each step's cost counts for
+    the whole window.
+
+    Burst tolerance: what the kernel sends later on a connection already open
+    (a retransmission, the ACKs of a slow transfer, the closing FIN) cannot be
+    held back.  It delays the next steps, but a 1 s window can hold up to
+    `BURST_SECONDS` x `rate` packets more than `rate` (the lab scope test
+    measures every window against that bound).
     """
+
+    BURST_SECONDS = 0.25
+    WINDOW_S = 1.0
+    PENDING_S = 0.3
 
     def __init__(self, rate: float | None) -> None:
         self.rate = rate if rate and rate > 0 else None
-        self._tokens = float(self.rate or 0)
-        self._last = time.monotonic()
+        self._sent: deque[float] = deque()
+        self._admitted: deque[tuple[float, int]] = deque()
+        """(time the step's cost stops counting, cost)"""
+        self.observing = False
         self._lock = threading.Lock()
+
+    def sent(self) -> None:
+        """One packet was seen leaving (called by the sniffer)."""
+        if self.rate is None:
+            return
+        with self._lock:
+            self.observing = True
+            self._sent.append(time.monotonic())
 
     def take(self, packets: int = 1) -> None:
         if self.rate is None:
@@ -170,13 +227,18 @@ class RateLimiter:
         while True:
             with self._lock:
                 now = time.monotonic()
-                self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
-                self._last = now
-                if self._tokens >= packets:
-                    self._tokens -= packets
+                while self._sent and self._sent[0] <= now - self.WINDOW_S:
+                    self._sent.popleft()
+                self._admitted = deque((t, c) for t, c in self._admitted if t > now)
+                counted = len(self._sent) + sum(cost for _t, cost in self._admitted)
+                if counted == 0 or counted + packets <= self.rate:
+                    hold = self.PENDING_S if self.observing else self.WINDOW_S
+                    self._admitted.append((now + hold, packets))
                     return
-                wait = (packets - self._tokens) / self.rate
-            time.sleep(wait)
+                expiries = [t + self.WINDOW_S for t in list(self._sent)[:1]]
+                expiries += [t for t, _c in self._admitted]
+                wait = min(expiries) - now
+            time.sleep(min(max(wait, 0.002), 0.05))
 
 
 @dataclass
@@ -225,18 +287,37 @@ class Session:
     progress: Progress = field(default_factory=Progress)
     full_ttl: int = 64
     """IP TTL of ordinary (not TTL-limited) probe packets."""
+    stop: StopSignal = field(default_factory=StopSignal)
+    """Once set, queued tasks end at once (with `Interrupted`) instead of probing."""
+
+    def __post_init__(self) -> None:
+        if self.limiter.rate is not None:
+            self.sniffer.on_sent = self.limiter.sent
+            self.limiter.observing = True
 
     def submit(self, task: Callable[[], T]) -> Future[T]:
         self.progress.add(1)
 
         def run() -> T:
             try:
+                self.stop.check()
                 return task()
             finally:
                 self.progress.step()
         return self.pool.submit(run)
 
 
-def wait_all(futures: Iterable[Future[T]]) -> list[T]:
-    """Results of every future; a probe task failing is a tool fault and is re-raised."""
-    return [f.result() for f in list(futures)]
+def wait_all(futures: Iterable[Future[T]], stop: StopSignal | None = None) -> list[T]:
+    """Results of every future; a probe task failing is a tool fault and is re-raised.
+
+    With `stop`, waiting is a short poll, and `Interrupted` is raised as soon
+    as a signal arrived.
+    """
+    pending = list(futures)
+    if stop is not None:
+        for future in pending:
+            while not future.done():
+                stop.check()
+                wait([future], timeout=POLL_S)
+        stop.check()
+    return [f.result() for f in pending]

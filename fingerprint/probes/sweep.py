@@ -21,17 +21,18 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fingerprint.analysis import Pipeline
 from fingerprint.capture.writer import CaptureWriter
 from fingerprint.catalog import Catalog, Platform
 from fingerprint.classify import Finding, Verdicts, is_bogon
+from fingerprint.interrupt import POLL_S, StopSignal
 from fingerprint.model import Technique
 from fingerprint.observe import CaptureHints
 from fingerprint.probes import dns as dns_probe
@@ -73,6 +74,9 @@ class ProbeConfig:
     max_hops: int = 16
     residual_pause: float = 0.0
     full_ttl: int = 64
+    vantage: dict[str, str] = field(default_factory=dict)
+    """Where the probe runs, as the user gave it (`probe_cc`, `probe_asn`): recorded in the
+    capture hints, so country-scoped signatures match live and on replay alike."""
 
 
 @dataclass
@@ -102,15 +106,17 @@ def _platform_names(platform: Platform, all_domains: bool) -> list[str]:
     return list(platform.domains if all_domains else platform.domains[:1])
 
 
-def _plan(config: ProbeConfig, pool: ThreadPoolExecutor, problems: list[str]) -> _Plan:
+def _plan(config: ProbeConfig, pool: ThreadPoolExecutor, problems: list[str],
+          limiter: RateLimiter | None = None) -> _Plan:
     platforms = [config.catalog.platforms[p] for p in config.platform_ids]
     names = {p.id: _platform_names(p, config.all_domains) for p in platforms}
     control_names = list(config.catalog.control_domains)
     if config.control_sni not in control_names:
         control_names.append(config.control_sni)
     wanted = sorted({n for ns in names.values() for n in ns} | set(control_names))
+    limiter = limiter or RateLimiter(config.rate)
     lookups = {name: pool.submit(dns_probe.control_lookup, config.control_resolver, name,
-                                 config.timeout, config.ca_file) for name in wanted}
+                                 config.timeout, config.ca_file, limiter) for name in wanted}
     hints = CaptureHints()
     for name, future in lookups.items():
         answer = future.result()
@@ -190,7 +196,9 @@ def _address_probes(session: Session, config: ProbeConfig, address: str, targets
                                           config.control_sni, on_trigger=partial(gate.done, 80))))
 
     def targets_after_controls() -> None:
-        gate.open.wait()
+        while not gate.open.wait(POLL_S):
+            if session.stop.is_set():
+                return  # the controls were cancelled: an interrupted run
         for name in targets:
             for _ in range(config.repeats):
                 if gate.connected.get(443):
@@ -232,12 +240,12 @@ def _dns_probes(session: Session, config: ProbeConfig, plan: _Plan,
                                                   config.resolver, name)))
 
 
-def _run_until_done(futures: list[Future[Any]]) -> None:
+def _run_until_done(futures: list[Future[Any]], stop: StopSignal | None = None) -> None:
     """Wait for every task, including tasks other tasks added while running."""
     done = 0
     while done < len(futures):
         end = len(futures)
-        wait_all(futures[done:end])
+        wait_all(futures[done:end], stop)
         done = end
         # Tasks may still be appending (callbacks); give them a moment before the final check.
         time.sleep(0.01)
@@ -300,35 +308,105 @@ def _needs_location(finding: Finding) -> bool:
 def analyse(raw: list[RawPacket], catalog: Catalog, library: SignatureLibrary,
             trust: TrustStore, hints: CaptureHints) -> Verdicts:
     """The analysis of recorded packets: exactly what `fingerprint analyze` does with a capture."""
+    return analyse_pipeline(raw, catalog, library, trust, hints)[1]
+
+
+def analyse_pipeline(raw: list[RawPacket], catalog: Catalog, library: SignatureLibrary,
+                     trust: TrustStore, hints: CaptureHints) -> tuple[Pipeline, Verdicts]:
+    """`analyse`, also returning the finished pipeline (its observations feed measurements)."""
     pipeline = Pipeline(catalog, library, trust)
     pipeline.add_hints(hints)
     for packet in to_packets(raw):
         pipeline.feed(packet)
-    return pipeline.finish()
+    return pipeline, pipeline.finish()
 
 
 def write_capture(path: str | Path, raw: list[RawPacket], hints: CaptureHints) -> None:
+    """Write recorded packets after the fact (a live run streams them: `run_probe(pcap_out=)`)."""
     with CaptureWriter(path, section_comment=hints.to_comment()) as out:
         for item in raw:
             out.write(item.ts, item.data)
 
 
+class RunListener(Protocol):
+    """Told about a run's measurements while it runs (`fingerprint probe --jsonl`)."""
+
+    def planned(self, targets: dict[str, int]) -> None:
+        """Targets per platform the run expects to measure (addresses and names)."""
+
+    def finished(self, pipeline: Pipeline, verdicts: Verdicts, platforms: list[str]) -> None:
+        """These platforms are done: nothing the run still sends concerns them.
+
+        `pipeline`/`verdicts` are the analysis of every packet recorded so far.
+        """
+
+
+def _location_pending(verdicts: Verdicts, config: ProbeConfig) -> dict[str, list[Finding]]:
+    """Platform -> its findings that TTL-limited repeats will localise."""
+    pending: dict[str, list[Finding]] = {}
+    if not config.localise:
+        return pending
+    for finding in verdicts.findings:
+        if _needs_location(finding):
+            pending.setdefault(finding.platform, []).append(finding)
+    return pending
+
+
+def _finished_groups(groups: dict[str, list[Future[Any]]],
+                     stop: StopSignal) -> Iterator[list[str]]:
+    """Yield platform ids as all the tasks of their group are done (several at once if so)."""
+    left = dict(groups)
+    while left:
+        stop.check()
+        done = [pid for pid, futures in left.items() if all(f.done() for f in futures)]
+        if done:
+            for pid in done:
+                del left[pid]
+                wait_all(groups[pid])  # a failed task is a tool fault: re-raise it
+            yield done
+            continue
+        pending = [f for futures in left.values() for f in futures if not f.done()]
+        wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+
+
 def run_probe(config: ProbeConfig, library: SignatureLibrary, trust: TrustStore,
-              progress: Progress | None = None) -> ProbeRun:
+              progress: Progress | None = None, *, pcap_out: str | Path | None = None,
+              listener: RunListener | None = None, stop: StopSignal | None = None) -> ProbeRun:
+    """Probe, localise, analyse; with `pcap_out`, every packet is written as it is recorded.
+
+    The capture hints are complete before the first packet is sent (they come
+    from the plan), so the capture's section comment is written with its
+    header and a capture cut short by a signal replays like the live run.
+    `listener` hears of each platform as soon as its last packet is in (after
+    the sweep; blocked platforms after their localisation).  When `stop` is
+    set, `Interrupted` is raised from the next wait; the capture is then
+    closed, queued probes are dropped and running ones are not waited for.
+    """
     progress = progress or Progress(enabled=False)
+    stop = stop or StopSignal()
     problems: list[str] = []
-    with ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="probe") as pool:
+    pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="probe")
+    completed = False
+    try:
         started = time.monotonic()
         progress.set_phase("control resolver")
-        plan = _plan(config, pool, problems)
+        limiter = RateLimiter(config.rate)
+        plan = _plan(config, pool, problems, limiter)
+        plan.hints.raw.update(config.vantage)
         control_seconds = time.monotonic() - started
+        stop.check()
+        if listener is not None:
+            listener.planned({pid: len(plan.names[pid]) + len(plan.addresses[pid])
+                              for pid in config.platform_ids})
         scope = {config.resolver, *plan.control_addresses,
                  *(a for addrs in plan.addresses.values() for a in addrs)}
         if plan.no_resolver:
             scope.add(plan.no_resolver)
-        sniffer = Sniffer(scope)
-        session = Session(config.timeout, RateLimiter(config.rate), sniffer, pool, progress,
-                          config.full_ttl)
+        writer = CaptureWriter(pcap_out, section_comment=plan.hints.to_comment()) \
+            if pcap_out is not None else None
+        sniffer = Sniffer(scope, writer)
+        session = Session(config.timeout, limiter, sniffer, pool, progress,
+                          config.full_ttl, stop)
         sniffer.start()
         try:
             progress.set_phase("probing")
@@ -342,24 +420,45 @@ def run_probe(config: ProbeConfig, library: SignatureLibrary, trust: TrustStore,
             for pid in config.platform_ids:
                 for address in plan.addresses[pid]:
                     _address_probes(session, config, address, plan.names[pid], futures)
-            _run_until_done(futures)
+            _run_until_done(futures, stop)
             sweep_seconds = time.monotonic() - sweep_start
             localisation_seconds = 0.0
-            if config.localise:
-                verdicts = analyse(sniffer.snapshot(), config.catalog, library, trust, plan.hints)
-                blocked = [f for f in verdicts.findings if _needs_location(f)]
-                if blocked:
-                    progress.set_phase("localising")
-                    loc_start = time.monotonic()
-                    if config.residual_pause > 0:
-                        time.sleep(config.residual_pause)
-                    futures = []
-                    _localise(session, config, blocked, futures)
-                    _run_until_done(futures)
-                    localisation_seconds = time.monotonic() - loc_start
+            pending: dict[str, list[Finding]] = {}
+            if config.localise or listener is not None:
+                pipeline, verdicts = analyse_pipeline(sniffer.snapshot(), config.catalog,
+                                                      library, trust, plan.hints)
+                pending = _location_pending(verdicts, config)
+                if listener is not None:
+                    done = [pid for pid in config.platform_ids if pid not in pending]
+                    if done:
+                        listener.finished(pipeline, verdicts, done)
+            if pending:
+                progress.set_phase("localising")
+                loc_start = time.monotonic()
+                if config.residual_pause > 0 and stop.wait(config.residual_pause):
+                    stop.check()
+                groups: dict[str, list[Future[Any]]] = {}
+                for pid, blocked in pending.items():
+                    groups[pid] = []
+                    _localise(session, config, blocked, groups[pid])
+                for done in _finished_groups(groups, stop):
+                    if listener is not None:
+                        pipeline, verdicts = analyse_pipeline(
+                            sniffer.snapshot(), config.catalog, library, trust, plan.hints)
+                        listener.finished(pipeline, verdicts, done)
+                localisation_seconds = time.monotonic() - loc_start
         finally:
             raw = sniffer.stop()
+            if writer is not None:
+                writer.close()
+            if sniffer.write_error:
+                problems.append(f"evidence capture stopped: {sniffer.write_error}")
             progress.close()
+        completed = True
+    finally:
+        # Interrupted: drop queued probes and do not wait for running ones (each ends
+        # within its own timeout; their kernel sockets close with the process).
+        pool.shutdown(wait=completed, cancel_futures=not completed)
     verdicts = analyse(raw, config.catalog, library, trust, plan.hints)
     return ProbeRun(raw, plan.hints, verdicts, sweep_seconds, localisation_seconds,
                     control_seconds, problems)
