@@ -63,8 +63,9 @@ def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path
     Several captures are analysed together, so a control run in one file serves the
     target run in another.
     """
-    from fingerprint.analysis import analyze_files
+    from fingerprint.analysis import analyze_files, fewer_collections
     from fingerprint.catalog import load_catalog
+    from fingerprint.output.cli import write_analyze_outputs
     from fingerprint.report import build_report
     from fingerprint.signature import load_library
     from fingerprint.trust import TrustStore
@@ -72,13 +73,13 @@ def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path
     catalog = load_catalog(catalog_path)
     library = load_library(signatures_path)
     trust = TrustStore(ca_file)
-    result = analyze_files(list(captures), catalog, library, trust)
-    extra = {"inputs": list(captures), "packets": result.packets, "problems": result.problems}
-    report = build_report(result.verdicts, catalog, "analyze", extra=extra)
-    emit_report(report, as_json)
-    from fingerprint.output.cli import write_analyze_outputs
-
-    write_analyze_outputs(result, list(captures))
+    # The report is built while every observation is still alive: collect rarely here too.
+    with fewer_collections():
+        result = analyze_files(list(captures), catalog, library, trust)
+        extra = {"inputs": list(captures), "packets": result.packets, "problems": result.problems}
+        report = build_report(result.verdicts, catalog, "analyze", extra=extra)
+        emit_report(report, as_json)
+        write_analyze_outputs(result, list(captures))
     if result.failed_inputs:
         sys.exit(1)
     sys.exit(blocked_exit(report, exit_code))

@@ -309,36 +309,42 @@ class Observer:
     def _feed_tcp(self, pkt: Packet) -> None:
         flags = pkt.tcp_flags
         fwd = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
-        rev = (pkt.dst, pkt.dport, pkt.src, pkt.sport)
         flow = self._tcp.get(fwd)
-        from_client = flow is not None
-        if flow is None:
-            flow = self._tcp.get(rev)
-        if flow is None:
-            if flags & SYN and not flags & ACK:
-                flow = TcpFlow(pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.ts,
-                               client_stream=_Stream(CLIENT_STREAM_LIMIT),
-                               server_stream=_Stream(SERVER_STREAM_LIMIT))
+        if flow is not None:  # the usual case first: a packet of a known flow
+            flow.last_ts = pkt.ts
+            self._client_packet(flow, pkt, flags)
+            return
+        rev = (pkt.dst, pkt.dport, pkt.src, pkt.sport)
+        flow = self._tcp.get(rev)
+        if flow is not None:
+            flow.last_ts = pkt.ts
+            self._server_packet(flow, pkt, flags)
+            return
+        # A new flow: who is the client?
+        if flags & SYN and not flags & ACK:
+            flow = TcpFlow(pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.ts,
+                           client_stream=_Stream(CLIENT_STREAM_LIMIT),
+                           server_stream=_Stream(SERVER_STREAM_LIMIT))
+            self._tcp[fwd] = flow
+            from_client = True
+        elif flags & SYN and flags & ACK:
+            flow = TcpFlow(pkt.dst, pkt.dport, pkt.src, pkt.sport, pkt.ts,
+                           client_stream=_Stream(CLIENT_STREAM_LIMIT),
+                           server_stream=_Stream(SERVER_STREAM_LIMIT))
+            self._tcp[rev] = flow
+            from_client = False
+        else:
+            # Mid-flow start: the side talking to a well-known port is the client.
+            if pkt.dport < pkt.sport or (pkt.dport in (80, 443) and pkt.sport not in (80, 443)):
+                flow = TcpFlow(pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.ts)
                 self._tcp[fwd] = flow
                 from_client = True
-            elif flags & SYN and flags & ACK:
-                flow = TcpFlow(pkt.dst, pkt.dport, pkt.src, pkt.sport, pkt.ts,
-                               client_stream=_Stream(CLIENT_STREAM_LIMIT),
-                               server_stream=_Stream(SERVER_STREAM_LIMIT))
+            else:
+                flow = TcpFlow(pkt.dst, pkt.dport, pkt.src, pkt.sport, pkt.ts)
                 self._tcp[rev] = flow
                 from_client = False
-            else:
-                # Mid-flow start: the side talking to a well-known port is the client.
-                if pkt.dport < pkt.sport or (pkt.dport in (80, 443) and pkt.sport not in (80, 443)):
-                    flow = TcpFlow(pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.ts)
-                    self._tcp[fwd] = flow
-                    from_client = True
-                else:
-                    flow = TcpFlow(pkt.dst, pkt.dport, pkt.src, pkt.sport, pkt.ts)
-                    self._tcp[rev] = flow
-                    from_client = False
-                flow.client_stream.base = pkt.seq if from_client else None
-                flow.server_stream.base = pkt.seq if not from_client else None
+            flow.client_stream.base = pkt.seq if from_client else None
+            flow.server_stream.base = pkt.seq if not from_client else None
         flow.last_ts = pkt.ts
         if from_client:
             self._client_packet(flow, pkt, flags)

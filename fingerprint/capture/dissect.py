@@ -262,6 +262,18 @@ def _ipv4(frame: int, ts: float, buf: bytes, start: int, end: int, quoted: bool
         return Problem(frame, f"IPv4 header truncated ({captured} of {ihl} bytes captured)")
     src_text = _v4_text.get(src) or _v4_miss(src)
     dst_text = _v4_text.get(dst) or _v4_miss(dst)
+    if proto == PROTO_TCP and not frag & 0x3FFF and start + total <= end \
+            and total - ihl >= 20:
+        # Fast path for the bulk of any capture: an unfragmented, fully captured TCP
+        # segment, built in one constructor call.
+        tcp = start + ihl
+        sport, dport, seq, ack, offset_flags, window = _TCP_HEADER(buf, tcp)
+        data_offset = (offset_flags >> 12) << 2
+        if 20 <= data_offset <= total - ihl:
+            ip_end = start + total
+            return Packet(frame, ts, 4, src_text, dst_text, ttl, ip_id, bool(frag & 0x4000),
+                          proto, total, sport, dport, offset_flags & 0xFF, seq, ack, window,
+                          buf[tcp + data_offset:ip_end] if tcp + data_offset < ip_end else b"")
     frag_offset = (frag & 0x1FFF) << 3
     packet = Packet(frame, ts, 4, src_text, dst_text, ttl, ip_id, bool(frag & 0x4000), proto,
                     total)

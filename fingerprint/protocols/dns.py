@@ -27,6 +27,11 @@ FLAG_RA = 0x0080
 
 _MAX_RECORDS = 64
 _MAX_POINTER_JUMPS = 32
+_HEADER = struct.Struct("!HHHHHH").unpack_from
+_QUESTION_TAIL = struct.Struct("!HH").unpack_from
+_RECORD_HEADER = struct.Struct("!HHIH").unpack_from
+_QNAME_POINTER = b"\xc0\x0c"
+"""A compression pointer to offset 12: the question's name, as most answers spell theirs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,18 +131,28 @@ def parse_dns(data: bytes) -> DnsMessage | None:
 def _parse(data: bytes) -> DnsMessage:
     if len(data) < 12:
         raise _Malformed("shorter than a DNS header")
-    txid, flags, qdcount, ancount, _ns, _ar = struct.unpack_from("!HHHHHH", data, 0)
+    txid, flags, qdcount, ancount, _ns, _ar = _HEADER(data, 0)
     if qdcount != 1:
         raise _Malformed("not exactly one question")
     qname, pos = _read_name(data, 12)
-    qtype, _qclass = struct.unpack_from("!HH", data, pos)
+    # Answers usually repeat the question's name, as a pointer or spelled out: the same
+    # bytes decode to the same name (pointers are absolute), so it is not read again.
+    qname_wire = data[12:pos]
+    qtype, _qclass = _QUESTION_TAIL(data, pos)
     pos += 4
     answers: list[DnsRecord] = []
     for _ in range(min(ancount, _MAX_RECORDS)):
         if pos >= len(data):
             break
-        name, pos = _read_name(data, pos)
-        rtype, _rclass, ttl, rdlength = struct.unpack_from("!HHIH", data, pos)
+        if data.startswith(_QNAME_POINTER, pos):
+            name = qname
+            pos += 2
+        elif data.startswith(qname_wire, pos):
+            name = qname
+            pos += len(qname_wire)
+        else:
+            name, pos = _read_name(data, pos)
+        rtype, _rclass, ttl, rdlength = _RECORD_HEADER(data, pos)
         pos += 10
         rdata = data[pos:pos + rdlength]
         if len(rdata) < rdlength:
