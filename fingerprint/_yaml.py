@@ -19,6 +19,8 @@ from fingerprint.errors import InputError
 
 MAX_YAML_BYTES = 1 << 20
 """Signatures and catalogs are small; anything larger is a mistake or an attack."""
+MAX_YAML_DEPTH = 32
+"""Signatures nest about 5 levels, catalogs 4; deep nesting would exhaust the stack."""
 
 PathKey = tuple[str | int, ...]
 
@@ -55,8 +57,9 @@ def _convert(node: yaml.Node, key: PathKey, lines: dict[PathKey, int], where: st
     if id(node) in seen:
         # The composer shares one node between an anchor and its aliases.
         raise InputError(where, "YAML anchors and aliases are not allowed", node.start_mark.line + 1)
-    if not isinstance(node, yaml.ScalarNode):
-        seen.add(id(node))
+    seen.add(id(node))
+    if len(key) > MAX_YAML_DEPTH:
+        raise InputError(where, f"nested deeper than {MAX_YAML_DEPTH} levels", node.start_mark.line + 1)
     lines[key] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
@@ -84,7 +87,10 @@ def load_located_yaml(path: str | Path, text: str | None = None) -> LocatedYaml:
         try:
             size = Path(path).stat().st_size
             if size > MAX_YAML_BYTES:
-                raise InputError(where, f"file is {size} bytes; the limit is {MAX_YAML_BYTES}")
+                with open(path, "rb") as head:
+                    limit_line = head.read(MAX_YAML_BYTES).count(b"\n") + 1
+                raise InputError(where, f"file is {size} bytes; the limit is {MAX_YAML_BYTES} "
+                                        f"(reached on this line)", limit_line)
             raw = Path(path).read_bytes()
         except OSError as exc:
             raise InputError(where, exc.strerror or str(exc)) from exc
@@ -99,9 +105,22 @@ def load_located_yaml(path: str | Path, text: str | None = None) -> LocatedYaml:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise InputError(where, f"invalid YAML: {exc.problem or exc.context}", line) from exc
+        message = f"invalid YAML: {exc.problem or exc.context}"
+        start = exc.context_mark
+        if exc.problem and exc.context and start is not None and mark is not None \
+                and start.line != mark.line:
+            # Where the unclosed construct began is where the mistake usually is.
+            message += f" ({exc.context} started on line {start.line + 1})"
+        raise InputError(where, message, line) from exc
+    except yaml.reader.ReaderError as exc:
+        # A control character: the reader knows its offset, not its line.
+        raise InputError(where, f"invalid YAML: character {exc.character!r} is not allowed",
+                         text.count("\n", 0, exc.position) + 1) from exc
     except yaml.YAMLError as exc:
         raise InputError(where, f"invalid YAML: {exc}") from exc
+    except RecursionError:
+        # PyYAML's pure-Python composer recurses per level (libyaml stops at its own limit).
+        raise InputError(where, "invalid YAML: nested too deeply") from None
     if node is None:
         raise InputError(where, "file is empty")
     lines: dict[PathKey, int] = {}
@@ -122,7 +141,17 @@ def validate_located(doc: LocatedYaml, schema: dict[str, Any], error_type: type[
     errors = list(validator.iter_errors(doc.data))
     if not errors:
         return
-    errors.sort(key=lambda e: doc.line_of(list(e.absolute_path)) or 0)
+    def where(error: Any) -> list[str | int]:
+        path = list(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            # Point at the unexpected key itself, not at the mapping holding it.
+            known = error.schema.get("properties", {})
+            extra = [k for k in error.instance if k not in known]
+            if extra:
+                return [*path, min(extra, key=lambda k: doc.line_of([*path, k]) or 0)]
+        return path
+
+    errors.sort(key=lambda e: doc.line_of(where(e)) or 0)
     first = errors[0]
-    location = "/".join(str(p) for p in first.absolute_path) or "(top level)"
-    raise error_type(doc.path, f"{location}: {first.message}", doc.line_of(list(first.absolute_path)))
+    location = "/".join(str(p) for p in where(first)) or "(top level)"
+    raise error_type(doc.path, f"{location}: {first.message}", doc.line_of(where(first)))

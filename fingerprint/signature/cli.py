@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from fingerprint._yaml import load_located_yaml
 from fingerprint.errors import InputError
 from fingerprint.signature.authoring import import_signatures, new_signature
 from fingerprint.signature.draft import placeholder_problems
@@ -80,24 +81,33 @@ def lint_paths(root: Path) -> tuple[list[Signature], list[str]]:
             problems.append(str(exc))
     base = _repo_root(root)
     ids: dict[str, str] = {}
-    rules: dict[str, list[str]] = defaultdict(list)
+    rules: dict[str, list[Signature]] = defaultdict(list)
     for sig in loaded:
         if sig.id in ids:
-            problems.append(f"{sig.path}: duplicate id {sig.id!r} (also in {ids[sig.id]})")
+            problems.append(f"{_where(sig, 'id')}: duplicate id {sig.id!r} (also in {ids[sig.id]})")
         ids[sig.id] = sig.path
         key = json.dumps([sorted(t.value for t in sig.techniques), sig.data["match"]], sort_keys=True)
-        rules[key].append(sig.id)
-        for ref in (*sig.positive_fixtures, *sig.negative_fixtures):
-            folder = base / ref
-            if not folder.is_dir():
-                problems.append(f"{sig.path}: fixture folder {ref!r} not found")
+        rules[key].append(sig)
+        for kind, refs in (("positive", sig.positive_fixtures), ("negative", sig.negative_fixtures)):
+            for i, ref in enumerate(refs):
+                if not (base / ref).is_dir():
+                    problems.append(f"{_where(sig, 'fixtures', kind, i)}: fixture folder {ref!r} not found")
         if not any(r.get("source", "").strip() for r in sig.references):
-            problems.append(f"{sig.path}: cites no source")
+            problems.append(f"{_where(sig, 'references')}: cites no source")
         problems.extend(placeholder_problems(sig))
     for twins in rules.values():
         if len(twins) > 1:
-            problems.append(f"signatures {', '.join(sorted(twins))} have the same match rule (overlapping twins)")
+            names = ", ".join(sorted(s.id for s in twins))
+            for sig in twins:
+                problems.append(f"{_where(sig, 'match')}: signatures {names} have the same match rule "
+                                f"(overlapping twins)")
     return loaded, problems
+
+
+def _where(sig: Signature, *key: str | int) -> str:
+    """`file:line` of a key of a signature that loaded (read again: only for problems)."""
+    line = load_located_yaml(sig.path).line_of(key)
+    return f"{sig.path}:{line}" if line is not None else sig.path
 
 
 @signatures.command()

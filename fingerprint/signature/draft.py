@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from fingerprint._yaml import load_located_yaml
 from fingerprint.analysis import analyze_files
 from fingerprint.catalog import Catalog
 from fingerprint.classify import Finding
@@ -59,7 +60,9 @@ def placeholder_problems(sig: Signature) -> list[str]:
     problems = []
     for key in PLACEHOLDER_FIELDS:
         if PLACEHOLDER in _flatten(sig.data.get(key)):
-            problems.append(f"{sig.path}: {key} still holds a {PLACEHOLDER} placeholder")
+            line = load_located_yaml(sig.path).line_of([key])
+            where = f"{sig.path}:{line}" if line is not None else sig.path
+            problems.append(f"{where}: {key} still holds a {PLACEHOLDER} placeholder")
     return problems
 
 

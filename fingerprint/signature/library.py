@@ -1,8 +1,9 @@
 """Loading, linting and applying the signature library.
 
 Signatures live one per YAML file under `signatures/` (shipped in the wheel as
-`fingerprint/_signatures`).  Loading is all-or-nothing per file: a malformed
-file is rejected with its file and line, never partly loaded.
+`fingerprint/_signatures`).  Loading is all-or-nothing: a malformed file is
+rejected with its file and line, never partly loaded, and a library holding
+one is not loaded at all (`signatures lint` lists every problem of every file).
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ def signature_from_document(doc: LocatedYaml) -> Signature:
     if data["id"] != stem:
         raise SignatureError(doc.path, f"id {data['id']!r} differs from the file name {stem!r}",
                              doc.line_of(["id"]))
+    confidence = data.get("confidence", 0.5)
+    if not 0 <= confidence <= 1:  # NaN passes the schema's minimum and maximum
+        raise SignatureError(doc.path, f"confidence: {confidence!r} is not a number from 0 to 1",
+                             doc.line_of(["confidence"]))
     matchers = []
     for i, spec in enumerate(data["match"]["matchers"]):
         try:
@@ -150,7 +155,8 @@ class SignatureLibrary:
 
 
 def load_library(root: str | Path | None = None) -> SignatureLibrary:
-    """Load every signature under `root` (default: the shipped library)."""
+    """Load every signature under `root` (default: the shipped library); the first
+    malformed file stops the load with a SignatureError naming its file and line."""
     base = Path(root) if root is not None else default_signature_dir()
     if base is None:
         return SignatureLibrary([], None)

@@ -149,6 +149,8 @@ class MatchRule:
 # runs them in linear time, but a signature should work with other tools' engines too, so
 # the shape is still refused at load.
 _NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)[+*{]")
+# Alternation under repetition, (a|a)*b: exponential there too when the branches overlap.
+_REPEATED_ALTERNATION = re.compile(r"\((?:[^()\\]|\\.)*\|(?:[^()\\]|\\.)*\)[+*{]")
 
 
 def _re2_options() -> Any:
@@ -166,6 +168,9 @@ def compile_pattern(pattern: str) -> Any:
         raise ValueError(f"regular expression longer than {MAX_PATTERN_LENGTH} characters")
     if _NESTED_QUANTIFIER.search(pattern):
         raise ValueError("nested quantifier (catastrophic backtracking), e.g. (a+)+")
+    if _REPEATED_ALTERNATION.search(pattern):
+        raise ValueError("repeated alternation (catastrophic backtracking), e.g. (a|a)*; "
+                         "use a character class or one repeated branch")
     try:
         return re2.compile(pattern, _re2_options())
     except re2.error as exc:
