@@ -12,9 +12,11 @@ class LabError(FingerprintError):
     """The lab could not be built or torn down."""
 
 
-def run(args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run a command; with `check`, a failure raises LabError naming the command."""
-    proc = subprocess.run(list(args), capture_output=True, text=True, check=False)
+def run(args: Sequence[str], *, check: bool = True,
+        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command (`stdin`: its input); with `check`, a failure raises LabError
+    naming the command."""
+    proc = subprocess.run(list(args), capture_output=True, text=True, check=False, input=stdin)
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         last = detail[-1] if detail else f"exit code {proc.returncode}"

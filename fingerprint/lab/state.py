@@ -24,10 +24,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fingerprint.errors import PrivilegeError
+from fingerprint.lab.topology import instance_name
 
 
 def state_dir() -> Path:
-    instance = os.environ.get("FINGERPRINT_LAB_INSTANCE", "")
+    instance = instance_name()  # validated: a bad name must not create a directory
     default = "/run/fingerprint-lab" + (f"-{instance}" if instance else "")
     return Path(os.environ.get("FINGERPRINT_LAB_STATE", default))
 

@@ -30,10 +30,17 @@ def instance_name() -> str:
     (parallel test sessions, two researchers): each instance has its own
     namespaces and state directory, and `down` touches only its own.
     """
-    name = os.environ.get("FINGERPRINT_LAB_INSTANCE", "")
+    return check_instance(os.environ.get("FINGERPRINT_LAB_INSTANCE", ""),
+                          "FINGERPRINT_LAB_INSTANCE")
+
+
+def check_instance(name: str, where: str = "--instance") -> str:
+    """`name` if it is a valid instance name (1-8 lowercase letters or digits, or "")."""
     if name and not re.fullmatch(r"[a-z0-9]{1,8}", name):
-        raise LabError(f"FINGERPRINT_LAB_INSTANCE={name!r}: use 1-8 lowercase letters or digits")
+        raise LabError(f"{where}={name!r}: use 1-8 lowercase letters or digits")
     return name
+
+
 NODES = ("client", "r1", "r2", "censor", "r3", "r4", "server")
 ROUTERS = ("r1", "r2", "censor", "r3", "r4")
 
@@ -152,41 +159,48 @@ def _routes_for(node_index: int) -> list[tuple[str, str]]:
     return routes
 
 
-def build(server_addresses: list[str]) -> None:
+def build(server_addresses: list[str], wait: bool = True) -> None:
     """Create every namespace, link, address and route.
 
     `server_addresses` are extra /24 addresses for the server namespace (the
-    resolvers', the platforms', the control server's).
+    resolvers', the platforms', the control server's).  With `wait` False the
+    caller must call `wait_links_up` before sending (it can start services
+    meanwhile: the kernel takes up to a second to activate a veth).
     """
+    # One `ip -batch` per namespace and one sysctl per namespace instead of a
+    # command per setting: `up` is paid by every lab run and test.
+    host = [f"netns add {namespace(node)}" for node in NODES]
+    per_node: dict[str, list[str]] = {node: ["link set lo up"] for node in NODES}
+    sysctls: dict[str, list[str]] = {node: [*_SYSCTLS_ALL, *_SYSCTLS_OPTIONAL]
+                                     for node in NODES}
+    for node in ROUTERS:
+        sysctls[node].append("net.ipv4.ip_forward=1")
+    for link in LINKS:
+        host.append(f"link add {link.left_interface} netns {namespace(link.left)} "
+                    f"address {link.left_mac} type veth "
+                    f"peer name {link.right_interface} netns {namespace(link.right)} "
+                    f"address {link.right_mac}")
+        for node, ifname, address in ((link.left, link.left_interface, link.left_address),
+                                      (link.right, link.right_interface, link.right_address)):
+            per_node[node] += [f"addr add {address}/{link.prefixlen} dev {ifname}",
+                               f"link set {ifname} up"]
+            # Fixed per-interface conf: rp_filter off where packets come back asymmetrically.
+            sysctls[node].append(f"net.ipv4.conf.{ifname}.rp_filter=0")
+    server_if = LINKS[-1].right_interface
+    per_node["server"] += [f"addr add {address}/24 dev {server_if}"
+                           for address in server_addresses]
+    for index, node in enumerate(NODES):
+        per_node[node] += [f"route add {destination} via {via}"
+                           for destination, via in _routes_for(index)]
+    run(["ip", "-batch", "-"], stdin="\n".join(host) + "\n")
     for node in NODES:
         ns = namespace(node)
-        run(["ip", "netns", "add", ns])
-        run(in_netns(ns, ["sysctl", "-q", "-w", *_SYSCTLS_ALL]))
-        if node in ROUTERS:
-            run(in_netns(ns, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]))
-        for optional in _SYSCTLS_OPTIONAL:
-            run(in_netns(ns, ["sysctl", "-q", "-w", optional]), check=False)
-        run(["ip", "-n", ns, "link", "set", "lo", "up"])
-    for link in LINKS:
-        left_ns, right_ns = namespace(link.left), namespace(link.right)
-        run(["ip", "link", "add", link.left_interface, "netns", left_ns,
-             "address", link.left_mac, "type", "veth",
-             "peer", "name", link.right_interface, "netns", right_ns,
-             "address", link.right_mac])
-        for ns, ifname, address in ((left_ns, link.left_interface, link.left_address),
-                                    (right_ns, link.right_interface, link.right_address)):
-            run(["ip", "-n", ns, "addr", "add", f"{address}/{link.prefixlen}", "dev", ifname])
-            # Fixed per-interface conf: rp_filter off where packets come back asymmetrically.
-            run(in_netns(ns, ["sysctl", "-q", "-w", f"net.ipv4.conf.{ifname}.rp_filter=0"]))
-            run(["ip", "-n", ns, "link", "set", ifname, "up"])
-    server_ns = namespace("server")
-    server_if = LINKS[-1].right_interface
-    for address in server_addresses:
-        run(["ip", "-n", server_ns, "addr", "add", f"{address}/24", "dev", server_if])
-    for index, node in enumerate(NODES):
-        for destination, via in _routes_for(index):
-            run(["ip", "-n", namespace(node), "route", "add", destination, "via", via])
-    wait_links_up()
+        # Settings first, while the new interfaces are still down (no IPv6 chatter).
+        # -e: the optional settings (the global ICMP budget) are missing on old kernels.
+        run(in_netns(ns, ["sysctl", "-e", "-q", "-w", *sysctls[node]]))
+        run(["ip", "-n", ns, "-batch", "-"], stdin="\n".join(per_node[node]) + "\n")
+    if wait:
+        wait_links_up()
 
 
 def wait_links_up(timeout: float = 5.0) -> None:
