@@ -127,14 +127,14 @@ class LiveMeasurements:
     @property
     def total(self) -> int:
         """Measurements the whole run makes (planned counts for platforms not done yet)."""
-        return sum(self.written.get(p, n) for p, n in self.expected.items()) + sum(
-            n for p, n in self.written.items() if p not in self.expected)
+        platforms = set(self.expected) | set(self.written)
+        return sum(self.written.get(p, self.expected.get(p, 0)) for p in platforms)
 
     def planned(self, targets: dict[str, int]) -> None:
         self.expected.update(targets)
 
     def finished(self, pipeline: Pipeline, verdicts: Verdicts, platforms: list[str]) -> None:
-        todo = [p for p in platforms if p not in self.written]
+        todo = list(dict.fromkeys(p for p in platforms if p not in self.written))
         if not todo:
             return
         measurements = measurements_from_pipeline(

@@ -459,6 +459,10 @@ def run_probe(config: ProbeConfig, library: SignatureLibrary, trust: TrustStore,
         # Interrupted: drop queued probes and do not wait for running ones (each ends
         # within its own timeout; their kernel sockets close with the process).
         pool.shutdown(wait=completed, cancel_futures=not completed)
-    verdicts = analyse(raw, config.catalog, library, trust, plan.hints)
+    pipeline, verdicts = analyse_pipeline(raw, config.catalog, library, trust, plan.hints)
+    if listener is not None:
+        # Whatever no platform group covered (targets of no catalog platform) ends here.
+        seen = {c.platform for c in verdicts.checks} | {f.platform for f in verdicts.findings}
+        listener.finished(pipeline, verdicts, [*config.platform_ids, *sorted(seen)])
     return ProbeRun(raw, plan.hints, verdicts, sweep_seconds, localisation_seconds,
                     control_seconds, problems)
