@@ -41,7 +41,10 @@ class ProbeUsageError(FingerprintError):
 @click.option("--timeout", type=click.FloatRange(min=0.2), default=5.0, show_default=True,
               help="Seconds each probe waits for answers.")
 @click.option("--rate", type=click.FloatRange(min=1), default=None,
-              help="At most this many packets sent per second (default: no limit).")
+              help="At most this many packets sent per second, counting every packet of the "
+                   "probe's connections (kernel ACKs and FINs too); a 1 s window may exceed it by "
+                   "25% when the kernel sends late packets of open connections (default: no "
+                   "limit).")
 @click.option("--repeats", type=click.IntRange(1, 10), default=2, show_default=True,
               help="Attempts per target trigger.")
 @click.option("--all-domains", is_flag=True, help="Probe every domain of each platform, not "
@@ -71,6 +74,18 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
     no SNI on the same address), HTTP (target Host vs control Host) and IP (SYNs
     to platform and control addresses), concurrently; then TTL-limited repeats
     for the blocked targets.  Needs root or CAP_NET_RAW.
+
+    \b
+    What it sends packets to, and nothing else:
+    - the probed platforms' addresses (control resolver answers, catalog) and
+      the control addresses: TCP 443 and 80; one of those also gets the DNS
+      queries (UDP 53) as the address that runs no resolver;
+    - the resolver under test (UDP 53) and the control resolver (DoH/DoT);
+    - an address the resolver under test returned for a probed name, unless it
+      is private/bogon, the platform's own or a control answer: one TLS
+      handshake on 443 (the certificate check that tells dns.redirect);
+    - TTL-limited repeats (TTL <= --max-hops) toward those addresses, which
+      draw ICMP from the routers on the way.
 
     With --jsonl, each platform's OONI-format measurements are appended as soon
     as the platform is done.  Ctrl-C or SIGTERM stops the run at once, keeping

@@ -44,11 +44,19 @@ from scapy.layers.dns import DNS, DNSQR
 
 from fingerprint.classify import is_ip_address
 from fingerprint.errors import FingerprintError
-from fingerprint.probes.runner import Session
+from fingerprint.probes.runner import RateLimiter, Session
 
 DEFAULT_CONTROL_RESOLVER = "https://1.1.1.1/dns-query"
 """Cloudflare's DoH endpoint by address (its certificate names the IP): no bootstrap lookup
 through the resolver under test."""
+
+
+DNS_SENDS = 3
+"""Sends of one query while no answer came back (`query_attempt`)."""
+
+CONTROL_LOOKUP_PACKETS = {"udp": 1, "dot": 8, "doh": 9}
+"""Packets the client sends for one control lookup: a query; or a TCP connection with a TLS
+handshake, the query (and HTTP request), ACKs and the close (counted in the lab)."""
 
 
 class ResolverSpecError(FingerprintError):
@@ -127,9 +135,12 @@ def _doh(query: dns.message.Message, resolver: ControlResolver, timeout: float,
 
 
 def control_lookup(resolver: ControlResolver, name: str, timeout: float,
-                   ca_file: str | None) -> list[str] | None:
+                   ca_file: str | None, limiter: RateLimiter | None = None) -> list[str] | None:
     """A records for `name` from the control resolver; None when it could not be asked."""
     query = dns.message.make_query(name, dns.rdatatype.A)
+    cost = CONTROL_LOOKUP_PACKETS[resolver.kind]
+    if limiter is not None:
+        limiter.take(cost)
     try:
         if resolver.kind == "doh":
             answer = _doh(query, resolver, timeout, ca_file)
@@ -141,6 +152,9 @@ def control_lookup(resolver: ControlResolver, name: str, timeout: float,
             answer = dns.query.udp(query, resolver.host, timeout=timeout, port=resolver.port)
     except (dns.exception.DNSException, OSError, http.client.HTTPException, ValueError):
         return None
+    finally:
+        if limiter is not None:
+            limiter.record(cost)  # the lookup ran before the sniffer: its packets end now
     addresses: list[str] = []
     for rrset in answer.answer:
         if rrset.rdtype == dns.rdatatype.A:
@@ -179,8 +193,10 @@ def query_attempt(session: Session, resolver: str, name: str, *, ttl: int | None
                   on_answer: AnswerCallback | None = None) -> DnsAttempt:
     """One query (one source port, one transaction id) kept open for `window` seconds.
 
-    When nothing came back by half the window the identical query is sent once
-    more (loss must not look like a drop).  `ttl` sets the IP TTL of the query
+    Until something comes back the identical query is sent again, DNS_SENDS
+    times in all, evenly over the window (loss must not look like a drop: with
+    a round trip lost with probability q, all sends are lost with q^DNS_SENDS).
+    `resend=False` sends it once (TTL-limited repeats).  `ttl` sets the IP TTL of the query
     (localisation).  The responses are returned for scheduling only; the
     verdict comes from the sniffed packets.
     """
@@ -201,16 +217,19 @@ def query_attempt(session: Session, resolver: str, name: str, *, ttl: int | None
             return attempt
         start = time.monotonic()
         deadline = start + window
-        resent = not resend
+        resends = [start + window * i / DNS_SENDS for i in range(1, DNS_SENDS)] if resend else []
         sent = _send(session, sock, payload, attempt)
         while sent:
             now = time.monotonic()
             if now >= deadline:
                 break
-            if not resent and not attempt.responses and now >= start + window / 2:
-                resent = True
-                _send(session, sock, payload, attempt)
-            wake = deadline if resent else min(deadline, start + window / 2)
+            if resends and now >= resends[0]:
+                resends.pop(0)
+                if attempt.responses:
+                    resends.clear()
+                else:
+                    _send(session, sock, payload, attempt)
+            wake = min(deadline, resends[0]) if resends else deadline
             sock.settimeout(max(0.001, wake - now))
             try:
                 data = sock.recv(4096)

@@ -19,10 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fingerprint.probes.ip import ConnectResult, abort, open_connection, set_ttl
+from fingerprint.probes.ip import CLOSE_PACKETS, ConnectResult, abort, open_connection, set_ttl
 from fingerprint.probes.runner import Session
 
 MAX_RESPONSE = 65536
+REQUEST_PACKETS = 2 + CLOSE_PACKETS
+"""The client's packets from the request on: the request, an ACK of the answer, closing."""
 
 
 @dataclass
@@ -55,7 +57,7 @@ def http_attempt(session: Session, address: str, host: str, *, port: int = 80,
         if trigger_ttl is not None:
             set_ttl(sock, trigger_ttl)
         deadline = time.monotonic() + window
-        session.limiter.take()
+        session.limiter.take(REQUEST_PACKETS)
         if on_trigger is not None:
             on_trigger(True)
         sock.sendall(http_request(host))

@@ -25,6 +25,11 @@ from dataclasses import dataclass
 
 from fingerprint.probes.runner import Session
 
+CONNECT_PACKETS = 2
+"""Sent at once by a connection attempt: the SYN and the handshake's ACK (`RateLimiter`)."""
+CLOSE_PACKETS = 2
+"""Sent by closing a connection: FIN (or RST) and the ACK of the server's FIN."""
+
 
 @dataclass
 class ConnectResult:
@@ -54,15 +59,20 @@ def abort(sock: socket.socket) -> None:
 
 
 def open_connection(session: Session, address: str, port: int, *, syn_ttl: int | None = None,
-                    timeout: float | None = None) -> tuple[socket.socket | None, ConnectResult]:
-    """A connected TCP socket (blocking, with `timeout`) or None and why not."""
+                    timeout: float | None = None, packets: int = CONNECT_PACKETS
+                    ) -> tuple[socket.socket | None, ConnectResult]:
+    """A connected TCP socket (blocking, with `timeout`) or None and why not.
+
+    `packets` is what the send-rate limit charges for it (more when the caller
+    closes the connection right away).
+    """
     timeout = session.timeout if timeout is None else timeout
     sock = socket.socket(_family(address), socket.SOCK_STREAM)
     # No lingering: a closed probe socket must not keep retransmitting into the next probe.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     set_ttl(sock, syn_ttl if syn_ttl is not None else session.full_ttl)
     sock.settimeout(timeout)
-    session.limiter.take()
+    session.limiter.take(packets)
     start = time.monotonic()
     try:
         sock.connect((address, port))
@@ -77,7 +87,8 @@ def open_connection(session: Session, address: str, port: int, *, syn_ttl: int |
 def connect_attempt(session: Session, address: str, port: int,
                     syn_ttl: int | None = None, timeout: float | None = None) -> ConnectResult:
     """Handshake only, then close (the IP-blocking check)."""
-    sock, result = open_connection(session, address, port, syn_ttl=syn_ttl, timeout=timeout)
+    sock, result = open_connection(session, address, port, syn_ttl=syn_ttl, timeout=timeout,
+                                   packets=CONNECT_PACKETS + CLOSE_PACKETS)
     if sock is not None:
         sock.close()
     return result

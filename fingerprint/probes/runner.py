@@ -192,7 +192,7 @@ class RateLimiter:
     never missed), plus `cost`, fit in `rate`.  A step costing more than the
     whole rate is admitted alone into an empty window.  Before a sniffer reports
     (`observing` false: the control-resolver lookups) each step's cost counts for
-    the whole window.
+    the whole window from its start, and again (`record`) from its end.
 
     Burst tolerance: what the kernel sends later on a connection already open
     (a retransmission, the ACKs of a slow transfer, the closing FIN) cannot be
@@ -220,6 +220,13 @@ class RateLimiter:
         with self._lock:
             self.observing = True
             self._sent.append(time.monotonic())
+
+    def record(self, packets: int) -> None:
+        """`packets` left just now that no sniffer saw (a step that ran before it started)."""
+        if self.rate is None:
+            return
+        with self._lock:
+            self._sent.extend([time.monotonic()] * packets)
 
     def take(self, packets: int = 1) -> None:
         if self.rate is None:

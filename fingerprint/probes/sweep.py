@@ -217,9 +217,13 @@ def _dns_probes(session: Session, config: ProbeConfig, plan: _Plan,
     watcher = dns_probe.AnswerWatcher(known)
 
     def check_answer(name: str, addresses: list[str]) -> None:
-        # Certificate check of an address the resolver under test returned (dns.redirect).
+        # Certificate check of an address the resolver under test returned (dns.redirect);
+        # the documented scope (`probe --help`): not for private/bogon addresses, nor for
+        # the platform's own, which the analysis accepts without a certificate.
+        platform = config.catalog.platform_for_name(name)
         for address in watcher.new_addresses(name, addresses):
-            if not _probe_address(address):
+            if not _probe_address(address) or (platform is not None
+                                                and platform.owns_address(address)):
                 continue
             session.sniffer.add_scope(address)
             futures.append(session.submit(partial(tls_probe.tls_attempt, session, address, name,

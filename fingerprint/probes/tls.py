@@ -25,12 +25,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fingerprint.probes.ip import ConnectResult, abort, open_connection, set_ttl
+from fingerprint.probes.ip import CLOSE_PACKETS, ConnectResult, abort, open_connection, set_ttl
 from fingerprint.probes.runner import Session
 
 THROUGHPUT_PATH = "/bytes/65536"
 """Requested after the handshake: enough bytes to compare transfer rates with the control."""
 READ_CHUNK = 65536
+HANDSHAKE_PACKETS = 2 + CLOSE_PACKETS
+"""The client's packets from the ClientHello on: ClientHello, its second flight, closing."""
+TRANSFER_PACKETS = 1 + 65536 // (2 * 1448)
+"""The request and the ACKs of the transfer (one per two full segments, delayed ACKs)."""
 
 
 @dataclass
@@ -77,11 +81,12 @@ def tls_attempt(session: Session, address: str, sni: str | None, *, port: int = 
         deadline = time.monotonic() + window
         sock.settimeout(window)
         tls = _context().wrap_socket(sock, server_hostname=sni, do_handshake_on_connect=False)
-        session.limiter.take()
+        session.limiter.take(HANDSHAKE_PACKETS)
         if on_trigger is not None:
             on_trigger(True)
         attempt.outcome = _handshake(tls)
         if attempt.outcome == "handshake_ok" and download and trigger_ttl is None:
+            session.limiter.take(TRANSFER_PACKETS)
             attempt.outcome, attempt.received = _transfer(tls, sni or address, deadline)
         if attempt.outcome in ("timeout", "transfer_timeout"):
             abort(tls)
