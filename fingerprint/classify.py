@@ -160,6 +160,9 @@ def flow_outcome(flow: TcpFlow, capture_end: float) -> FlowOutcome:
             fields = packet_fields(pkt, trigger)
             injected.append(EvidencePacket(pkt, "injected", reasons, fields))
         if first_kind is None and (is_close or pkt.payload):
+            if pkt.tcp_flags & FIN and not pkt.tcp_flags & RST and not pkt.payload \
+                    and _overtook_lost_data(pkt, flow.server_packets):
+                continue
             decisive.append(pkt)
             if pkt.tcp_flags & RST:
                 first_kind = "reset"
@@ -192,6 +195,14 @@ def flow_outcome(flow: TcpFlow, capture_end: float) -> FlowOutcome:
     if flow.client_closed_ts is not None or waited >= SILENCE_AFTER_S:
         return FlowOutcome("silence")
     return FlowOutcome("pending")
+
+
+def _overtook_lost_data(fin: Packet, server_packets: list[Packet]) -> bool:
+    """A server FIN that arrived before data it follows: that data was lost and comes
+    later, retransmitted, with a lower sequence number.  An injected FIN takes the next
+    expected sequence number, so no later data sits below it."""
+    return any(q.payload and q.ts > fin.ts and 0 < (fin.seq - q.seq) & 0xFFFFFFFF < 1 << 31
+               for q in server_packets)
 
 
 WORKING_TLS = {"tls_ok", "alert", "tls_other"}
@@ -615,7 +626,11 @@ class Analysis:
         if coutcomes:
             control_ok = sum(o.kind in working for o in coutcomes) * 2 >= len(coutcomes)
         counts = Counter(o.kind for _f, o in outcomes)
-        majority, _ = counts.most_common(1)[0]
+        majority, top = counts.most_common(1)[0]
+        working_kinds = [(k, n) for k, n in counts.most_common() if k not in FAILED]
+        if majority == "silence" and working_kinds and working_kinds[0][1] >= top:
+            # Loss can make an attempt silent, never make one work: a tie is not a drop.
+            majority = working_kinds[0][0]
         label = f"{name} at {server}:{port}"
         finding: Finding | None = None
         if majority in FAILED:

@@ -1,0 +1,76 @@
+"""Probing through 5% random loss at the censor, both directions (root, lab).
+
+`lab_helpers.censor_loss` drops 5% of the packets leaving either censor
+interface at random (what tc netem loss on both interfaces would do; netem is
+not in this kernel).  A probe run must still name exactly the scenario's
+techniques for each blocked platform and nothing for the open ones.
+
+Why loss cannot fake a verdict here, per run (p = 0.05 per crossing of the
+censor, so a round trip fails with q = 1 - 0.95^2 = 0.0975):
+
+* dns.drop: each query is sent up to DNS_SENDS times on one port
+  (`dns.DNS_SENDS`, window split evenly), and `--repeats` (2) attempts run per
+  name; a false drop needs all 2 x 3 round trips lost: q^6 = 8.6e-7 per name.
+* tls.sni_drop / http.drop: the ClientHello (or request) is the kernel's, which
+  retransmits it on a 200 ms back-off (3 retransmissions within a 2 s timeout),
+  and the target is tried `--repeats` times, each on a fresh connection; a
+  verdict is the majority of the attempts, so a false drop needs both attempts
+  silent: (q^4)^2 = 8.1e-9 per target and address.
+* a connection that never opens (SYN and the kernel's one retransmission within
+  2 s both lost, q^2 = 0.0095) is not counted as a TLS/HTTP attempt at all; the IP
+  check calls an address blackholed only when more attempts failed than
+  connected, and each address sees at least 4 SYN-carrying attempts on 443: at
+  least 3 of 4 failing is 4 q^6 = 3.4e-6.
+* an open platform's control or target losing every injected/genuine answer
+  turns into "inconclusive" or "accessible", never a technique.
+
+Summed over the names, targets and addresses of both runs below, a false verdict
+has probability below 1e-4 per test run.  The figures per run (packets lost at the
+censor) are printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+from lab_helpers import censor_loss, loss_counters, running_lab
+
+from fingerprint.lab import lab as lab_core
+from fingerprint.lab.scenarios import load_scenario
+
+pytestmark = [
+    pytest.mark.needs_root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (network namespaces)"),
+]
+
+LOSS_PER_MILLE = 50
+CASES = {
+    # sni_drop for twitter and tiktok, DNS clean; facebook open
+    "uzbekistan-2021": ["twitter", "tiktok", "facebook"],
+    # on-path DNS injection (random and TTL-copying) and SNI resets; linkedin open
+    "gfw": ["twitter", "google", "linkedin"],
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(CASES))
+def test_verdicts_survive_random_loss_at_the_censor(scenario: str) -> None:
+    platforms = CASES[scenario]
+    expected = load_scenario(scenario).expected(platforms)
+    with running_lab(scenario) as info, censor_loss(LOSS_PER_MILLE):
+        command = [*lab_core.probe_command(info, 2.0, None), "--no-localise"]
+        for platform in platforms:
+            command += ["--platform", platform]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                              check=False)
+        counters = loss_counters()
+    assert proc.returncode == 0, proc.stderr
+    print(f"{scenario}: censor loss counters:\n{counters}")
+    assert "counter packets 0 " not in counters.replace("\t", " "), counters  # loss applied
+    report = json.loads(proc.stdout)
+    found = {p["platform"]: (p["status"], sorted(p["techniques"])) for p in report["platforms"]}
+    for platform in platforms:
+        want = ("blocked", expected[platform]) if expected[platform] else ("accessible", [])
+        assert found[platform] == want, (platform, found, counters)
