@@ -158,3 +158,25 @@ def test_fifty_up_down_cycles_with_sigkills_leave_nothing_behind() -> None:
     assert [e.name for e in state.state_dir().iterdir()] == ["lock"]
     print(f"churn: {CYCLES} cycles, {full_ups} full ups, {len(kills)} SIGKILLs "
           f"({', '.join(f'{s}@{p}' for s, p, _m in kills)})")
+
+
+def test_down_kills_an_unrecorded_lab_process_outside_the_lab_namespaces() -> None:
+    """What a SIGKILLed `up` can leave: a service it started but never recorded, whose
+    namespace a teardown already deleted (so `ip netns pids` cannot find it)."""
+    run_ok("down")
+    directory = state.state_dir()
+    marker = directory / "orphan.ready"
+    orphan = subprocess.Popen(["unshare", "--net", sys.executable, "-c",
+                               "import time; time.sleep(120)", str(marker)])
+    try:
+        deadline = time.monotonic() + 10
+        while not processes_naming(directory) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert processes_naming(directory), "the stand-in service did not start"
+        assert "1 process(es)" in run_ok("down")
+        assert orphan.wait(timeout=10) == -signal.SIGTERM
+        assert processes_naming(directory) == []
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()
+            orphan.wait()
