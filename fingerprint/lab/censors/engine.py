@@ -3,8 +3,9 @@
 Runs inside the censor namespace (`python -m fingerprint.lab.censors.engine
 CONFIG`).  iptables queues client-side packets (mangle PREROUTING, so packets
 whose TTL expires at the censor are still seen, as a tap would see them) to
-NFQUEUE 0; each is parsed, offered to the behaviours, and accepted, dropped or
-marked.  Injected packets are written as whole Ethernet frames on an AF_PACKET
+NFQUEUE 0: DNS queries, TLS and HTTP segments, and TCP SYNs, as far as the
+scenario's behaviours need them; each is parsed, offered to the behaviours,
+and accepted, dropped or marked.  Injected packets are written as whole Ethernet frames on an AF_PACKET
 socket, so every header field is exactly what the behaviour configured (a raw
 IP socket would let the kernel fill in a zero IP ID).
 
