@@ -7,7 +7,9 @@ so the sweep costs about one timeout, not one per probe), then the cost of
 localisation (TTL-limited repeats for the blocked targets) separately.  The
 figures come from the report's `timing` block, which the probe measures
 around its own phases; the whole command's wall time (interpreter start,
-control resolution, localisation, analysis) is printed too.
+control resolution, localisation, analysis) is printed too, and that wall time
+less localisation, divided by the timeout (everything a user waits for a run
+with --no-localise).
 
     sudo PYTHONPATH=. /path/to/venv/bin/python benchmarks/bench_probe.py [--timeout 3] [SCENARIO ...]
 """
@@ -56,7 +58,8 @@ def bench(scenario: str, timeout: float) -> None:
     print(f"{scenario:16} platforms={platforms:2d} blocked={blocked:2d} packets={report['packets']:6d}"
           f"  sweep={timing['sweep_s']:6.2f}s  sweep/timeout={timing['sweep_s'] / timeout:5.2f}"
           f"  localisation={timing['localisation_s']:6.2f}s"
-          f"  control-resolver={timing['control_resolver_s']:5.2f}s  command wall={wall:6.2f}s")
+          f"  control-resolver={timing['control_resolver_s']:5.2f}s  command wall={wall:6.2f}s"
+          f"  (wall-localisation)/timeout={(wall - timing['localisation_s']) / timeout:5.2f}")
 
 
 def main() -> None:

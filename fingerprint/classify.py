@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +33,11 @@ MAX_ITEMS_PER_TTL = 2
 """TTL-limited repeats kept per target and TTL (for localisation)."""
 SILENCE_AFTER_S = 2.0
 """Seconds of silence after a trigger before it counts as dropped (when the client did not give up)."""
-THROTTLE_RATIO = 0.25
+THROTTLE_RATIO = 0.1
+"""A target's best transfer below this fraction of the control's best is throttled.  Published
+throttles are about a hundred times slower (Russia 2021: 130-150 kbps, censoredplanet.org/
+throttling); one retransmission timeout (>= 200 ms) on a lost segment only cuts a fast
+64 kB transfer to about a quarter, so loss alone rarely reaches a tenth."""
 
 CONFIDENCE_WITH_CONTROL = 0.9
 CONFIDENCE_NO_CONTROL = 0.6
@@ -740,8 +744,9 @@ class Analysis:
             return Finding(platform, name, Technique.TLS_MITM, conf, server, evidence=ev,
                            notes=notes, context=context)
         # Throughput: a throttled SNI transfers far slower than the control on the same address.
-        target_rate = _median([_rate(f) for f, _o in outcomes])
-        control_rate = _median([_rate(f) for f in cfull])
+        # Best against best: loss stalls some transfers, a throttle slows every one.
+        target_rate = max((_rate(f) for f, _o in outcomes), default=0.0)
+        control_rate = max((_rate(f) for f in cfull), default=0.0)
         if target_rate and control_rate and target_rate < THROTTLE_RATIO * control_rate:
             flow, outcome = outcomes[0]
             ev = self._flow_evidence(flow, outcome)
@@ -894,8 +899,3 @@ def _rate(flow: TcpFlow) -> float:
     # A fast transfer can finish within a few ms; its rate is then at least bytes / 50 ms
     # (a lower bound, so a fast control still shows how slow a throttled target is).
     return flow.server_bytes / max(span, 0.05)
-
-
-def _median(values: Iterable[float]) -> float:
-    vals = sorted(v for v in values if v > 0)
-    return vals[len(vals) // 2] if vals else 0.0

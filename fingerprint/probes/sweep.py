@@ -52,6 +52,11 @@ from fingerprint.signature import SignatureLibrary
 from fingerprint.trust import TrustStore
 
 POOL_SIZE = 256
+IP_CHECK_ATTEMPTS = 3
+"""Bare connection attempts per platform address and port (besides the TLS/HTTP ones)."""
+TRANSFER_SAMPLES = 3
+"""TLS attempts per target and address at least (each with a transfer): a throttle verdict
+takes the best one, and loss has to stall all of them to fake it."""
 
 
 @dataclass
@@ -187,7 +192,11 @@ def _address_probes(session: Session, config: ProbeConfig, address: str, targets
     """
     gate = _Gate(3)
     for port in (443, 80):
-        futures.append(session.submit(partial(ip_probe.connect_attempt, session, address, port)))
+        # Several concurrent attempts (no extra time): the IP check weighs failed against
+        # connected attempts, and one attempt is lost to 5% loss about once in a hundred.
+        for _ in range(IP_CHECK_ATTEMPTS):
+            futures.append(session.submit(partial(ip_probe.connect_attempt, session, address,
+                                                  port)))
     futures.append(session.submit(partial(tls_probe.tls_attempt, session, address,
                                           config.control_sni, on_trigger=partial(gate.done, 443))))
     futures.append(session.submit(partial(tls_probe.tls_attempt, session, address, None,
@@ -200,11 +209,11 @@ def _address_probes(session: Session, config: ProbeConfig, address: str, targets
             if session.stop.is_set():
                 return  # the controls were cancelled: an interrupted run
         for name in targets:
-            for _ in range(config.repeats):
+            for attempt in range(max(config.repeats, TRANSFER_SAMPLES)):
                 if gate.connected.get(443):
                     futures.append(session.submit(partial(tls_probe.tls_attempt, session,
                                                           address, name)))
-                if gate.connected.get(80):
+                if gate.connected.get(80) and attempt < config.repeats:
                     futures.append(session.submit(partial(http_probe.http_attempt, session,
                                                           address, name)))
     futures.append(session.pool.submit(targets_after_controls))

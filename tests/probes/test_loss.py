@@ -14,19 +14,30 @@ censor, so a round trip fails with q = 1 - 0.95^2 = 0.0975):
 * tls.sni_drop / http.drop: the ClientHello (or request) is the kernel's, which
   retransmits it on a 200 ms back-off (3 retransmissions within a 2 s timeout),
   and the target is tried `--repeats` times, each on a fresh connection; a
-  verdict is the majority of the attempts, so a false drop needs both attempts
-  silent: (q^4)^2 = 8.1e-9 per target and address.
+  silent attempt tied with a working one is no drop (loss can silence an
+  attempt, never make one work), so a false drop needs both attempts silent:
+  (q^4)^2 = 8.1e-9 per target and address.
+* http.fin / tls.sni_fin: a server FIN that overtook its lost data (a sequence
+  number above data retransmitted later) is not taken for an injected FIN.
 * a connection that never opens (SYN and the kernel's one retransmission within
-  2 s both lost, q^2 = 0.0095) is not counted as a TLS/HTTP attempt at all; the IP
-  check calls an address blackholed only when more attempts failed than
-  connected, and each address sees at least 4 SYN-carrying attempts on 443: at
-  least 3 of 4 failing is 4 q^6 = 3.4e-6.
+  2 s both lost, f = q^2 = 0.0095) is not counted as a TLS/HTTP attempt at all; the
+  IP check calls an address blackholed only when more attempts failed than
+  connected.  Each address gets `sweep.IP_CHECK_ATTEMPTS` (3) bare attempts per
+  port besides the control (2 on 443, 1 on 80) and target (2) attempts, so a false
+  ip.blackhole has probability 2.8e-6 on 443 and 2.6e-6 on 80 per address
+  (enumerated over which attempts fail).
+* tls.sni_throttle: each target gets `sweep.TRANSFER_SAMPLES` (3) transfers and the
+  best one is compared with the control's best at a tenth (`THROTTLE_RATIO`); a lost
+  segment's retransmission timeout cuts a lab transfer to about a quarter, and
+  several in a row (slower than a tenth) hit about 2 transfers in 48 measured here
+  (s = 0.04), so a false throttle needs all three: s^3 = 6e-5 per open platform.
 * an open platform's control or target losing every injected/genuine answer
   turns into "inconclusive" or "accessible", never a technique.
 
-Summed over the names, targets and addresses of both runs below, a false verdict
-has probability below 1e-4 per test run.  The figures per run (packets lost at the
-censor) are printed.
+Summed over the 6 names, 6 addresses and their targets of both runs below, a false
+verdict has probability about 1.6e-4 per test run (1.2e-4 of it the throttle check on
+the 2 open platforms, 3.2e-5 the IP check).  The
+packets dropped at the censor are printed per run.
 """
 
 from __future__ import annotations

@@ -100,3 +100,38 @@ def test_one_silent_clienthello_of_two_is_no_sni_drop(tmp_path: Path) -> None:
 def test_two_silent_clienthellos_are_sni_drop(tmp_path: Path) -> None:
     result = replay(_write(tmp_path, _tls_run(2)), catalog=tmp_path / "catalog.yaml")
     result.expect(technique="tls.sni_drop", target="twitter.com")
+
+
+TRANSFER = bytes(65536)
+
+
+def _transfer_attempt(cap: Capture, sni: str, at: float, *, stall_ms: float,
+                      gap_ms: float = 0.1) -> None:
+    """A handshake, then 64 kB: half at once, the rest after `stall_ms` (a lost segment's
+    retransmission timeout), segments `gap_ms` apart."""
+    flow = cap.tcp(SERVER, 443, at=at)
+    flow.handshake()
+    flow.client_hello(sni)
+    end = flow.server_hello()
+    end = flow.server_send(TRANSFER[:32768], at_ms=end + 1, gap_ms=gap_ms)
+    flow.server_send(TRANSFER[32768:], at_ms=end + stall_ms, gap_ms=gap_ms, fin=True)
+
+
+def test_transfers_stalled_by_loss_are_no_throttle_while_one_is_fast(tmp_path: Path) -> None:
+    cap = Capture(seed=11)
+    _transfer_attempt(cap, "example.com", 0.0, stall_ms=0)
+    _transfer_attempt(cap, "example.com", 0.2, stall_ms=0)
+    for index, stall in enumerate((600, 1400, 0)):  # two stalled by lost segments, one not
+        _transfer_attempt(cap, "twitter.com", 1.0 + index / 10, stall_ms=stall)
+    result = replay(_write(tmp_path, cap), catalog=tmp_path / "catalog.yaml")
+    assert [f.technique.value for f in result.findings] == []
+
+
+def test_every_transfer_slow_is_throttle(tmp_path: Path) -> None:
+    cap = Capture(seed=12)
+    _transfer_attempt(cap, "example.com", 0.0, stall_ms=0)
+    _transfer_attempt(cap, "example.com", 0.2, stall_ms=0)
+    for index in range(3):  # 1400-byte segments 80 ms apart: about 17 kB/s
+        _transfer_attempt(cap, "twitter.com", 1.0 + index / 10, stall_ms=80, gap_ms=80)
+    result = replay(_write(tmp_path, cap), catalog=tmp_path / "catalog.yaml")
+    result.expect(technique="tls.sni_throttle", target="twitter.com")
