@@ -124,18 +124,23 @@ def fewer_collections() -> Iterator[None]:
 
 
 def analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary,
-                  trust: TrustStore, on_problem: ProblemSink = _stderr) -> Result:
+                  trust: TrustStore, on_problem: ProblemSink = _stderr,
+                  vantage: CaptureHints | None = None) -> Result:
     """Analyse captures together (a control may sit in another file than its target).
 
     A file that cannot be read is named in one line and the others are still
-    analysed; what was read before a fault is kept.
+    analysed; what was read before a fault is kept.  `vantage` holds what the user
+    says about the vantage point (`probe_cc`, `probe_asn` in its `raw`, as a probe
+    records them): it is applied after the captures' own hints, so it wins over
+    them, and country-scoped signatures then fire on any tool's capture.
     """
     with fewer_collections():
-        return _analyze_files(paths, catalog, library, trust, on_problem)
+        return _analyze_files(paths, catalog, library, trust, on_problem, vantage)
 
 
 def _analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary,
-                   trust: TrustStore, on_problem: ProblemSink) -> Result:
+                   trust: TrustStore, on_problem: ProblemSink,
+                   vantage: CaptureHints | None = None) -> Result:
     pipeline = Pipeline(catalog, library, trust)
     result = Result(Verdicts(), 0, inputs=list(paths))
     label_files = len(paths) > 1
@@ -157,6 +162,8 @@ def _analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary
             result.failed_inputs.append(path)
             result.problems.append(str(exc))
             on_problem(f"error: {exc}")
+    if vantage is not None:
+        pipeline.add_hints(vantage)
     result.verdicts = pipeline.finish()
     result.hints = pipeline.hints
     result.pipeline = pipeline

@@ -19,11 +19,10 @@ from urllib.parse import urlsplit
 from fingerprint.capture.packet import FIN, RST, Packet
 from fingerprint.catalog import OTHER, Catalog
 from fingerprint.evidence import Baseline, EvidencePacket, packet_fields
+from fingerprint.flowstore import FlowGroup, FlowOutcome
 from fingerprint.locate import Location, SeriesPoint, locate
 from fingerprint.model import Technique
-from fingerprint.observe import CaptureHints, DnsExchange, TcpFlow
-from fingerprint.protocols import http as http_proto
-from fingerprint.protocols import tls as tls_proto
+from fingerprint.observe import CaptureHints, DnsExchange, TcpFlow, compact_flow, header_only
 from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA
 from fingerprint.trust import TrustStore
 
@@ -31,6 +30,10 @@ MAX_FULL_ITEMS = 8
 """Attempts kept per target at full TTL: enough for a majority, bounded memory on big captures."""
 MAX_ITEMS_PER_TTL = 2
 """TTL-limited repeats kept per target and TTL (for localisation)."""
+EVIDENCE_FLOWS = 1
+"""Flows kept whole per target, SYN TTL and outcome, and per target with a certificate or
+HTTP response: a finding cites the first of its kind.  The other kept flows are packed
+when they close (`fingerprint.flowstore`)."""
 SILENCE_AFTER_S = 2.0
 """Seconds of silence after a trigger before it counts as dropped (when the client did not give up)."""
 THROTTLE_RATIO = 0.1
@@ -114,17 +117,6 @@ def _is_documentation(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool
 
 # --------------------------------------------------------------------------- flows
 
-@dataclass(slots=True)
-class FlowOutcome:
-    kind: str
-    """tls_ok, alert, http_response, reset, fin, plaintext, silence, pending,
-    time_exceeded, connect_timeout, connect_reset, connect_icmp, no_trigger"""
-    decisive: list[Packet] = field(default_factory=list)
-    injected: list[EvidencePacket] = field(default_factory=list)
-    flight: tls_proto.ServerFlight | None = None
-    response: http_proto.HttpResponse | None = None
-
-
 def _server_baseline(flow: TcpFlow) -> Baseline:
     baseline = Baseline()
     if flow.synack is not None:
@@ -143,6 +135,10 @@ def flow_outcome(flow: TcpFlow, capture_end: float) -> FlowOutcome:
             exceeded = [p for p in flow.icmp if p.icmp_type == 11]
             if exceeded:
                 return FlowOutcome("time_exceeded", exceeded[:1])
+            sent = flow.syn.ts if flow.syn is not None else flow.first_ts
+            if capture_end - sent < SILENCE_AFTER_S:
+                # The capture ended before an answer was due (an interrupted capture).
+                return FlowOutcome("pending")
             return FlowOutcome("connect_timeout")
     if flow.trigger is None:
         return FlowOutcome("no_trigger")
@@ -223,17 +219,18 @@ class Analysis:
         self.trust = trust
         self.hints = hints or CaptureHints()
         self.dns_groups: dict[tuple[str, str, int], list[DnsExchange]] = defaultdict(list)
-        self.tcp_groups: dict[tuple[str, int, str, str], list[TcpFlow]] = defaultdict(list)
+        self.tcp_groups: dict[tuple[str, int, str, str], FlowGroup] = {}
         self.name_addresses: dict[str, set[str]] = defaultdict(set)
         self.max_query_ttl: dict[str, int] = {}
         self.capture_end = 0.0
         self.dropped_items = 0
-        self._outcomes: dict[int, FlowOutcome] = {}
         self._kept: dict[tuple[Any, ...], Counter[int]] = defaultdict(Counter)
+        self._whole: Counter[tuple[Any, ...]] = Counter()
+        self._shared: dict[Any, Any] = {}
         # Indexes built once, when verdicts are computed (after every flow was added).
         self._dns_controls: dict[str, list[tuple[int, list[DnsExchange]]]] | None = None
         self._baselines: dict[str, Baseline] = {}
-        self._tls_index: dict[tuple[str, str], list[TcpFlow]] | None = None
+        self._tls_index: dict[tuple[str, str], list[FlowGroup]] | None = None
         self._control_addresses: set[str] | None = None
         self._control_ports: dict[int, list[tuple[str, bool]]] | None = None
         self._address_platforms: dict[str, str] = {}
@@ -243,7 +240,7 @@ class Analysis:
         key: tuple[Any, ...]
         if isinstance(item, DnsExchange):
             key = (item.resolver, item.qname, item.qtype)
-            group: list[Any] = self.dns_groups[key]  # type: ignore[index]
+            group: list[Any] | FlowGroup = self.dns_groups[key]  # type: ignore[index]
             top = self.max_query_ttl.get(item.resolver, 0)
             self.max_query_ttl[item.resolver] = max(top, item.query_ttl)
             for response in item.responses:
@@ -252,7 +249,10 @@ class Analysis:
             ttl, limited = item.query_ttl, item.query_ttl < top
         else:
             key = (item.server, item.server_port, item.trigger_kind or "tcp", item.trigger_name or "")
-            group = self.tcp_groups[key]  # type: ignore[index]
+            flows = self.tcp_groups.get(key)  # type: ignore[arg-type]
+            if flows is None:
+                flows = self.tcp_groups[key] = FlowGroup(item.server)  # type: ignore[index]
+            group = flows
             probe_ttl = item.trigger.ttl if item.trigger is not None else 0
             ttl = probe_ttl if item.trigger is not None else (item.syn.ttl if item.syn else 0)
             limited = (item.syn is not None and item.trigger is not None and probe_ttl < item.syn.ttl)
@@ -260,15 +260,78 @@ class Analysis:
         slot = ttl if limited else -1
         if counts[slot] < (MAX_ITEMS_PER_TTL if limited else MAX_FULL_ITEMS):
             counts[slot] += 1
-            group.append(item)
+            if isinstance(group, FlowGroup):
+                assert isinstance(item, TcpFlow)
+                group.append(item)
+                if item.closed_ts:
+                    self._settle(key, group, item, limited)
+            else:
+                group.append(item)
         else:
             self.dropped_items += 1
 
+    def _settle(self, key: tuple[Any, ...], group: FlowGroup, flow: TcpFlow, limited: bool) -> None:
+        """Decide a closed flow's outcome now and keep it whole only if a finding may cite it.
+
+        Findings cite the first flow of each outcome (per SYN TTL), the first flows
+        that brought certificates or an HTTP response, and TTL-limited repeats; the
+        rest only count, so they are reduced to header facts: memory per target
+        stays small whatever the capture's length.
+        """
+        outcome = flow.outcome = flow_outcome(flow, flow.closed_ts)
+        self._share_parsed(flow, outcome)
+        if limited:
+            return
+        syn_ttl = flow.syn.ttl if flow.syn is not None else -1
+        whole = self._whole
+        by_kind = (key, syn_ttl, outcome.kind)
+        keep = whole[by_kind] < EVIDENCE_FLOWS
+        whole[by_kind] += 1
+        if (outcome.flight is not None and outcome.flight.certificates) or flow.response is not None:
+            by_content = (key, "content")
+            keep = keep or whole[by_content] < EVIDENCE_FLOWS
+            whole[by_content] += 1
+        if keep or group.pack_last(outcome):
+            return
+        compact_flow(flow)
+        outcome.decisive = [header_only(p) for p in outcome.decisive]
+        # Only whether anything was injected is read of a flow no finding cites.
+        outcome.injected = [EvidencePacket(header_only(e.packet), e.role, e.reasons, {})
+                            for e in outcome.injected[:1]]
+
+    def _share_parsed(self, flow: TcpFlow, outcome: FlowOutcome) -> None:
+        """One object for equal parsed hellos and flights: many flows carry the same."""
+        shared = self._shared
+        if len(shared) > 65536:
+            shared.clear()
+        hello = flow.client_hello
+        if hello is not None:
+            flow.client_hello = shared.setdefault(("hello", hello.sni, hello.offers_tls13, hello.alpn),
+                                                  hello)
+        flight = flow.flight
+        if flight is not None and not flight.certificates:
+            flight = shared.setdefault(("flight", flight.is_tls, flight.server_hello, flight.version,
+                                        flight.cipher_suite, flight.alpn, flight.alert,
+                                        flight.app_data, flight.plaintext_prefix), flight)
+            flow.flight = flight
+            if outcome.flight is not None:
+                outcome.flight = flight
+        if flow.server_data:
+            flow.server_data = shared.setdefault(flow.server_data, flow.server_data)
+
+    def dns_pending(self, exchange: DnsExchange) -> bool:
+        """An unanswered query sent less than `SILENCE_AFTER_S` before the capture ended:
+        its answer was not due yet, so its silence is no evidence of a drop."""
+        if exchange.responses:
+            return False
+        closed = exchange.closed_ts or self.capture_end
+        return closed - exchange.query.ts < SILENCE_AFTER_S
+
     def outcome(self, flow: TcpFlow) -> FlowOutcome:
         """`flow_outcome`, computed once per flow."""
-        cached = self._outcomes.get(id(flow))
+        cached = flow.outcome
         if cached is None:
-            cached = self._outcomes[id(flow)] = flow_outcome(flow, self.capture_end)
+            cached = flow.outcome = flow_outcome(flow, self.capture_end)
         return cached
 
     # -- naming ---------------------------------------------------------------
@@ -371,6 +434,10 @@ class Analysis:
             top_ttl = self.max_query_ttl.get(resolver, 0)
             full = [ex for ex in exchanges if ex.query_ttl >= top_ttl]
             limited = [ex for ex in exchanges if ex.query_ttl < top_ttl]
+            settled = [ex for ex in full if not self.dns_pending(ex)]
+            if full and not settled:
+                continue  # every query was sent just before the capture ended
+            full = settled
             finding = self._dns_finding(resolver, qname, qtype, platform, full, controls,
                                         control_answered)
             control_ok: bool | None = control_answered if controls else None
@@ -531,8 +598,8 @@ class Analysis:
             self._tls_index = defaultdict(list)
             for (server, _port, kind, sni), group in self.tcp_groups.items():
                 if kind == "tls":
-                    self._tls_index[(server, sni)].extend(group)
-        for flow in self._tls_index.get((address, name), []):
+                    self._tls_index[(server, sni)].append(group)
+        for flow in (f for group in self._tls_index.get((address, name), []) for f in group):
             outcome = self.outcome(flow)
             if outcome.flight is not None and outcome.flight.certificates:
                 return self.trust.check(outcome.flight.certificates, name)
@@ -572,10 +639,12 @@ class Analysis:
 
     # ======================================================================= TCP
     def _tcp_verdicts(self, out: Verdicts) -> None:
-        by_server: dict[tuple[str, int], list[tuple[str, str, list[TcpFlow]]]] = defaultdict(list)
-        for (server, port, kind, name), flows in self.tcp_groups.items():
-            by_server[(server, port)].append((kind, name, flows))
-        for (server, port), groups in sorted(by_server.items()):
+        by_server: dict[tuple[str, int], list[tuple[str, str, FlowGroup]]] = defaultdict(list)
+        for (server, port, kind, name), stored in self.tcp_groups.items():
+            by_server[(server, port)].append((kind, name, stored))
+        for (server, port), packed in sorted(by_server.items()):
+            # Unpacked one server at a time: the rebuilt flows live only this long.
+            groups = [(kind, name, list(stored)) for kind, name, stored in packed]
             self._ip_verdict(server, port, groups, out)
             controls_by_kind: dict[str, list[TcpFlow]] = defaultdict(list)
             targets = []

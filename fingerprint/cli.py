@@ -65,7 +65,7 @@ def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path
     """
     from fingerprint.analysis import analyze_files, fewer_collections
     from fingerprint.catalog import load_catalog
-    from fingerprint.output.cli import write_analyze_outputs
+    from fingerprint.output.cli import vantage_hints, write_analyze_outputs
     from fingerprint.report import build_report
     from fingerprint.signature import load_library
     from fingerprint.trust import TrustStore
@@ -75,7 +75,7 @@ def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path
     trust = TrustStore(ca_file)
     # The report is built while every observation is still alive: collect rarely here too.
     with fewer_collections():
-        result = analyze_files(list(captures), catalog, library, trust)
+        result = analyze_files(list(captures), catalog, library, trust, vantage=vantage_hints())
         extra = {"inputs": list(captures), "packets": result.packets, "problems": result.problems}
         report = build_report(result.verdicts, catalog, "analyze", extra=extra)
         emit_report(report, as_json)

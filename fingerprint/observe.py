@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fingerprint.capture.packet import (
     ACK,
@@ -27,6 +27,9 @@ from fingerprint.capture.packet import (
 from fingerprint.protocols import http as http_proto
 from fingerprint.protocols import tls as tls_proto
 from fingerprint.protocols.dns import DnsMessage, parse_dns
+
+if TYPE_CHECKING:
+    from fingerprint.flowstore import FlowOutcome
 
 DNS_PORTS = frozenset({53, 5353})
 DNS_IDLE_S = 10.0
@@ -66,6 +69,9 @@ class DnsExchange:
     responses: list[DnsResponse] = field(default_factory=list)
     icmp: list[Packet] = field(default_factory=list)
     last_ts: float = 0.0
+    closed_ts: float = 0.0
+    """Capture time when the observer closed it (infinite when a new query took its
+    key): an unanswered query younger than the silence threshold then is pending."""
 
     @property
     def query_ttl(self) -> int:
@@ -106,7 +112,7 @@ class _Stream:
         return bytes(out)
 
 
-_CLOSED_STREAM = _Stream(0)
+CLOSED_STREAM = _Stream(0)
 """Shared by every closed flow: it accepts nothing (limit 0) and holds nothing."""
 
 
@@ -146,6 +152,14 @@ class TcpFlow:
     """The first bytes of the server's stream (the rest is parsed into `flight` / `response`)."""
     flight: tls_proto.ServerFlight | None = None
     response: http_proto.HttpResponse | None = None
+    trigger_len: int = 0
+    """Payload bytes of the trigger packet (kept when the packet is reduced to its header)."""
+    closed_ts: float = 0.0
+    """Capture time when the observer closed the flow (0 while it is open)."""
+    compact: bool = False
+    """Reduced to header facts (not cited as evidence): see `fingerprint.flowstore`."""
+    outcome: FlowOutcome | None = None
+    """What the classifier decided when the flow closed (`classify.flow_outcome`)."""
 
     @property
     def key(self) -> tuple[str, int, str, int]:
@@ -267,7 +281,9 @@ class Observer:
             for key in stale:
                 self._close(table.pop(key))
 
-    def _close(self, item: DnsExchange | TcpFlow) -> None:
+    def _close(self, item: DnsExchange | TcpFlow, superseded: bool = False) -> None:
+        # A superseded exchange can get no more answers: it is over, not pending.
+        item.closed_ts = float("inf") if superseded else self.last_ts
         if isinstance(item, TcpFlow):
             _finish_flow(item)
         self._sink(item)
@@ -293,7 +309,7 @@ class Observer:
                 exchange.last_ts = pkt.ts
                 return
             if exchange is not None:
-                self._close(exchange)
+                self._close(exchange, superseded=True)
             self._dns[key] = DnsExchange(pkt.src, pkt.sport, pkt.dst, message.txid,
                                          message.qname, message.qtype, pkt, last_ts=pkt.ts)
             return
@@ -429,12 +445,45 @@ def _finish_flow(flow: TcpFlow) -> None:
         if not flow.flight.is_tls:  # an HTTP response never starts like a TLS record
             flow.response = http_proto.parse_response(server_data)
     flow.server_data = server_data[:STORED_PAYLOAD]
+    if flow.trigger is not None:
+        flow.trigger_len = len(flow.trigger.payload)
     for pkt in flow.server_packets:
         if len(pkt.payload) > STORED_PAYLOAD:
             pkt.payload = pkt.payload[:STORED_PAYLOAD]
     # Free reassembly buffers: only the parsed results are kept.
-    flow.client_stream = _CLOSED_STREAM
-    flow.server_stream = _CLOSED_STREAM
+    flow.client_stream = CLOSED_STREAM
+    flow.server_stream = CLOSED_STREAM
+
+
+def header_only(pkt: Packet) -> Packet:
+    """A copy of `pkt` with the facts a verdict or a measurement reads of a flow that is
+    not cited as evidence (addresses, times, TTL, IP ID, DF, flags, ICMP type), without
+    its payload, quoted packet or sequence numbers."""
+    return Packet(pkt.frame, pkt.ts, pkt.version, pkt.src, pkt.dst, pkt.ttl, pkt.ip_id, pkt.df,
+                  pkt.proto, pkt.ip_len, 0, 0, pkt.tcp_flags, 0, 0, 0, b"", pkt.icmp_type,
+                  pkt.icmp_code, None, None, pkt.truncated, pkt.capture)
+
+
+def compact_flow(flow: TcpFlow) -> None:
+    """Reduce a closed flow whose outcome is known to header facts.
+
+    A big capture holds up to `MAX_FULL_ITEMS` attempts per target; only a few
+    are cited as evidence, the others count towards the majority and appear in
+    measurements by their times and header fields.  Payloads, server packets and
+    quoted packets are what take the memory.
+    """
+    if flow.syn is not None:
+        flow.syn = header_only(flow.syn)
+    if flow.synack is not None:
+        flow.synack = header_only(flow.synack)
+    if flow.handshake_rst is not None:
+        flow.handshake_rst = header_only(flow.handshake_rst)
+    if flow.trigger is not None:
+        flow.trigger = header_only(flow.trigger)
+    if flow.icmp:
+        flow.icmp = [header_only(p) for p in flow.icmp]
+    flow.server_packets = []
+    flow.compact = True
 
 
 def observe(packets: Iterable[Packet]) -> Observations:

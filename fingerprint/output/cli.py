@@ -15,11 +15,14 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from fingerprint.errors import FingerprintError, InputError
+
+if TYPE_CHECKING:
+    from fingerprint.observe import CaptureHints
 
 __all__ = ["MeasurementSink", "measurement_options", "report", "write_analyze_outputs"]
 
@@ -99,6 +102,22 @@ def probe_info_from_options(options: dict[str, Any] | None = None) -> Any:
                          share_ip=bool(opts.get("share_ip")))
     except MeasurementError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def vantage_hints(options: dict[str, Any] | None = None) -> CaptureHints | None:
+    """--probe-cc / --probe-asn as analysis hints (None when both are left unset: ZZ, AS0),
+    so country- or network-scoped signatures match on captures that do not record them."""
+    from fingerprint.observe import CaptureHints
+
+    opts = _options() if options is None else options
+    raw: dict[str, Any] = {}
+    cc = opts.get("probe_cc")
+    if cc and str(cc).upper() != "ZZ":
+        raw["probe_cc"] = str(cc).upper()
+    asn = opts.get("probe_asn")
+    if asn and str(asn).upper() != "AS0":
+        raw["probe_asn"] = str(asn)
+    return CaptureHints(raw=raw) if raw else None
 
 
 class MeasurementSink:

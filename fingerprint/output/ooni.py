@@ -45,12 +45,11 @@ from fingerprint.classify import (
     Analysis,
     Check,
     Finding,
-    FlowOutcome,
     Verdicts,
-    flow_outcome,
     is_ip_address,
 )
 from fingerprint.errors import FingerprintError
+from fingerprint.flowstore import FlowOutcome
 from fingerprint.model import Failure, Status, Technique
 from fingerprint.observe import DnsExchange, DnsResponse, TcpFlow
 from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_NAMES
@@ -406,7 +405,10 @@ class _Builder:
         entry: dict[str, Any] = {
             "answers": _answers(response) if response is not None else [],
             "engine": "udp",
-            "failure": _dns_failure(response, ex.qtype),
+            "failure": _dns_failure(response, ex.qtype) if response is not None
+            or not self.analysis.dns_pending(ex) else
+            f"unknown_failure: capture ended {self.capture_end - ex.query.ts:.1f} s after "
+            "the query, before any answer",
             "hostname": ex.qname,
             "query_type": TYPE_NAMES.get(ex.qtype, str(ex.qtype)),
         }
@@ -437,6 +439,10 @@ class _Builder:
             return None  # the capture starts mid-flow: the connect was not seen
         failure = _connect_failure(flow)
         first = flow.syn.ts if flow.syn is not None else flow.first_ts
+        if failure == Failure.GENERIC_TIMEOUT.value \
+                and self.analysis.outcome(flow).kind == "pending":
+            failure = (f"unknown_failure: capture ended {self.capture_end - first:.1f} s after "
+                       "the SYN, before any answer")
         if flow.synack is not None:
             end = flow.synack.ts
         elif flow.icmp:
@@ -560,7 +566,7 @@ class _Builder:
         if flow.trigger is None or outcome is None:
             return events
         events.append({"address": address, "failure": None,
-                       "num_bytes": len(flow.trigger.payload), "operation": "write", "proto": "tcp",
+                       "num_bytes": flow.trigger_len, "operation": "write", "proto": "tcp",
                        "t0": _rel(flow.trigger.ts, start), "t": _rel(flow.trigger.ts, start),
                        "transaction_id": txn})
         read_failure = _after_trigger_failure(outcome, flow, self.capture_end,
@@ -717,7 +723,7 @@ def _draft(builder: _Builder, target: _Target, findings_of: dict[str, list[Any]]
         connect = builder.tcp_connect_entry(flow, start, txn, role)
         if connect is not None:
             tcp_connect.append(connect)
-        outcome = flow_outcome(flow, builder.capture_end) if flow.trigger is not None else None
+        outcome = builder.analysis.outcome(flow) if flow.trigger is not None else None
         if outcome is not None and flow.trigger_kind == "tls" and flow.synack is not None:
             tls_handshakes.append(builder.tls_entry(flow, outcome, start, txn, role))
         if outcome is not None and flow.trigger_kind == "http":
