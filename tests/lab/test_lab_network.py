@@ -61,9 +61,23 @@ def capture(bpf: str) -> Iterator[list[Any]]:
         try:
             yield packets
         finally:
+            _settle(path)
             proc.terminate()
             proc.wait()
         packets.extend(rdpcap(str(path)))
+
+
+def _settle(path: Path, quiet: float = 0.2, limit: float = 3.0) -> None:
+    """Wait until tcpdump has written what the kernel handed it: a loaded machine can
+    leave it behind, and packets not yet read when it gets SIGTERM are lost."""
+    deadline = time.monotonic() + limit
+    size = -1
+    while time.monotonic() < deadline:
+        current = path.stat().st_size if path.exists() else 0
+        if current == size:
+            return
+        size = current
+        time.sleep(quiet)
 
 
 def dig(name: str, server: str = topology.RESOLVER_ADDRESS) -> str:
