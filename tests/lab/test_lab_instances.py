@@ -71,7 +71,8 @@ def test_two_lab_runs_at_the_same_time_do_not_interfere() -> None:
     """Both censors queue with NFQUEUE 0 and use the same addresses: only separate
     namespaces keep the gfw resets out of the uzbekistan run and vice versa."""
     scenarios = {FIRST: "gfw", SECOND: "uzbekistan-2021"}
-    procs = {instance: subprocess.Popen(lab(instance, "run", scenario, "--json", "--timeout", "2"),
+    # --timeout 3: two labs and two probes share the cores.
+    procs = {instance: subprocess.Popen(lab(instance, "run", scenario, "--json", "--timeout", "3"),
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for instance, scenario in scenarios.items()}
     for instance, proc in procs.items():
