@@ -226,6 +226,8 @@ class Analysis:
         self.dropped_items = 0
         self._kept: dict[tuple[Any, ...], Counter[int]] = defaultdict(Counter)
         self._whole: Counter[tuple[Any, ...]] = Counter()
+        self.pack_closed = True
+        """Pack closed flows no finding cites (off for the flows the capture's end closes)."""
         self._shared: dict[Any, Any] = {}
         # Indexes built once, when verdicts are computed (after every flow was added).
         self._dns_controls: dict[str, list[tuple[int, list[DnsExchange]]]] | None = None
@@ -291,7 +293,7 @@ class Analysis:
             by_content = (key, "content")
             keep = keep or whole[by_content] < EVIDENCE_FLOWS
             whole[by_content] += 1
-        if keep or group.pack_last(outcome):
+        if keep or not self.pack_closed or group.pack_last(outcome):
             return
         compact_flow(flow)
         outcome.decisive = [header_only(p) for p in outcome.decisive]

@@ -41,6 +41,8 @@ SWEEP_EVERY_S = 5.0
 STORED_PAYLOAD = 512
 """Bytes of each kept server packet's payload (injected texts are short; flights are parsed)."""
 MAX_RESPONSES = 16
+DNS_MESSAGE_CACHE = 4096
+"""Distinct DNS messages remembered (by everything but the ID) to skip parsing repeats."""
 MAX_SERVER_PACKETS = 32
 MAX_ICMP = 8
 CLIENT_STREAM_LIMIT = 16384
@@ -255,6 +257,7 @@ class Observer:
         self.packets = 0
         self.last_ts = 0.0
         self._next_sweep = 0.0
+        self._dns_messages: dict[bytes, DnsMessage | None] = {}
 
     # -- feeding -------------------------------------------------------------
     def feed(self, pkt: Packet) -> None:
@@ -296,7 +299,7 @@ class Observer:
 
     # -- DNS ------------------------------------------------------------------
     def _feed_dns(self, pkt: Packet) -> None:
-        message = parse_dns(pkt.payload)
+        message = self._parse_dns(pkt.payload)
         if message is None:
             return
         if not message.is_response:
@@ -320,6 +323,25 @@ class Observer:
         if len(exchange.responses) < MAX_RESPONSES:
             exchange.responses.append(DnsResponse(pkt, message, pkt.ts - exchange.query.ts))
         exchange.last_ts = pkt.ts
+
+    def _parse_dns(self, payload: bytes) -> DnsMessage | None:
+        """`parse_dns`, remembering messages by everything but their ID: queries for a
+        name, and the resolver's answers to them, repeat byte for byte."""
+        body = payload[2:]
+        cache = self._dns_messages
+        if body in cache:
+            known = cache[body]
+            if known is None or len(payload) < 2:
+                return known
+            txid = (payload[0] << 8) | payload[1]
+            if known.txid == txid:
+                return known
+            return DnsMessage(txid, known.flags, known.qname, known.qtype, known.answers,
+                              known.answer_count)
+        if len(cache) >= DNS_MESSAGE_CACHE:
+            cache.clear()
+        message = cache[body] = parse_dns(payload)
+        return message
 
     # -- TCP ------------------------------------------------------------------
     def _feed_tcp(self, pkt: Packet) -> None:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,20 @@ def test_probe_cc_reaches_country_scoped_signatures(tmp_path: Path) -> None:
     other = runner.invoke(cli, ["analyze", str(capture), "--json", "--probe-cc", "KZ"],
                           catch_exceptions=False)
     assert "uz-sni-drop-2021" not in _signatures(other.output)
+
+
+def test_analysis_builds_no_reference_cycles(tmp_path: Path) -> None:
+    """`fewer_collections` pauses the cyclic collector while a capture is analysed: that
+    is only safe while the pipeline frees everything by reference counting."""
+    path = _busy_capture(tmp_path / "busy.pcapng")
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        result = _analyze(path)
+        _outputs(result)
+        del result
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()
