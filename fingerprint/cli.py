@@ -157,7 +157,8 @@ def _register_optional_groups() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line per error, exit codes 0/1/2/3/77/130."""
     _register_optional_groups()
-    _PROCESS.whole = True
+    # Only the console script / `python -m fingerprint` (no argv given) owns the process.
+    _PROCESS.whole = argv is None
     try:
         result = cli.main(args=argv, prog_name="fingerprint", standalone_mode=False)
     except click.exceptions.Abort:
