@@ -17,7 +17,7 @@ from fingerprint.errors import FingerprintError
 from fingerprint.lab import lab as lab_core
 from fingerprint.lab import state, topology
 from fingerprint.lab._system import LabError
-from fingerprint.lab.scenarios import load_scenario, scenario_ids
+from fingerprint.lab.scenarios import Scenario, load_scenario, scenario_ids
 from fingerprint.output.cli import jsonl_options, jsonl_path, probe_info_from_options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,12 +66,21 @@ def list_scenarios() -> None:
 
 def _table(report: dict[str, Any]) -> str:
     expected: dict[str, list[str]] = report.get("expected", {})
-    lines = [f"scenario {report.get('scenario')}",
-             f"{'platform':15} {'status':13} {'found':40} expected"]
+    vantage = report.get("vantage") or {}
+    head = f"scenario {report.get('scenario')}"
+    if vantage:
+        head += " (probed as a vantage point in " + " ".join(str(v) for v in vantage.values()) + ")"
+    rows = [("platform", "status", "found", "signatures", "expected")]
     for entry in report.get("platforms", []):
         found = ", ".join(entry.get("techniques", [])) or "-"
+        signatures: list[str] = []
+        for finding in entry.get("findings", []):
+            signatures += [s for s in finding.get("signatures", [])[:1] if s not in signatures]
         wanted = ", ".join(expected.get(entry["platform"], [])) or "(accessible)"
-        lines.append(f"{entry['platform']:15} {entry['status']:13} {found:40} {wanted}")
+        rows.append((entry["platform"], entry["status"], found, ", ".join(signatures) or "-", wanted))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [head] + ["  ".join(row[i].ljust(widths[i]) for i in range(4)) + "  " + row[4]
+                      for row in rows]
     return "\n".join(lines)
 
 
@@ -91,16 +100,23 @@ def run_scenario(scenario: str, as_json: bool, pcap_out: Path | None, timeout: f
     --jsonl), tears the lab down and exits 130 / 143.
     """
     state.require_root()
-    report = lab_core.run(scenario, timeout, pcap_out, _probe_args())
+    report = lab_core.run(scenario, timeout, pcap_out, _probe_args(load_scenario(scenario)))
     click.echo(json.dumps(report, indent=2) if as_json else _table(report))
 
 
-def _probe_args() -> list[str]:
-    """--jsonl and the vantage point options, passed on to the probe."""
+def _probe_args(scenario: Scenario) -> list[str]:
+    """--jsonl and the vantage point options, passed on to the probe.
+
+    Unless the user names a vantage point, the probe takes the one the scenario
+    emulates (e.g. UZ, AS8193), so signatures scoped to that country can name the
+    censor, as they would for a probe run there.
+    """
     jsonl = jsonl_path()
     info = probe_info_from_options()
+    cc = scenario.vantage_cc if info.cc == "ZZ" and scenario.vantage_cc else info.cc
+    asn = scenario.vantage_asn if info.asn == "AS0" and scenario.vantage_asn else info.asn
     return [*(["--jsonl", str(Path(jsonl).resolve())] if jsonl else []),
-            "--probe-asn", info.asn, "--probe-cc", info.cc,
+            "--probe-asn", asn, "--probe-cc", cc,
             *(["--share-ip"] if info.share_ip else [])]
 
 

@@ -375,4 +375,7 @@ def run(scenario_id: str, timeout: float, pcap_out: Path | None,
     report["source"] = "lab"
     report["scenario"] = scenario.id
     report["expected"] = scenario.expected(sorted(info.catalog.platforms))
+    if scenario.vantage_cc or scenario.vantage_asn:
+        report["vantage"] = {key: value for key, value in
+                             (("cc", scenario.vantage_cc), ("asn", scenario.vantage_asn)) if value}
     return report

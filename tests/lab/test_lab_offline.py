@@ -91,3 +91,29 @@ def test_list_names_every_scenario() -> None:
     result = CliRunner().invoke(lab, ["list"])
     assert result.exit_code == 0
     assert {line.split()[0] for line in result.output.splitlines()} == set(scenario_ids())
+
+
+def test_scenario_signatures_exist_and_cover_their_behaviours_countries() -> None:
+    """A scenario names signatures of the shipped library, and a scenario that emulates
+    a country's network gives the probe that vantage point."""
+    from fingerprint.signature.library import load_library
+
+    library_ids = {signature.id for signature in load_library(None).signatures}
+    for scenario_id in scenario_ids():
+        scenario = load_scenario(scenario_id)
+        assert set(scenario.signatures) <= library_ids, scenario_id
+        if scenario.vantage_cc is not None:
+            assert len(scenario.vantage_cc) == 2 and scenario.vantage_cc.isupper()
+    assert load_scenario("uzbekistan-2021").vantage_cc == "UZ"
+    assert "uz-sni-drop-2021" in load_scenario("uzbekistan-2021").signatures
+
+
+@pytest.mark.parametrize("vantage", [{"cc": "Uzbekistan"}, {"asn": "8193x"}, {"city": "Tashkent"},
+                                     ["UZ"]])
+def test_bad_vantage_is_refused(vantage: object) -> None:
+    from fingerprint.lab.scenarios import scenario_from_data
+
+    data = {"title": "t", "vantage": vantage,
+            "rules": [{"behaviour": "sni_drop", "platforms": ["twitter"]}]}
+    with pytest.raises(LabError, match="vantage"):
+        scenario_from_data("bad", data)

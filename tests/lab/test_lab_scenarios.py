@@ -3,8 +3,9 @@ run SCENARIO --json` builds the lab, probes every platform of the lab catalog
 from the client namespace and tears down.  Per platform, the report must show
 exactly the techniques the scenario applies (`report["expected"]`), and every
 platform the scenario leaves alone must come out accessible with no technique:
-a false positive fails as surely as a miss.  Afterwards nothing of the lab is
-left.
+a false positive fails as surely as a miss.  The signatures the scenario names
+must match (the lab passes the scenario's vantage point to the probe, so
+country-scoped signatures apply).  Afterwards nothing of the lab is left.
 
 A 2 s probe timeout keeps the whole module to a few minutes.
 """
@@ -58,4 +59,10 @@ def test_lab_run_reports_what_the_scenario_does(scenario: str) -> None:
         if found[platform] != want:
             wrong[platform] = {"found": found[platform], "expected": want}
     assert not wrong, f"{scenario}: {wrong}"
+
+    # The censor is recognised, not only its technique: the signatures the scenario
+    # names (its behaviours' published fingerprints) match its findings.
+    matched = {s for p in report["platforms"] for f in p["findings"] for s in f["signatures"]}
+    missing = set(load_scenario(scenario).signatures) - matched
+    assert not missing, f"{scenario}: signatures not matched: {sorted(missing)}"
     assert topology.existing_namespaces() == [], "lab run left namespaces behind"

@@ -48,7 +48,12 @@ class TlsMitm(Behaviour):
         "ca_name": "Lab Interception Root CA (not trusted)",
         "ca_organization": "fingerprint lab interception",
     }
-    profiles: ClassVar[dict[str, dict[str, Any]]] = {"kazakhstan": {}}
+    profiles: ClassVar[dict[str, dict[str, Any]]] = {
+        # The 2019 root's published name (press reports of the certificate users were
+        # told to install, e.g. tweakers.net 155336); the rest of its fields are not.
+        "kazakhstan": {"ca_name": "Qaznet Trust Network",
+                       "ca_organization": "Qaznet Trust Network (lab emulation)"},
+    }
 
     def prepare(self, setup: CensorSetup) -> None:
         config_path = setup.state_dir / f"mitm-{len(setup.processes)}.json"

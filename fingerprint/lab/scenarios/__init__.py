@@ -2,7 +2,10 @@
 
 One YAML file per scenario in this folder; the file name is the scenario id.
 Keys: `title` (one line: what it emulates), `sources` (where the behaviour is
-documented), `rules` (a list of {behaviour, platforms, options}).  The
+documented), `rules` (a list of {behaviour, platforms, options}), and optionally
+`vantage` ({cc, asn}: the network the scenario emulates, given to the probe as
+its vantage point so country-scoped signatures can name the censor) and
+`signatures` (ids the run must match: the scenario's censor is recognised).  The
 techniques a probe should report per platform follow from the behaviours
 (`Behaviour.techniques`); every platform not named by a rule must come out
 accessible.
@@ -10,6 +13,7 @@ accessible.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -33,6 +37,9 @@ class Scenario:
     title: str
     sources: tuple[str, ...]
     rules: tuple[Rule, ...]
+    vantage_cc: str | None = None
+    vantage_asn: str | None = None
+    signatures: tuple[str, ...] = ()
 
     def expected(self, platform_ids: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
         """Techniques the probe should find per platform ([] means accessible)."""
@@ -60,8 +67,20 @@ def scenario_from_data(scenario_id: str, data: Any) -> Scenario:
             raise LabError(f"{where}: rule {index}: platforms must be a non-empty list")
         rules.append(Rule(behaviour, tuple(str(p) for p in platforms),
                           dict(raw.get("options") or {})))
+    vantage = data.get("vantage") or {}
+    if not isinstance(vantage, dict) or set(vantage) - {"cc", "asn"}:
+        raise LabError(f"{where}: vantage must be a mapping with cc and/or asn")
+    cc, asn = vantage.get("cc"), vantage.get("asn")
+    if cc is not None and not (isinstance(cc, str) and len(cc) == 2 and cc.isalpha()):
+        raise LabError(f"{where}: vantage cc must be a two-letter country code")
+    if asn is not None and not re.fullmatch(r"AS[0-9]{1,10}", str(asn)):
+        raise LabError(f"{where}: vantage asn must look like AS8193")
+    signatures = data.get("signatures") or []
+    if not isinstance(signatures, list) or not all(isinstance(s, str) for s in signatures):
+        raise LabError(f"{where}: signatures must be a list of signature ids")
     return Scenario(scenario_id, data["title"].strip(),
-                    tuple(str(s) for s in data.get("sources") or []), tuple(rules))
+                    tuple(str(s) for s in data.get("sources") or []), tuple(rules),
+                    cc.upper() if cc else None, str(asn) if asn else None, tuple(signatures))
 
 
 def _folder() -> Any:
