@@ -88,30 +88,43 @@ def pack(flow: TcpFlow, outcome: FlowOutcome) -> PackedFlow | None:
         return None
     present = 0
     packets: list[Packet] = []
-    for bit, pkt in ((_SYN, flow.syn), (_SYNACK, flow.synack), (_RST, flow.handshake_rst),
-                     (_TRIGGER, flow.trigger)):
-        if pkt is not None:
-            present |= bit
-            packets.append(pkt)
-    captures = {p.capture for p in packets} | {p.capture for p in outcome.decisive}
-    if len(captures) > 1:
-        return None
-    if any(p.src != flow.server or p.proto != PROTO_TCP for p in outcome.decisive):
-        return None
+    if flow.syn is not None:
+        present |= _SYN
+        packets.append(flow.syn)
+    if flow.synack is not None:
+        present |= _SYNACK
+        packets.append(flow.synack)
+    if flow.handshake_rst is not None:
+        present |= _RST
+        packets.append(flow.handshake_rst)
+    if flow.trigger is not None:
+        present |= _TRIGGER
+        packets.append(flow.trigger)
+    server = flow.server
+    for pkt in outcome.decisive:
+        if pkt.src != server or pkt.proto != PROTO_TCP:
+            return None
+        packets.append(pkt)
+    capture = packets[0].capture if packets else None
     parts = [_FLOW.pack(flow.client_port, flow.server_port, flow.first_ts, flow.last_ts,
                         flow.closed_ts, _opt(flow.client_closed_ts),
                         _opt(flow.server_data_first_ts), _opt(flow.server_data_last_ts),
                         flow.syn_count, flow.synack_conflicts, flow.trigger_sends,
                         flow.server_packet_count, flow.server_bytes, flow.trigger_len, present,
                         len(outcome.decisive), kind)]
-    for pkt in (*packets, *outcome.decisive):
-        bits = (1 if pkt.ip_id is not None else 0) | (2 if pkt.df else 0) | \
-            (4 if pkt.truncated else 0)
-        parts.append(_PACKET.pack(pkt.ts, pkt.frame, pkt.ttl, pkt.ip_id or 0, bits,
-                                  pkt.tcp_flags, pkt.proto))
+    pack_packet = _PACKET.pack
+    for pkt in packets:
+        if pkt.capture != capture:
+            return None  # packets from several capture files: keep the flow as it is
+        ip_id = pkt.ip_id
+        bits = (2 if pkt.df else 0) | (4 if pkt.truncated else 0)
+        if ip_id is not None:
+            bits |= 1
+        parts.append(pack_packet(pkt.ts, pkt.frame, pkt.ttl, ip_id or 0, bits, pkt.tcp_flags,
+                                 pkt.proto))
     injected = [EvidencePacket(_header(e.packet), e.role, e.reasons, {})
                 for e in outcome.injected[:1]] or None
-    return PackedFlow(b"".join(parts), flow, captures.pop() if captures else None, injected)
+    return PackedFlow(b"".join(parts), flow, capture, injected)
 
 
 def _header(pkt: Packet) -> Packet:
