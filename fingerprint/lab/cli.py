@@ -115,9 +115,13 @@ def _probe_args(scenario: Scenario) -> list[str]:
     info = probe_info_from_options()
     cc = scenario.vantage_cc if info.cc == "ZZ" and scenario.vantage_cc else info.cc
     asn = scenario.vantage_asn if info.asn == "AS0" and scenario.vantage_asn else info.asn
+    # Lab measurements say so, whatever vantage point they emulate.
+    annotations = {**info.annotations, "fingerprint_source": "lab",
+                   "fingerprint_lab_scenario": scenario.id}
     return [*(["--jsonl", str(Path(jsonl).resolve())] if jsonl else []),
             "--probe-asn", asn, "--probe-cc", cc,
-            *(["--share-ip"] if info.share_ip else [])]
+            *(["--share-ip"] if info.share_ip else []),
+            *(arg for key, value in annotations.items() for arg in ("--annotation", f"{key}={value}"))]
 
 
 @lab.command("up")

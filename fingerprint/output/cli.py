@@ -46,9 +46,18 @@ def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
             value = normalize_asn(value) if param.name == "probe_asn" else normalize_cc(value)
         except MeasurementError as exc:
             raise click.BadParameter(str(exc)) from None
+    if param.name == "annotations":
+        value = dict(_annotation(text) for text in value or ())
     if param.name is not None:
         ctx.meta.setdefault(META_KEY, {})[param.name] = value
     return value
+
+
+def _annotation(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise click.BadParameter(f"{text!r}: expected KEY=VALUE")
+    return key.strip(), value
 
 
 def measurement_options(command: F, *, with_pcap_out: bool = True) -> F:
@@ -66,6 +75,10 @@ def measurement_options(command: F, *, with_pcap_out: bool = True) -> F:
         click.option("--share-ip", "share_ip", is_flag=True, expose_value=False, callback=_store,
                      help="Record the probe's own address (default: 127.0.0.1, and the address "
                      "is replaced in evidence)."),
+        click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE",
+                     expose_value=False, callback=_store,
+                     help="Add KEY=VALUE to every measurement's annotations (repeatable), "
+                     "as OONI Probe's --annotation does."),
     ]
     if with_pcap_out:
         options.insert(1, click.option(
@@ -99,7 +112,8 @@ def probe_info_from_options(options: dict[str, Any] | None = None) -> Any:
     opts = _options() if options is None else options
     try:
         return ProbeInfo(asn=opts.get("probe_asn") or "AS0", cc=opts.get("probe_cc") or "ZZ",
-                         share_ip=bool(opts.get("share_ip")))
+                         share_ip=bool(opts.get("share_ip")),
+                         annotations=dict(opts.get("annotations") or {}))
     except MeasurementError as exc:
         raise click.BadParameter(str(exc)) from None
 

@@ -16,6 +16,7 @@ import json
 import subprocess
 import sys
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -30,9 +31,9 @@ pytestmark = pytest.mark.needs_root
 PROBE_TIMEOUT = "2"
 
 
-def lab_run(scenario: str) -> dict[str, Any]:
+def lab_run(scenario: str, jsonl: Path) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, "-m", "fingerprint", "lab", "run", scenario, "--json",
-                           "--timeout", PROBE_TIMEOUT],
+                           "--timeout", PROBE_TIMEOUT, "--jsonl", str(jsonl)],
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     report: dict[str, Any] = json.loads(proc.stdout)
@@ -40,8 +41,9 @@ def lab_run(scenario: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("scenario", scenario_ids())
-def test_lab_run_reports_what_the_scenario_does(scenario: str) -> None:
-    report = lab_run(scenario)
+def test_lab_run_reports_what_the_scenario_does(scenario: str, tmp_path: Path) -> None:
+    jsonl = tmp_path / "lab.jsonl"
+    report = lab_run(scenario, jsonl)
     schema = json.loads(resources.files("fingerprint").joinpath(
         "schemas/report.schema.json").read_text())
     jsonschema.validate(report, schema)
@@ -66,3 +68,10 @@ def test_lab_run_reports_what_the_scenario_does(scenario: str) -> None:
     missing = set(load_scenario(scenario).signatures) - matched
     assert not missing, f"{scenario}: signatures not matched: {sorted(missing)}"
     assert topology.existing_namespaces() == [], "lab run left namespaces behind"
+
+    # The measurements say they come from the lab, with the vantage point it emulates.
+    measurements = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert {m["annotations"]["fingerprint_platform"] for m in measurements} == set(catalog_ids)
+    emulated = load_scenario(scenario)
+    assert {(m["annotations"]["fingerprint_source"], m["annotations"]["fingerprint_lab_scenario"],
+             m["probe_cc"]) for m in measurements} == {("lab", scenario, emulated.vantage_cc or "ZZ")}

@@ -71,6 +71,19 @@ def test_analyze_rejects_a_bad_asn(catalog_file: Path, censored_capture: Path,
     assert "ASN" in result.stderr
 
 
+def test_annotations_reach_every_measurement(catalog_file: Path, censored_capture: Path,
+                                             tmp_path: Path) -> None:
+    jsonl = tmp_path / "runs.jsonl"
+    result = _analyze([str(censored_capture), "--catalog", str(catalog_file), "--jsonl", str(jsonl),
+                       "--annotation", "campaign=uz-2021", "--annotation", "note=a=b"])
+    assert result.exit_code == 0, result.output
+    annotations = [json.loads(line)["annotations"] for line in jsonl.read_text().splitlines()]
+    assert annotations and all(a["campaign"] == "uz-2021" and a["note"] == "a=b"
+                               and a["fingerprint_source"] == "analyze" for a in annotations)
+    bad = CliRunner().invoke(cli, ["analyze", str(censored_capture), "--annotation", "campaign"])
+    assert bad.exit_code == 2 and "KEY=VALUE" in bad.stderr
+
+
 def test_report_is_registered_in_the_main_command(tmp_path: Path, catalog_file: Path,
                                                   signatures_dir: Path) -> None:
     capture = censored_network().write(tmp_path / "c.pcapng")
