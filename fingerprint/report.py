@@ -105,24 +105,34 @@ def render_table(report: dict[str, Any], verbose: bool = True) -> str:
     if not report["platforms"]:
         lines.append("(no platform traffic found)")
     if verbose:
-        for p in report["platforms"]:
-            for f in p["findings"]:
-                lines.append("")
-                head = f"{p['name']}: {f['technique']} on {f['target']}"
-                if f.get("address") and f["address"] != f["target"]:
-                    head += f" via {f['address']}"
-                head += f"  (confidence {f['confidence']:.2f})"
-                lines.append(head)
-                if f["signatures"]:
-                    lines.append(f"  signatures: {', '.join(f['signatures'])}")
-                loc = f.get("location")
-                if loc:
-                    where = [f"hop {loc['hop']}" if "hop" in loc else "hop ?", loc["mode"]]
-                    if loc.get("router"):
-                        where.append(f"after router {loc['router']}")
-                    if loc.get("ttl_copying"):
-                        where.append("copies the probe's TTL")
-                    lines.append(f"  location: {', '.join(where)}")
-                for item in f["evidence"]:
-                    lines.append(f"  {item}")
+        lines += render_findings(report)
     return "\n".join(lines)
+
+
+def location_text(location: dict[str, Any]) -> str:
+    where = [f"hop {location['hop']}" if "hop" in location else "hop ?", location["mode"]]
+    if location.get("router"):
+        where.append(f"after router {location['router']}")
+    if location.get("ttl_copying"):
+        where.append("copies the probe's TTL")
+    return ", ".join(where)
+
+
+def render_findings(report: dict[str, Any]) -> list[str]:
+    """Each finding's proof: target, confidence, signatures, location, evidence packets."""
+    lines: list[str] = []
+    for p in report["platforms"]:
+        for f in p["findings"]:
+            lines.append("")
+            head = f"{p['name']}: {f['technique']} on {f['target']}"
+            if f.get("address") and f["address"] != f["target"]:
+                head += f" via {f['address']}"
+            head += f"  (confidence {f['confidence']:.2f})"
+            lines.append(head)
+            if f["signatures"]:
+                lines.append(f"  signatures: {', '.join(f['signatures'])}")
+            if f.get("location"):
+                lines.append(f"  location: {location_text(f['location'])}")
+            for item in f["evidence"]:
+                lines.append(f"  {item}")
+    return lines

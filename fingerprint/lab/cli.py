@@ -19,6 +19,7 @@ from fingerprint.lab import state, topology
 from fingerprint.lab._system import LabError
 from fingerprint.lab.scenarios import Scenario, load_scenario, scenario_ids
 from fingerprint.output.cli import jsonl_options, jsonl_path, probe_info_from_options
+from fingerprint.report import render_findings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,23 +66,29 @@ def list_scenarios() -> None:
 
 
 def _table(report: dict[str, Any]) -> str:
+    """What was found next to what the scenario does, then each finding's proof."""
     expected: dict[str, list[str]] = report.get("expected", {})
     vantage = report.get("vantage") or {}
     head = f"scenario {report.get('scenario')}"
     if vantage:
         head += " (probed as a vantage point in " + " ".join(str(v) for v in vantage.values()) + ")"
-    rows = [("platform", "status", "found", "signatures", "expected")]
+    rows = [("platform", "status", "found", "signatures", "location", "expected")]
     for entry in report.get("platforms", []):
         found = ", ".join(entry.get("techniques", [])) or "-"
         signatures: list[str] = []
+        locations: list[str] = []
         for finding in entry.get("findings", []):
             signatures += [s for s in finding.get("signatures", [])[:1] if s not in signatures]
+            location = finding.get("location") or {}
+            if "hop" in location and f"hop {location['hop']}" not in locations:
+                locations.append(f"hop {location['hop']}")
         wanted = ", ".join(expected.get(entry["platform"], [])) or "(accessible)"
-        rows.append((entry["platform"], entry["status"], found, ", ".join(signatures) or "-", wanted))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [head] + ["  ".join(row[i].ljust(widths[i]) for i in range(4)) + "  " + row[4]
+        rows.append((entry["platform"], entry["status"], found, ", ".join(signatures) or "-",
+                     ", ".join(locations) or "-", wanted))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = [head] + ["  ".join(row[i].ljust(widths[i]) for i in range(5)) + "  " + row[5]
                       for row in rows]
-    return "\n".join(lines)
+    return "\n".join(lines + render_findings(report))
 
 
 @lab.command("run")

@@ -117,3 +117,26 @@ def test_bad_vantage_is_refused(vantage: object) -> None:
             "rules": [{"behaviour": "sni_drop", "platforms": ["twitter"]}]}
     with pytest.raises(LabError, match="vantage"):
         scenario_from_data("bad", data)
+
+
+def test_lab_table_sets_found_against_expected_with_signature_location_and_proof() -> None:
+    from fingerprint.lab.cli import _table
+
+    finding = {"target": "twitter.com", "address": "203.0.113.20", "technique": "tls.sni_drop",
+               "signatures": ["uz-sni-drop-2021"], "confidence": 0.99,
+               "location": {"hop": 3, "mode": "in-path", "router": "198.51.100.2"},
+               "evidence": ["3 of 3 attempts: silence"]}
+    report = {"scenario": "uzbekistan-2021", "vantage": {"cc": "UZ", "asn": "AS8193"},
+              "expected": {"twitter": ["tls.sni_drop"], "telegram": []},
+              "platforms": [
+                  {"platform": "twitter", "name": "Twitter / X", "status": "blocked",
+                   "techniques": ["tls.sni_drop"], "findings": [finding]},
+                  {"platform": "telegram", "name": "Telegram", "status": "accessible",
+                   "techniques": [], "findings": []}]}
+    lines = _table(report).splitlines()
+    assert lines[0] == "scenario uzbekistan-2021 (probed as a vantage point in UZ AS8193)"
+    assert lines[2].split() == ["twitter", "blocked", "tls.sni_drop", "uz-sni-drop-2021", "hop", "3",
+                                "tls.sni_drop"]
+    assert lines[3].split() == ["telegram", "accessible", "-", "-", "-", "(accessible)"]
+    assert "  location: hop 3, in-path, after router 198.51.100.2" in lines
+    assert "  3 of 3 attempts: silence" in lines
