@@ -20,18 +20,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lab_helpers import BUSY_WAIT_S, running_lab
 
 from fingerprint.capture.reader import open_capture
 from fingerprint.catalog import catalog_to_yaml, load_catalog
 from fingerprint.lab import lab as lab_core
 from fingerprint.lab import state, topology
-from fingerprint.lab.scenarios import load_scenario
 
 pytestmark = [
     pytest.mark.needs_root,
@@ -39,7 +37,6 @@ pytestmark = [
 ]
 
 TIMEOUT = 2.0
-BUSY_WAIT_S = 180.0
 FIRST_LINE_WAIT_S = 90.0
 SCENARIO = "gfw"
 """Eight blocked platforms: their localisation keeps the run busy after the first lines."""
@@ -48,23 +45,6 @@ ENVELOPE = {"annotations", "data_format_version", "input", "measurement_start_ti
             "software_version", "test_keys", "test_name", "test_runtime", "test_start_time",
             "test_version"}
 FINGERPRINT = [sys.executable, "-m", "fingerprint"]
-
-
-@contextmanager
-def lab(scenario: str) -> Iterator[lab_core.LabInfo]:
-    deadline = time.monotonic() + BUSY_WAIT_S
-    while True:
-        try:
-            info = lab_core.up(load_scenario(scenario))
-            break
-        except lab_core.LabBusyError:
-            if time.monotonic() > deadline:  # another session's lab of this instance
-                raise
-            time.sleep(2)
-    try:
-        yield info
-    finally:
-        lab_core.down()
 
 
 def copy_lab_files(info: lab_core.LabInfo, folder: Path) -> tuple[Path, Path]:
@@ -158,7 +138,7 @@ LINE = re.compile(r"after (\d+) of (\d+) measurements; partial results in (\S+) 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_probe_interrupted(signum: int, tmp_path: Path) -> None:
     jsonl, capture = tmp_path / "run.jsonl", tmp_path / "run.pcapng"
-    with lab(SCENARIO) as info:
+    with running_lab(SCENARIO) as info:
         catalog, ca = copy_lab_files(info, tmp_path)
         before = rules(info.client_namespace)
         namespaces = topology.existing_namespaces()
@@ -218,7 +198,7 @@ def test_lab_run_interrupted(signum: int, tmp_path: Path) -> None:
 def test_probe_streams_measurements_and_evidence(tmp_path: Path) -> None:
     """A complete run: --jsonl per platform, commented evidence, --probe-cc, --exit-code."""
     jsonl, capture = tmp_path / "run.jsonl", tmp_path / "run.pcapng"
-    with lab("uzbekistan-2021") as info:
+    with running_lab("uzbekistan-2021") as info:
         catalog, ca = copy_lab_files(info, tmp_path)
         command = lab_core.probe_command(info, TIMEOUT, capture, [
             "--jsonl", str(jsonl), "--probe-cc", "UZ", "--probe-asn", "AS8193",

@@ -11,13 +11,11 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lab_helpers import running_lab
 
 from fingerprint.lab import lab as lab_core
 from fingerprint.lab.scenarios import load_scenario
@@ -28,7 +26,6 @@ pytestmark = [
 ]
 
 TIMEOUT = "2"
-BUSY_WAIT_S = 180.0
 
 # scenario -> platforms probed (blocked ones and at least one the scenario leaves alone)
 CASES = {
@@ -41,24 +38,6 @@ CASES = {
     "turkmenistan": ["tiktok", "vkontakte"],
     "clean": ["twitter", "telegram"],
 }
-
-
-@contextmanager
-def lab(scenario: str) -> Iterator[lab_core.LabInfo]:
-    deadline = time.monotonic() + BUSY_WAIT_S
-    while True:
-        try:
-            info = lab_core.up(load_scenario(scenario))
-            break
-        except lab_core.LabBusyError:
-            # Another session's lab: wait for it rather than tear it down.
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(2)
-    try:
-        yield info
-    finally:
-        lab_core.down()
 
 
 def verdicts(report: dict[str, Any]) -> dict[str, tuple[str, list[str]]]:
@@ -76,7 +55,7 @@ def run_json(args: list[str]) -> dict[str, Any]:
 def test_probe_finds_what_the_scenario_does(scenario: str, tmp_path: Path) -> None:
     platforms = CASES[scenario]
     pcap = tmp_path / "probe.pcapng"
-    with lab(scenario) as info:
+    with running_lab(scenario) as info:
         catalog = tmp_path / "catalog.yaml"
         ca = tmp_path / "ca.pem"
         catalog.write_bytes(info.catalog_path.read_bytes())
@@ -104,7 +83,7 @@ def test_probe_finds_what_the_scenario_does(scenario: str, tmp_path: Path) -> No
 
 def test_localisation_places_the_censor_hop(tmp_path: Path) -> None:
     """SNI drop in the lab sits on the censor node, 3 hops from the client, behind r2."""
-    with lab("uzbekistan-2021") as info:
+    with running_lab("uzbekistan-2021") as info:
         command = [*lab_core.probe_command(info, float(TIMEOUT), None),
                    "--platform", "twitter", "--max-hops", "6"]
         live = run_json(command)
