@@ -226,6 +226,7 @@ class Analysis:
         self.dropped_items = 0
         self._kept: dict[tuple[Any, ...], Counter[int]] = defaultdict(Counter)
         self._whole: Counter[tuple[Any, ...]] = Counter()
+        self._seen_answers: dict[str, tuple[Any, ...]] = {}
         self.pack_closed = True
         """Pack closed flows no finding cites (off for the flows the capture's end closes)."""
         self._shared: dict[Any, Any] = {}
@@ -245,7 +246,14 @@ class Analysis:
             group: list[Any] | FlowGroup = self.dns_groups[key]  # type: ignore[index]
             top = self.max_query_ttl.get(item.resolver, 0)
             self.max_query_ttl[item.resolver] = max(top, item.query_ttl)
+            seen = self._seen_answers
             for response in item.responses:
+                answers = response.message.answers
+                # Repeated answers share one tuple (the observer parses a message once):
+                # the same tuple adds no new address.
+                if seen.get(item.qname) is answers:
+                    continue
+                seen[item.qname] = answers
                 if len(self.name_addresses[item.qname]) < 64:
                     self.name_addresses[item.qname].update(response.message.addresses)
             ttl, limited = item.query_ttl, item.query_ttl < top

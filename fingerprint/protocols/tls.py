@@ -52,15 +52,19 @@ def _parse_client_hello(data: bytes) -> ClientHello | None:
     if not looks_like_tls_record(data) or data[0] != CONTENT_HANDSHAKE or len(data) < 9:
         return None
     # Handshake messages may span records; join record payloads first.
-    body = bytearray()
-    pos = 0
-    while pos + 5 <= len(data) and len(body) < 1 << 16:
-        ctype, _ver, length = struct.unpack_from("!BHH", data, pos)
-        if ctype != CONTENT_HANDSHAKE:
-            break
-        body += data[pos + 5:pos + 5 + length]
-        pos += 5 + length
-    hs = bytes(body)
+    length = (data[3] << 8) | data[4]
+    if 10 + length > len(data):
+        hs = data[5:5 + length]  # the usual case: one record, nothing after it to join
+    else:
+        body = bytearray()
+        pos = 0
+        while pos + 5 <= len(data) and len(body) < 1 << 16:
+            ctype, _ver, length = struct.unpack_from("!BHH", data, pos)
+            if ctype != CONTENT_HANDSHAKE:
+                break
+            body += data[pos + 5:pos + 5 + length]
+            pos += 5 + length
+        hs = bytes(body)
     if len(hs) < 4 or hs[0] != HS_CLIENT_HELLO:
         return None
     p = 4 + 2 + 32  # handshake header, legacy_version, random
