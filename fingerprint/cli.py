@@ -6,6 +6,7 @@ stderr (never a traceback); network outcomes are part of the report.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -20,8 +21,37 @@ from fingerprint.output.cli import measurement_options
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+OPTIONAL_GROUPS = {
+    "signatures": "fingerprint.signature.cli:signatures",
+    "lab": "fingerprint.lab.cli:lab",
+    "probe": "fingerprint.probes.cli:probe",
+    "report": "fingerprint.output.cli:report",
+}
+"""Command groups imported only when named (or listed by --help): the lab's pulls in
+scapy, a fifth of a small capture's `analyze` run.  One that fails to import is absent."""
 
-@click.group(context_settings=CONTEXT)
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *OPTIONAL_GROUPS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in OPTIONAL_GROUPS:
+            return command
+        module_name, _, attribute = OPTIONAL_GROUPS[cmd_name].partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            return None
+        loaded = getattr(module, attribute, None)
+        if not isinstance(loaded, click.Command):
+            return None
+        self.add_command(loaded, cmd_name)
+        return loaded
+
+
+@click.group(cls=_LazyGroup, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="fingerprint")
 def cli() -> None:
     """Tell how a platform is censored: DNS, TLS-SNI, HTTP and IP blocking, from live probes
@@ -130,33 +160,8 @@ def platforms(catalog_path: str | None, as_json: bool) -> None:
                + (f" / {', '.join(catalog.control_addresses)}" if catalog.control_addresses else ""))
 
 
-def _register_optional_groups() -> None:
-    from fingerprint.signature.cli import signatures
-
-    cli.add_command(signatures)
-    try:
-        from fingerprint.lab.cli import lab
-    except ImportError:
-        pass
-    else:
-        cli.add_command(lab)
-    try:
-        from fingerprint.probes.cli import probe  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        pass
-    else:
-        cli.add_command(probe)
-    try:
-        from fingerprint.output.cli import report  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        pass
-    else:
-        cli.add_command(report)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line per error, exit codes 0/1/2/3/77/130."""
-    _register_optional_groups()
     # Only the console script / `python -m fingerprint` (no argv given) owns the process.
     _PROCESS.whole = argv is None
     try:

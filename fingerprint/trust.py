@@ -11,12 +11,16 @@ import ssl
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-from OpenSSL import crypto
+from typing import TYPE_CHECKING
 
 from fingerprint.errors import InputError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from OpenSSL import crypto
+
+# cryptography and pyOpenSSL are imported by the first check: most captures hold no
+# certificate (TLS 1.3 encrypts it), and the imports cost a tenth of a small run.
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,9 @@ class CertVerdict:
 
 
 def _names(cert: x509.Certificate) -> list[str]:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         return [n.lower() for n in san.value.get_values_for_type(x509.DNSName)]
@@ -55,6 +62,8 @@ class TrustStore:
 
     @cached_property
     def _store(self) -> crypto.X509Store:
+        from OpenSSL import crypto
+
         store = crypto.X509Store()
         path = self.ca_file or ssl.get_default_verify_paths().openssl_cafile
         try:
@@ -64,6 +73,9 @@ class TrustStore:
         return store
 
     def check(self, chain_der: list[bytes], name: str | None) -> CertVerdict:
+        from cryptography import x509
+        from OpenSSL import crypto
+
         try:
             leaf = x509.load_der_x509_certificate(chain_der[0])
             # cryptography decodes names and extensions lazily: a forged certificate
