@@ -9,6 +9,10 @@ out "billion laughs" expansion.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -133,13 +137,90 @@ def load_located_yaml(path: str | Path, text: str | None = None) -> LocatedYaml:
     return LocatedYaml(where, data, lines)
 
 
+VALIDATED_CACHE_LIMIT = 4096
+"""Digests remembered of documents that passed their schema (the shipped library is 200)."""
+
+
+class _ValidatedCache:
+    """Digests of (schema, document) pairs that passed validation, kept across runs.
+
+    Validating the shipped signatures with jsonschema (and importing it) took a
+    tenth of a second of every `analyze`.  The same schema and the same parsed
+    document give the same result, so a digest of both stands for a pass; a
+    document that fails is never recorded, and is refused with its line every time.
+    The file holds hex digests only; an unreadable or unwritable cache is no cache.
+    """
+
+    def __init__(self) -> None:
+        self._digests: dict[str, None] | None = None
+        self._dirty = False
+        self._schema_digests: dict[int, tuple[dict[str, Any], bytes]] = {}
+
+    @staticmethod
+    def path() -> Path:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return Path(base) / "fingerprint" / "validated-documents"
+
+    def digest(self, doc: LocatedYaml, schema: dict[str, Any]) -> str:
+        known = self._schema_digests.get(id(schema))
+        if known is None or known[0] is not schema:
+            from fingerprint import __version__
+
+            text = __version__ + json.dumps(schema, sort_keys=True)
+            known = (schema, hashlib.sha256(text.encode()).digest())
+            self._schema_digests[id(schema)] = known
+        # repr tells apart what the schema tells apart (a date from its text, 1 from True).
+        return hashlib.sha256(known[1] + repr(doc.data).encode()).hexdigest()
+
+    def digests(self) -> dict[str, None]:
+        if self._digests is None:
+            try:
+                self._digests = dict.fromkeys(self.path().read_text("ascii").split())
+            except (OSError, ValueError):
+                self._digests = {}
+        return self._digests
+
+    def add(self, digest: str) -> None:
+        digests = self.digests()
+        digests[digest] = None
+        while len(digests) > VALIDATED_CACHE_LIMIT:
+            del digests[next(iter(digests))]
+        self._dirty = True
+
+    def save(self) -> None:
+        if not self._dirty or self._digests is None:
+            return
+        self._dirty = False
+        path = self.path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", encoding="ascii", dir=path.parent,
+                                             prefix=".validated-", delete=False) as out:
+                out.write("\n".join(self._digests) + "\n")
+            os.replace(out.name, path)
+        except OSError:
+            pass
+
+
+_VALIDATED = _ValidatedCache()
+
+
+def save_validated() -> None:
+    """Record the documents validated since the last call (callers load many, then save once)."""
+    _VALIDATED.save()
+
+
 def validate_located(doc: LocatedYaml, schema: dict[str, Any], error_type: type[InputError]) -> None:
     """Validate against a JSON Schema; the first error (by document order) is raised with its line."""
+    digest = _VALIDATED.digest(doc, schema)
+    if digest in _VALIDATED.digests():
+        return
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)
     errors = list(validator.iter_errors(doc.data))
     if not errors:
+        _VALIDATED.add(digest)
         return
     def where(error: Any) -> list[str | int]:
         path = list(error.absolute_path)

@@ -154,11 +154,21 @@ def _analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary
         try:
             with open_capture(path) as reader:
                 pipeline.add_hints(CaptureHints.from_comments(reader.section_comments))
-                for packet in reader:
-                    if name is not None:
-                        packet.capture = name
-                    pipeline.feed(packet)
-                    result.packets += 1
+                # The observer is fed directly and counts the packets itself: per packet,
+                # one call and one attribute write fewer (this loop runs millions of times).
+                observer = pipeline.observer
+                feed = observer.feed
+                before = observer.packets
+                try:
+                    if name is None:
+                        for packet in reader:
+                            feed(packet)
+                    else:
+                        for packet in reader:
+                            packet.capture = name
+                            feed(packet)
+                finally:
+                    result.packets += observer.packets - before
                 for problem in reader.problems:
                     line = f"{path}: packet {problem.frame}: {problem.message}"
                     result.problems.append(line)

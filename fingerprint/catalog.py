@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from fingerprint._yaml import LocatedYaml, load_located_yaml, validate_located
+from fingerprint._yaml import LocatedYaml, load_located_yaml, save_validated, validate_located
 from fingerprint.errors import CatalogError
 
 OTHER = "other"
@@ -119,6 +119,7 @@ def _check_addresses(doc: LocatedYaml, values: list[str], key: tuple[str | int, 
 
 def catalog_from_document(doc: LocatedYaml) -> Catalog:
     validate_located(doc, _schema(), CatalogError)
+    save_validated()
     platforms: dict[str, Platform] = {}
     for pid, entry in doc.data["platforms"].items():
         _check_addresses(doc, entry.get("addresses", []), ("platforms", pid, "addresses"), False)

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fingerprint._yaml import LocatedYaml, load_located_yaml, validate_located
+from fingerprint._yaml import LocatedYaml, load_located_yaml, save_validated, validate_located
 from fingerprint.errors import InputError, SignatureError
 from fingerprint.model import Technique
 from fingerprint.signature.match import MatchRule, build_matcher
@@ -162,4 +162,6 @@ def load_library(root: str | Path | None = None) -> SignatureLibrary:
         return SignatureLibrary([], None)
     if not base.exists():
         raise InputError(str(base), "no such signature file or folder")
-    return SignatureLibrary([load_signature(p) for p in signature_files(base)], base)
+    signatures = [load_signature(p) for p in signature_files(base)]
+    save_validated()
+    return SignatureLibrary(signatures, base)
