@@ -48,6 +48,7 @@ MAX_ICMP = 8
 CLIENT_STREAM_LIMIT = 16384
 SERVER_STREAM_LIMIT = 65536
 MAX_SEGMENTS = 256
+_SYN_FIN_RST = SYN | FIN | RST
 
 
 @dataclass(slots=True)
@@ -350,13 +351,17 @@ class Observer:
         flow = self._tcp.get(fwd)
         if flow is not None:  # the usual case first: a packet of a known flow
             flow.last_ts = pkt.ts
-            self._client_packet(flow, pkt, flags)
+            # A client's bare ACK changes nothing but the time (as `_client_packet` finds).
+            if flags & _SYN_FIN_RST or pkt.payload:
+                self._client_packet(flow, pkt, flags)
             return
         rev = (pkt.dst, pkt.dport, pkt.src, pkt.sport)
         flow = self._tcp.get(rev)
         if flow is not None:
             flow.last_ts = pkt.ts
-            self._server_packet(flow, pkt, flags)
+            # Nor does a server's before the trigger (as `_server_packet` finds).
+            if flags & _SYN_FIN_RST or pkt.payload or flow.trigger is not None:
+                self._server_packet(flow, pkt, flags)
             return
         # A new flow: who is the client?
         if flags & SYN and not flags & ACK:

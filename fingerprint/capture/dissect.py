@@ -152,6 +152,10 @@ def decode_frame(frame: int, ts: float, linktype: int, buf: bytes, start: int, e
     packet, or None for frames that carry no IP (ARP, unknown link types...).
     `end` must not exceed len(buf).
     """
+    if linktype == LINKTYPE_ETHERNET and end - start >= 14 and buf[start + 12] == 0x08 \
+            and buf[start + 13] == 0x00:
+        # Ethernet carrying IPv4, the bulk of most captures: what `_ip_start` would find.
+        return _ipv4(frame, ts, buf, start + 14, end, False)
     found = _ip_start(linktype, buf, start, end)
     if found is None:
         return None
