@@ -22,6 +22,7 @@ HS_SERVER_HELLO = 2
 HS_CERTIFICATE = 11
 
 _MAX_RECORDS = 64
+_RECORD_HEADER = struct.Struct("!BHH").unpack_from
 
 
 @dataclass(slots=True)
@@ -142,11 +143,14 @@ def parse_server_flight(data: bytes) -> ServerFlight:
     encrypted = False
     while pos + 5 <= len(data) and records < _MAX_RECORDS:
         records += 1
-        ctype, _ver, length = struct.unpack_from("!BHH", data, pos)
+        ctype, _ver, length = _RECORD_HEADER(data, pos)
         payload = data[pos + 5:pos + 5 + length]
         pos += 5 + length
         if ctype == CONTENT_HANDSHAKE and not encrypted:
             handshake += payload
+            # Read as soon as it grows: a ServerHello's version decides what a later
+            # ChangeCipherSpec means.  Other records leave it, and what it says, as is.
+            _read_handshake(bytes(handshake), flight)
         elif ctype == CONTENT_ALERT and len(payload) >= 2 and flight.alert is None and not encrypted:
             flight.alert = (payload[0], payload[1])
         elif ctype == CONTENT_CCS:
@@ -156,7 +160,6 @@ def parse_server_flight(data: bytes) -> ServerFlight:
             flight.app_data = True
         elif ctype not in (CONTENT_HANDSHAKE, CONTENT_ALERT):
             break
-        _read_handshake(bytes(handshake), flight)
     return flight
 
 
