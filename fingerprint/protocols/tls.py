@@ -22,7 +22,10 @@ HS_SERVER_HELLO = 2
 HS_CERTIFICATE = 11
 
 _MAX_RECORDS = 64
+# Compiled once: struct.unpack_from(format, ...) looks its format up on every call.
 _RECORD_HEADER = struct.Struct("!BHH").unpack_from
+_U16_PAIR = struct.Struct("!HH").unpack_from
+_U16 = struct.Struct("!H").unpack_from
 
 
 @dataclass(slots=True)
@@ -60,7 +63,7 @@ def _parse_client_hello(data: bytes) -> ClientHello | None:
         body = bytearray()
         pos = 0
         while pos + 5 <= len(data) and len(body) < 1 << 16:
-            ctype, _ver, length = struct.unpack_from("!BHH", data, pos)
+            ctype, _ver, length = _RECORD_HEADER(data, pos)
             if ctype != CONTENT_HANDSHAKE:
                 break
             body += data[pos + 5:pos + 5 + length]
@@ -71,27 +74,27 @@ def _parse_client_hello(data: bytes) -> ClientHello | None:
     p = 4 + 2 + 32  # handshake header, legacy_version, random
     sid_len = hs[p]
     p += 1 + sid_len
-    (cs_len,) = struct.unpack_from("!H", hs, p)
+    (cs_len,) = _U16(hs, p)
     p += 2 + cs_len
     comp_len = hs[p]
     p += 1 + comp_len
     if p + 2 > len(hs):
         return ClientHello(None, False)
-    (ext_total,) = struct.unpack_from("!H", hs, p)
+    (ext_total,) = _U16(hs, p)
     p += 2
     end = min(len(hs), p + ext_total)
     sni: str | None = None
     tls13 = False
     alpn: list[str] = []
     while p + 4 <= end:
-        etype, elen = struct.unpack_from("!HH", hs, p)
+        etype, elen = _U16_PAIR(hs, p)
         ext = hs[p + 4:p + 4 + elen]
         p += 4 + elen
         if etype == 0 and len(ext) >= 5:
             # server_name_list: list length, then (type, length, name) entries
             q = 2
             while q + 3 <= len(ext):
-                ntype, nlen = ext[q], struct.unpack_from("!H", ext, q + 1)[0]
+                ntype, nlen = ext[q], _U16(ext, q + 1)[0]
                 if ntype == 0:
                     sni = ext[q + 3:q + 3 + nlen].decode("ascii", "backslashreplace").lower()
                     break
@@ -184,20 +187,20 @@ def _read_handshake(hs: bytes, flight: ServerFlight) -> None:
 
 def _read_server_hello(body: bytes, flight: ServerFlight) -> None:
     """Version (supported_versions overrides legacy_version), cipher suite and ALPN."""
-    (version,) = struct.unpack_from("!H", body, 0)
+    (version,) = _U16(body, 0)
     flight.version = version
     p = 2 + 32
     p += 1 + body[p]  # session id
-    (flight.cipher_suite,) = struct.unpack_from("!H", body, p)
+    (flight.cipher_suite,) = _U16(body, p)
     p += 2 + 1  # cipher suite, compression
     if p + 2 <= len(body):
-        (ext_total,) = struct.unpack_from("!H", body, p)
+        (ext_total,) = _U16(body, p)
         p += 2
         end = min(len(body), p + ext_total)
         while p + 4 <= end:
-            etype, elen = struct.unpack_from("!HH", body, p)
+            etype, elen = _U16_PAIR(body, p)
             if etype == 43 and elen == 2:
-                (flight.version,) = struct.unpack_from("!H", body, p + 4)
+                (flight.version,) = _U16(body, p + 4)
             elif etype == 16 and elen >= 3:
                 # ALPN: list length (2), then the one chosen length-prefixed protocol.
                 size = body[p + 6]
