@@ -215,10 +215,12 @@ def query_attempt(session: Session, resolver: str, name: str, *, ttl: int | None
         except OSError as exc:
             attempt.error = exc.strerror or str(exc)
             return attempt
+        sent = _send(session, sock, payload, attempt)
+        # The window opens when the query leaves: under --rate the send may wait in the
+        # limiter, and a window counted from before that could close before the answer.
         start = time.monotonic()
         deadline = start + window
         resends = [start + window * i / DNS_SENDS for i in range(1, DNS_SENDS)] if resend else []
-        sent = _send(session, sock, payload, attempt)
         while sent:
             now = time.monotonic()
             if now >= deadline:

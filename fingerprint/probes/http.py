@@ -56,8 +56,9 @@ def http_attempt(session: Session, address: str, host: str, *, port: int = 80,
     try:
         if trigger_ttl is not None:
             set_ttl(sock, trigger_ttl)
-        deadline = time.monotonic() + window
         session.limiter.take(REQUEST_PACKETS)
+        # The window starts once the request may leave (not while --rate holds it back).
+        deadline = time.monotonic() + window
         if on_trigger is not None:
             on_trigger(True)
         sock.sendall(http_request(host))

@@ -78,15 +78,19 @@ def tls_attempt(session: Session, address: str, sni: str | None, *, port: int = 
     try:
         if trigger_ttl is not None:
             set_ttl(sock, trigger_ttl)
-        deadline = time.monotonic() + window
         sock.settimeout(window)
         tls = _context().wrap_socket(sock, server_hostname=sni, do_handshake_on_connect=False)
         session.limiter.take(HANDSHAKE_PACKETS)
+        # Time spent waiting in the --rate limiter is not the server's: the window
+        # starts once the ClientHello may leave, and is extended by the transfer's wait.
+        deadline = time.monotonic() + window
         if on_trigger is not None:
             on_trigger(True)
         attempt.outcome = _handshake(tls)
         if attempt.outcome == "handshake_ok" and download and trigger_ttl is None:
+            waiting_since = time.monotonic()
             session.limiter.take(TRANSFER_PACKETS)
+            deadline += time.monotonic() - waiting_since
             attempt.outcome, attempt.received = _transfer(tls, sni or address, deadline)
         if attempt.outcome in ("timeout", "transfer_timeout"):
             abort(tls)
