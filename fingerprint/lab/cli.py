@@ -109,6 +109,10 @@ def run_scenario(scenario: str, as_json: bool, pcap_out: Path | None, timeout: f
     state.require_root()
     report = lab_core.run(scenario, timeout, pcap_out, _probe_args(load_scenario(scenario)))
     click.echo(json.dumps(report, indent=2) if as_json else _table(report))
+    if pcap_out is not None:
+        catalog, ca = lab_core.replay_files(pcap_out)
+        click.echo(f"evidence in {pcap_out}; replay it with: fingerprint analyze {pcap_out} "
+                   f"--catalog {catalog} --ca-file {ca}", err=True)
 
 
 def _probe_args(scenario: Scenario) -> list[str]:

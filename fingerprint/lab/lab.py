@@ -12,8 +12,10 @@ Public API (used by `cli.py` and the tests):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -343,6 +345,22 @@ def probe_command(info: LabInfo, timeout: float, pcap_out: Path | None,
     return in_netns(info.client_namespace, [*args, *extra])
 
 
+def replay_files(pcap_out: Path) -> tuple[Path, Path]:
+    """Where `lab run --pcap-out FILE` keeps the lab's catalog and CA: FILE's stem plus
+    .catalog.yaml and .ca.pem (the CA is gone with the lab, and the replay needs it)."""
+    stem = pcap_out.with_suffix("")
+    if stem.suffix in (".pcap", ".pcapng"):  # evidence.pcapng.gz
+        stem = stem.with_suffix("")
+    return stem.with_name(stem.name + ".catalog.yaml"), stem.with_name(stem.name + ".ca.pem")
+
+
+def keep_replay_files(info: LabInfo, pcap_out: Path) -> None:
+    catalog, ca = replay_files(pcap_out)
+    for source, target in ((info.catalog_path, catalog), (info.ca_path, ca)):
+        with contextlib.suppress(OSError):  # a probe that never started leaves no capture either
+            shutil.copyfile(source, target)
+
+
 def run(scenario_id: str, timeout: float, pcap_out: Path | None,
         probe_args: Sequence[str] = ()) -> dict[str, Any]:
     """up, `fingerprint probe` from the client namespace, down; the report with lab keys.
@@ -360,6 +378,8 @@ def run(scenario_id: str, timeout: float, pcap_out: Path | None,
             proc = None if stop.is_set() else run_child(
                 probe_command(info, timeout, pcap_out, probe_args), stop)
         finally:
+            if pcap_out is not None:
+                keep_replay_files(info, pcap_out)
             down()
     if proc is None or proc.signum is not None:
         # A signal that came only during `down` found the probe done: the report stands.

@@ -140,3 +140,14 @@ def test_lab_table_sets_found_against_expected_with_signature_location_and_proof
     assert lines[3].split() == ["telegram", "accessible", "-", "-", "-", "(accessible)"]
     assert "  location: hop 3, in-path, after router 198.51.100.2" in lines
     assert "  3 of 3 attempts: silence" in lines
+
+
+def test_lab_run_keeps_catalog_and_ca_beside_the_capture() -> None:
+    from pathlib import Path
+
+    from fingerprint.lab.lab import replay_files
+
+    assert replay_files(Path("out/evidence.pcapng")) == (Path("out/evidence.catalog.yaml"),
+                                                         Path("out/evidence.ca.pem"))
+    assert replay_files(Path("run.pcapng.gz")) == (Path("run.catalog.yaml"), Path("run.ca.pem"))
+    assert replay_files(Path("capture")) == (Path("capture.catalog.yaml"), Path("capture.ca.pem"))

@@ -23,6 +23,7 @@ import jsonschema
 import pytest
 
 from fingerprint.catalog import load_catalog
+from fingerprint.lab import lab as lab_core
 from fingerprint.lab import topology
 from fingerprint.lab.scenarios import load_scenario, scenario_ids
 
@@ -31,9 +32,9 @@ pytestmark = pytest.mark.needs_root
 PROBE_TIMEOUT = "2"
 
 
-def lab_run(scenario: str, jsonl: Path) -> dict[str, Any]:
+def lab_run(scenario: str, jsonl: Path, pcap: Path) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, "-m", "fingerprint", "lab", "run", scenario, "--json",
-                           "--timeout", PROBE_TIMEOUT, "--jsonl", str(jsonl)],
+                           "--timeout", PROBE_TIMEOUT, "--jsonl", str(jsonl), "--pcap-out", str(pcap)],
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     report: dict[str, Any] = json.loads(proc.stdout)
@@ -42,8 +43,8 @@ def lab_run(scenario: str, jsonl: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("scenario", scenario_ids())
 def test_lab_run_reports_what_the_scenario_does(scenario: str, tmp_path: Path) -> None:
-    jsonl = tmp_path / "lab.jsonl"
-    report = lab_run(scenario, jsonl)
+    jsonl, pcap = tmp_path / "lab.jsonl", tmp_path / "evidence.pcapng"
+    report = lab_run(scenario, jsonl, pcap)
     schema = json.loads(resources.files("fingerprint").joinpath(
         "schemas/report.schema.json").read_text())
     jsonschema.validate(report, schema)
@@ -68,6 +69,20 @@ def test_lab_run_reports_what_the_scenario_does(scenario: str, tmp_path: Path) -
     missing = set(load_scenario(scenario).signatures) - matched
     assert not missing, f"{scenario}: signatures not matched: {sorted(missing)}"
     assert topology.existing_namespaces() == [], "lab run left namespaces behind"
+
+    # The evidence capture, with the catalog and CA the run kept beside it, replays to
+    # the same verdicts and signatures after the lab is gone.
+    catalog, ca = lab_core.replay_files(pcap)
+    replay = subprocess.run([sys.executable, "-m", "fingerprint", "analyze", str(pcap), "--json",
+                             "--catalog", str(catalog), "--ca-file", str(ca)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert replay.returncode == 0, replay.stderr
+
+    def verdicts(r: dict[str, Any]) -> dict[str, Any]:
+        return {p["platform"]: (p["status"], sorted(p["techniques"]),
+                                sorted(s for f in p["findings"] for s in f["signatures"]))
+                for p in r["platforms"]}
+    assert verdicts(json.loads(replay.stdout)) == verdicts(report)
 
     # The measurements say they come from the lab, with the vantage point it emulates.
     measurements = [json.loads(line) for line in jsonl.read_text().splitlines()]
