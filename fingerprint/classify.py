@@ -87,6 +87,15 @@ class Verdicts:
     `signatures test` and curious users can see what was suppressed and why."""
 
 
+class _Untrusted:
+    """A TLS target whose certificate and whose control's are both untrusted: no verdict."""
+
+
+UNTRUSTED_EVERYWHERE = _Untrusted()
+UNTRUSTED_DETAIL = ("no trusted certificate for the target nor the control SNI: all TLS "
+                    "intercepted, or the trust anchors are missing (--ca-file)")
+
+
 def is_ip_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -720,8 +729,13 @@ class Analysis:
             finding = self._failed_trigger(kind, name, server, port, platform, majority, outcomes,
                                            control_ok, len(coutcomes))
         elif kind == "tls" and majority in WORKING_TLS:
-            finding = self._tls_success_checks(name, server, port, platform, outcomes, cfull,
+            checked = self._tls_success_checks(name, server, port, platform, outcomes, cfull,
                                                coutcomes)
+            if isinstance(checked, _Untrusted):
+                out.checks.append(Check(platform, name, kind, False, False,
+                                        f"{label}: {UNTRUSTED_DETAIL}"))
+                return
+            finding = checked
         elif kind == "http" and majority == "http_response":
             finding = self._http_response_check(name, server, port, platform, outcomes, coutcomes)
         if finding is not None and finding.context.get("candidate"):
@@ -798,7 +812,7 @@ class Analysis:
 
     def _tls_success_checks(self, name: str, server: str, port: int, platform: str,
                             outcomes: list[tuple[TcpFlow, FlowOutcome]], cfull: list[TcpFlow],
-                            coutcomes: list[FlowOutcome]) -> Finding | None:
+                            coutcomes: list[FlowOutcome]) -> Finding | _Untrusted | None:
         # Certificates (visible up to TLS 1.2): interception shows an untrusted chain.
         for flow, outcome in outcomes:
             flight = outcome.flight
@@ -810,7 +824,9 @@ class Analysis:
             control_trusted = [self.trust.check(o.flight.certificates, None).trusted
                                for o in coutcomes if o.flight and o.flight.certificates]
             if control_trusted and not any(control_trusted):
-                return None  # the control is intercepted too: not SNI-triggered, report nothing
+                # The control is intercepted too: nothing SNI-triggered to report, and no
+                # genuine certificate either (all TLS intercepted, or trust anchors missing).
+                return UNTRUSTED_EVERYWHERE
             conf = CONFIDENCE_WITH_CONTROL if control_trusted else CONFIDENCE_NO_CONTROL
             ev = self._flow_evidence(flow, outcome)
             ev.extend(EvidencePacket(p, "response", [], packet_fields(p, flow.trigger))

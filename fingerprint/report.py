@@ -122,6 +122,14 @@ def render_findings(report: dict[str, Any]) -> list[str]:
     """Each finding's proof: target, confidence, signatures, location, evidence packets."""
     lines: list[str] = []
     for p in report["platforms"]:
+        if p["status"] == Status.INCONCLUSIVE.value:
+            failed = [t for t in p.get("tested", []) if not t["ok"]]
+            lines += ["", f"{p['name']}: inconclusive"] + [
+                f"  {t['kind']} {t['target']}: failed, and so did its control ({t['detail']})"
+                if t["control_ok"] is False else f"  {t['kind']} {t['target']}: failed ({t['detail']})"
+                for t in failed[:6]]
+            if not failed:
+                lines.append("  nothing of this platform was observed")
         for f in p["findings"]:
             lines.append("")
             head = f"{p['name']}: {f['technique']} on {f['target']}"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from synthetic import CATALOG_YAML, SIGNATURE_YAML, censored_network
+from synthetic import CATALOG_YAML, SIGNATURE_YAML, censored_network, write_test_ca
 
 
 @pytest.fixture
@@ -32,8 +32,14 @@ def censored_capture(tmp_path: Path) -> Path:
 
 
 
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic world's CA: its TLS servers present certificates it signed."""
+    return write_test_ca(tmp_path_factory.mktemp("ca") / "ca.pem")
+
+
 @pytest.fixture
-def analyze(catalog_file: Path, signatures_dir: Path) -> Callable[..., Any]:
+def analyze(catalog_file: Path, signatures_dir: Path, test_ca: Path) -> Callable[..., Any]:
     """Analyse capture files with the test catalog and signature; returns the `Result`."""
     from fingerprint.analysis import analyze_files
     from fingerprint.catalog import load_catalog
@@ -43,7 +49,7 @@ def analyze(catalog_file: Path, signatures_dir: Path) -> Callable[..., Any]:
     def run(*paths: Path) -> Any:
         catalog = load_catalog(str(catalog_file))
         library = load_library(str(signatures_dir))
-        return analyze_files([str(p) for p in paths], catalog, library, TrustStore(None),
+        return analyze_files([str(p) for p in paths], catalog, library, TrustStore(str(test_ca)),
                              on_problem=lambda _line: None)
 
     return run

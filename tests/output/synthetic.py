@@ -79,14 +79,42 @@ def client_hello(sni: str) -> bytes:
     return b"\x16\x03\x01" + struct.pack("!H", len(handshake)) + handshake
 
 
+_TEST_CA: tuple[Any, x509.Certificate] | None = None
+
+
+def _test_ca() -> tuple[Any, x509.Certificate]:
+    """One CA for the synthetic world, made once per test session (see `trust_store`)."""
+    global _TEST_CA
+    if _TEST_CA is None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "synthetic test CA")])
+        now = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+                .not_valid_after(now + dt.timedelta(days=3650))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+        _TEST_CA = (key, cert)
+    return _TEST_CA
+
+
+def write_test_ca(path: Path) -> Path:
+    """The synthetic world's CA as PEM, for `TrustStore(path)`: its servers are genuine."""
+    path.write_bytes(_test_ca()[1].public_bytes(serialization.Encoding.PEM))
+    return path
+
+
 def certificate_der(name: str) -> bytes:
+    """A certificate for `name` from the synthetic world's CA."""
+    ca_key, ca_cert = _test_ca()
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_cert.subject)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now)
             .not_valid_after(now + dt.timedelta(days=3650))
-            .sign(key, hashes.SHA256()))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.DER)
 
 
@@ -176,7 +204,6 @@ class CaptureBuilder:
 def censored_network(start: float = START, twitter_blocked: bool = True) -> CaptureBuilder:
     """The scenario of the module docstring (or with Twitter working when not blocked)."""
     cap = CaptureBuilder()
-    cert = certificate_der("example.com")
     cap.dns(start, "example.com", 0x1111, [(0.030, CONTROL, 52)])
     if twitter_blocked:
         cap.dns(start + 0.1, "twitter.com", 0x2222, [(0.002, "8.7.198.45", 64),
@@ -184,8 +211,9 @@ def censored_network(start: float = START, twitter_blocked: bool = True) -> Capt
     else:
         cap.dns(start + 0.1, "twitter.com", 0x2222, [(0.031, TWITTER, 52)])
     cap.dns(start + 0.2, "telegram.org", 0x3333, [(0.030, TELEGRAM, 52)])
-    cap.tls(start + 1.0, TWITTER, "example.com", "hello", cert)
-    cap.tls(start + 1.5, TWITTER, "twitter.com", "rst" if twitter_blocked else "hello", cert)
+    cap.tls(start + 1.0, TWITTER, "example.com", "hello", certificate_der("example.com"))
+    cap.tls(start + 1.5, TWITTER, "twitter.com", "rst" if twitter_blocked else "hello",
+            certificate_der("twitter.com"))
     cap.connect_ok(start + 2.0, CONTROL)
     cap.blackholed_syns(start + 2.5, TELEGRAM)
     return cap

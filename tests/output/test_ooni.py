@@ -136,14 +136,31 @@ def test_tls_and_tcp_follow_df005_df006(analyze: Any, censored_capture: Path) ->
     assert control["cipher_suite"] == "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
     cert = control["peer_certificates"][0]
     assert cert["format"] == "base64" and base64.b64decode(cert["data"])[0] == 0x30
-    # Self-signed: a verifying client would have refused it.
-    assert control["failure"] == "ssl_unknown_authority"
+    # Signed by the synthetic world's CA, which the analysis trusts.
+    assert control["failure"] is None
     for connect in keys["tcp_connect"]:
         assert set(connect) >= {"ip", "port", "status", "t0", "t", "transaction_id"}
         assert connect["status"] == {"blocked": False, "failure": None, "success": True}
     read = [e for e in keys["network_events"] if e["operation"] == "read"
             and e["transaction_id"] == reset["transaction_id"]]
     assert read[0]["failure"] == "connection_reset"
+
+
+def test_untrusted_certificate_is_ssl_unknown_authority(catalog_file: Path, signatures_dir: Path,
+                                                        censored_capture: Path) -> None:
+    """Without the synthetic CA among the trust anchors, a verifying client would have
+    refused the control's certificate: OONI's ssl_unknown_authority."""
+    from fingerprint.analysis import analyze_files
+    from fingerprint.catalog import load_catalog
+    from fingerprint.signature import load_library
+    from fingerprint.trust import TrustStore
+
+    result = analyze_files([str(censored_capture)], load_catalog(str(catalog_file)),
+                           load_library(str(signatures_dir)), TrustStore(None),
+                           on_problem=lambda _line: None)
+    keys = _by_input(_measurements(result))["twitter.com"]["test_keys"]
+    control = next(h for h in keys["tls_handshakes"] if h["server_name"] == "example.com")
+    assert control["failure"] == "ssl_unknown_authority"
 
 
 def test_blackholed_connect(analyze: Any, censored_capture: Path) -> None:
@@ -218,7 +235,7 @@ def test_accessible_platform(analyze: Any, tmp_path: Path) -> None:
     x_fp = m["test_keys"]["x_fingerprint"]
     assert (x_fp["status"], x_fp["findings"]) == ("accessible", [])
     assert "x_dns_duplicate_responses" not in m["test_keys"]
-    assert all(f is None or f == "ssl_unknown_authority" for f in _failures(m["test_keys"]))
+    assert all(f is None for f in _failures(m["test_keys"]))
 
 
 def test_build_measurements_of_nothing_is_empty(analyze: Any, tmp_path: Path) -> None:
@@ -411,3 +428,24 @@ def test_http_measurements_survive_a_jsonl_line() -> None:
         assert line.endswith("\n") and line.count("\n") == 1
         assert json.loads(line) == m  # only JSON types: lists, not tuples; str keys
         assert OONI_TIME.match(json.loads(line)["measurement_start_time"])
+
+
+def test_untrusted_target_and_control_certificates_are_inconclusive(
+        catalog_file: Path, signatures_dir: Path, tmp_path: Path) -> None:
+    """Both certificates untrusted (all TLS intercepted, or the trust anchors missing):
+    no SNI-triggered interception to report, and no genuine path either."""
+    from fingerprint.analysis import analyze_files
+    from fingerprint.catalog import load_catalog
+    from fingerprint.report import build_report
+    from fingerprint.signature import load_library
+    from fingerprint.trust import TrustStore
+
+    path = censored_network(twitter_blocked=False).write(tmp_path / "open.pcapng")
+    catalog = load_catalog(str(catalog_file))
+    result = analyze_files([str(path)], catalog, load_library(str(signatures_dir)),
+                           TrustStore(None), on_problem=lambda _line: None)
+    twitter = next(p for p in build_report(result.verdicts, catalog, "analyze")["platforms"]
+                   if p["platform"] == "twitter")
+    assert (twitter["status"], twitter["techniques"]) == ("inconclusive", [])
+    tls = [t for t in twitter["tested"] if t["kind"] == "tls"]
+    assert tls and not tls[0]["ok"] and "trust anchors" in tls[0]["detail"]

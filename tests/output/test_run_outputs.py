@@ -23,7 +23,7 @@ class Recorded:
     data: bytes
 
 
-def test_run_outputs_match_a_replay(analyze: Any, catalog_file: Path, signatures_dir: Path,
+def test_run_outputs_match_a_replay(analyze: Any, catalog_file: Path, signatures_dir: Path, test_ca: Path,
                                     tmp_path: Path) -> None:
     raw = [Recorded(ts, data) for ts, data in censored_network().frames]
     hints = CaptureHints(no_resolver={"203.0.113.250"})
@@ -31,7 +31,7 @@ def test_run_outputs_match_a_replay(analyze: Any, catalog_file: Path, signatures
     jsonl = tmp_path / "run.jsonl"
     verdicts, written = write_run_outputs(
         raw, hints, load_catalog(str(catalog_file)), load_library(str(signatures_dir)),
-        TrustStore(None), source="probe", jsonl=jsonl, pcap_out=pcap,
+        TrustStore(str(test_ca)), source="probe", jsonl=jsonl, pcap_out=pcap,
         probe=ProbeInfo(asn="AS8193", cc="UZ"))
     assert written is not None and written.packets == len(raw) and not written.missing
     replay = analyze(pcap)
