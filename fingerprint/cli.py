@@ -65,10 +65,11 @@ signatures_option = click.option("--signatures", "signatures_path", type=click.P
 
 
 def emit_report(report: dict[str, Any], as_json: bool) -> None:
+    from fingerprint._json import dumps_indented
     from fingerprint.report import render_table
 
     if as_json:
-        click.echo(json.dumps(report, indent=2, sort_keys=False))
+        click.echo(dumps_indented(report))
     else:
         click.echo(render_table(report))
 
