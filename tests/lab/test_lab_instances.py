@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -51,6 +52,10 @@ def two_instances() -> Iterator[None]:
     finally:
         for instance in (FIRST, SECOND):
             run(instance, "down")
+            # `down` keeps the instance's lock file (others may wait on it); these
+            # instances are the test's own, so their state directories go too.
+            if "FINGERPRINT_LAB_STATE" not in os.environ:
+                shutil.rmtree(f"/run/fingerprint-lab-{instance}", ignore_errors=True)
     assert not own(FIRST) and not own(SECOND)
 
 
