@@ -1,6 +1,7 @@
 """Combining measurements from many runs into a platform x technique matrix per network.
 
-A network is (probe_asn, probe_cc).  A run is one probe / analyze invocation
+A network is (probe_asn, probe_cc), and for `lab run` measurements the lab
+scenario too: an emulated vantage point is never mixed with a real one.  A run is one probe / analyze invocation
 (`x_fingerprint.run_id`).  Counts are over runs, not measurements: a platform
 tested through four domains in one run counts once, so "3/5" reads "seen in
 3 of the 5 runs that tested this platform".
@@ -202,6 +203,8 @@ class PlatformRow:
 class Network:
     asn: str
     cc: str
+    lab_scenario: str = ""
+    """Set for `lab run` measurements: the vantage point is emulated, kept apart from real ones."""
     rows: dict[str, PlatformRow] = field(default_factory=dict)
     runs: dict[str, str] = field(default_factory=dict)
     """run id -> its start time."""
@@ -210,7 +213,7 @@ class Network:
 
     @property
     def key(self) -> str:
-        return f"{self.asn} {self.cc}"
+        return f"{self.asn} {self.cc}" + (f" (lab: {self.lab_scenario})" if self.lab_scenario else "")
 
     @property
     def techniques(self) -> list[str]:
@@ -228,7 +231,7 @@ class Network:
 
 @dataclass(slots=True)
 class Aggregate:
-    networks: dict[tuple[str, str], Network] = field(default_factory=dict)
+    networks: dict[tuple[str, str, str], Network] = field(default_factory=dict)
     measurements: int = 0
     skipped: list[Skipped] = field(default_factory=list)
     skipped_total: int = 0
@@ -241,9 +244,9 @@ class Aggregate:
 
     def ordered_networks(self) -> list[Network]:
         """By AS number, then country."""
-        def key(item: tuple[str, str]) -> tuple[int, str, str]:
+        def key(item: tuple[str, str, str]) -> tuple[int, str, str, str]:
             digits = item[0].removeprefix("AS")
-            return (int(digits) if digits.isdigit() else -1, item[0], item[1])
+            return (int(digits) if digits.isdigit() else -1, *item)
         return [self.networks[k] for k in sorted(self.networks, key=key)]
 
     def to_json(self) -> dict[str, Any]:
@@ -267,7 +270,9 @@ class Aggregate:
                                "evidence": [e.to_json() for e in cell.evidence]}
                         for tech, cell in sorted(row.cells.items())},
                 })
-            nets.append({"probe_asn": net.asn, "probe_cc": net.cc, "runs": len(net.runs),
+            nets.append({"probe_asn": net.asn, "probe_cc": net.cc,
+                         **({"lab_scenario": net.lab_scenario} if net.lab_scenario else {}),
+                         "runs": len(net.runs),
                          "measurements": net.measurements, "first": net.first_time,
                          "last": net.last_time, "sources": dict(net.sources),
                          "techniques": net.techniques, "platforms": rows})
@@ -297,9 +302,13 @@ def _add(agg: Aggregate, loaded: Loaded) -> None:
     x_fp: dict[str, Any] = m["test_keys"]["x_fingerprint"]
     asn = str(m.get("probe_asn") or "AS0")
     cc = str(m.get("probe_cc") or "ZZ")
-    net = agg.networks.get((asn, cc))
+    annotations = m.get("annotations")
+    lab = ""
+    if isinstance(annotations, dict) and annotations.get("fingerprint_source") == "lab":
+        lab = str(annotations.get("fingerprint_lab_scenario") or "?")
+    net = agg.networks.get((asn, cc, lab))
     if net is None:
-        net = agg.networks[(asn, cc)] = Network(asn, cc)
+        net = agg.networks[(asn, cc, lab)] = Network(asn, cc, lab)
     run = _run_of(loaded)
     run_time = str(m.get("test_start_time") or m["measurement_start_time"])
     time = str(m["measurement_start_time"])
@@ -372,7 +381,8 @@ def require_files(paths: Iterable[str]) -> list[str]:
 
 def cell_anchor(net: Network, platform: str, technique: str) -> str:
     """A stable HTML/Markdown anchor for one cell's evidence."""
-    raw = f"ev-{net.asn}-{net.cc}-{platform}-{technique}".lower()
+    lab = f"-lab-{net.lab_scenario}" if net.lab_scenario else ""
+    raw = f"ev-{net.asn}-{net.cc}{lab}-{platform}-{technique}".lower()
     return "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in raw)
 
 

@@ -11,7 +11,7 @@ __all__ = ["CSV_COLUMNS", "render_csv"]
 
 CSV_COLUMNS = ["probe_asn", "probe_cc", "platform", "platform_name", "latest_status",
                "runs_tested", "runs_blocked", "technique", "runs_seen", "first_seen", "last_seen",
-               "targets", "signatures", "max_confidence", "evidence", "pcap"]
+               "targets", "signatures", "max_confidence", "evidence", "pcap", "lab_scenario"]
 
 
 def render_csv(agg: Aggregate) -> str:
@@ -25,7 +25,7 @@ def render_csv(agg: Aggregate) -> str:
                     row.status_counts().get("blocked", 0)]
             if not row.cells:
                 writer.writerow([*base, "", 0, "", "", ";".join(sorted(row.targets)), "", "", "",
-                                 ""])
+                                 "", net.lab_scenario])
                 continue
             for tech, cell in sorted(row.cells.items()):
                 pcaps = sorted({r.pcap for r in cell.evidence if r.pcap})
@@ -33,5 +33,6 @@ def render_csv(agg: Aggregate) -> str:
                                  ";".join(sorted(cell.targets)),
                                  ";".join(s for s, _n in cell.signatures.most_common()),
                                  f"{cell.max_confidence:.2f}",
-                                 ";".join(r.where for r in cell.evidence), ";".join(pcaps)])
+                                 ";".join(r.where for r in cell.evidence), ";".join(pcaps),
+                                 net.lab_scenario])
     return out.getvalue()

@@ -201,6 +201,11 @@ def _evidence(net: Network) -> str:
     return "".join(parts)
 
 
+def _network_title(net: Network) -> str:
+    title = f"{_e(net.asn)} &middot; {_e(net.cc)}"
+    return title + (f" &middot; lab: {_e(net.lab_scenario)}" if net.lab_scenario else "")
+
+
 def render_html(agg: Aggregate, title: str = "fingerprint report") -> str:
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     legend = ('<p class="legend">'
@@ -221,7 +226,7 @@ def render_html(agg: Aggregate, title: str = "fingerprint report") -> str:
     for net in agg.ordered_networks():
         span = net.first_time if net.first_time == net.last_time else \
             f"{net.first_time} &ndash; {net.last_time}"
-        body.append(f"<h2>{_e(net.asn)} &middot; {_e(net.cc)}</h2>"
+        body.append(f"<h2>{_network_title(net)}</h2>"
                     f'<p class="meta">{len(net.runs)} run(s), {span} UTC, '
                     f"{net.measurements} measurements</p>")
         body.append(_grid(net))
@@ -232,7 +237,7 @@ def render_html(agg: Aggregate, title: str = "fingerprint report") -> str:
         body.append("<h2>Evidence</h2>")
     for net, text in evidence:
         if text:
-            body.append(f"<h3>{_e(net.asn)} &middot; {_e(net.cc)}</h3>{text}")
+            body.append(f"<h3>{_network_title(net)}</h3>{text}")
     if not agg.networks:
         body.append("<p>No measurements.</p>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

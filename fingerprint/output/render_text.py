@@ -65,7 +65,7 @@ def render_table(agg: Aggregate) -> str:
     for net in agg.ordered_networks():
         if lines:
             lines.append("")
-        lines.append(f"{net.asn} {net.cc}: {len(net.runs)} run(s), {_span(net)}, "
+        lines.append(f"{net.key}: {len(net.runs)} run(s), {_span(net)}, "
                      f"{net.measurements} measurements")
         techniques = net.techniques
         header = ["PLATFORM", "STATUS", *techniques]
@@ -108,7 +108,8 @@ def render_markdown(agg: Aggregate, title: str = "fingerprint report") -> str:
              + (f"; {agg.skipped_total} line(s) skipped" if agg.skipped_total else "") + "."]
     for net in agg.ordered_networks():
         techniques = net.techniques
-        lines += ["", f"## {net.asn} ({net.cc})", "",
+        lab = f", lab: {_md(net.lab_scenario)}" if net.lab_scenario else ""
+        lines += ["", f"## {net.asn} ({net.cc}{lab})", "",
                   f"{len(net.runs)} run(s), {_span(net)}, {net.measurements} measurements.", "",
                   "| Platform | Status | " + " | ".join(f"`{t}`" for t in techniques) + " |"
                   if techniques else "| Platform | Status |",

@@ -150,3 +150,24 @@ def test_nothing_readable_exits_1(tmp_path: Path) -> None:
     assert f"{junk}:1: skipped: not valid JSON" in result.stderr
     assert "no measurement could be read" in result.stderr
     assert result.stdout == ""
+
+
+def test_lab_runs_are_kept_apart_from_real_ones(analyze: Any, runs: dict[str, Path],
+                                                tmp_path: Path) -> None:
+    """A lab run carries the vantage point it emulates (AS8193 UZ) but is annotated as a
+    lab measurement: the report never merges it into the real network."""
+    result = analyze(censored_network(START + 3 * DAY).write(tmp_path / "lab.pcapng"))
+    lab = ProbeInfo(asn="AS8193", cc="UZ", annotations={
+        "fingerprint_source": "lab", "fingerprint_lab_scenario": "uzbekistan-2021"})
+    lab_file = tmp_path / "lab.jsonl"
+    with JsonlWriter(lab_file) as writer:
+        for m in measurements_from_pipeline(result.pipeline, result.verdicts, lab):
+            writer.write(m)
+    data = _json(runs["uz"], lab_file)
+    keys = sorted((n["probe_asn"], n.get("lab_scenario", ""), n["runs"]) for n in data["networks"])
+    assert keys == [("AS8193", "", 3), ("AS8193", "uzbekistan-2021", 1)]
+    table = _report(str(runs["uz"]), str(lab_file)).stdout
+    assert "AS8193 UZ (lab: uzbekistan-2021): 1 run(s)" in table
+    assert "AS8193 UZ: 3 run(s)" in table
+    rows = list(csv.DictReader(io.StringIO(_report(str(lab_file), "--format", "csv").stdout)))
+    assert rows and {r["lab_scenario"] for r in rows} == {"uzbekistan-2021"}
