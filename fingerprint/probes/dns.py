@@ -44,6 +44,7 @@ from scapy.layers.dns import DNS, DNSQR
 
 from fingerprint.classify import is_ip_address
 from fingerprint.errors import FingerprintError
+from fingerprint.probes.ip import set_ttl
 from fingerprint.probes.runner import RateLimiter, Session
 
 DEFAULT_CONTROL_RESOLVER = "https://1.1.1.1/dns-query"
@@ -207,9 +208,7 @@ def query_attempt(session: Session, resolver: str, name: str, *, ttl: int | None
     payload = build_query(name, txid)
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         if ttl is not None:
-            level, option = ((socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS) if family ==
-                             socket.AF_INET6 else (socket.IPPROTO_IP, socket.IP_TTL))
-            sock.setsockopt(level, option, ttl)
+            set_ttl(sock, ttl)
         try:
             sock.connect((resolver, 53))
         except OSError as exc:

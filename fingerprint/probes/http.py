@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fingerprint.probes.ip import CLOSE_PACKETS, ConnectResult, abort, open_connection, set_ttl
+from fingerprint.probes.ip import CLOSE_PACKETS, ConnectResult, abort, open_trigger_connection
 from fingerprint.probes.runner import Session
 
 MAX_RESPONSE = 65536
@@ -47,20 +47,14 @@ def http_attempt(session: Session, address: str, host: str, *, port: int = 80,
                  trigger_ttl: int | None = None, window: float | None = None,
                  on_trigger: Callable[[bool], None] | None = None) -> HttpAttempt:
     window = session.timeout if window is None else window
-    sock, connect = open_connection(session, address, port)
+    sock, connect = open_trigger_connection(session, address, port, trigger_ttl=trigger_ttl,
+                                            trigger_packets=REQUEST_PACKETS, on_trigger=on_trigger)
     attempt = HttpAttempt(address, host, trigger_ttl, connect)
     if sock is None:
-        if on_trigger is not None:
-            on_trigger(False)
         return attempt
     try:
-        if trigger_ttl is not None:
-            set_ttl(sock, trigger_ttl)
-        session.limiter.take(REQUEST_PACKETS)
         # The window starts once the request may leave (not while --rate holds it back).
         deadline = time.monotonic() + window
-        if on_trigger is not None:
-            on_trigger(True)
         sock.sendall(http_request(host))
         while attempt.received < MAX_RESPONSE:
             remaining = deadline - time.monotonic()

@@ -21,6 +21,7 @@ import errno
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fingerprint.probes.runner import Session
@@ -82,6 +83,30 @@ def open_connection(session: Session, address: str, port: int, *, syn_ttl: int |
             exc.errno or 0, str(exc))
         return None, ConnectResult(address, port, False, reason, time.monotonic() - start)
     return sock, ConnectResult(address, port, True, None, time.monotonic() - start)
+
+
+def open_trigger_connection(session: Session, address: str, port: int, *,
+                            trigger_ttl: int | None, trigger_packets: int,
+                            on_trigger: Callable[[bool], None] | None
+                            ) -> tuple[socket.socket | None, ConnectResult]:
+    """A connection ready for its trigger (ClientHello, HTTP request).
+
+    Connected at full TTL; then the trigger's IP TTL is set (TTL-limited repeats) and
+    its packets are reserved under --rate.  `on_trigger(connected)` is told once the
+    trigger may leave (True) or that the connection failed (False), so targets can
+    wait for their controls.
+    """
+    sock, connect = open_connection(session, address, port)
+    if sock is None:
+        if on_trigger is not None:
+            on_trigger(False)
+        return None, connect
+    if trigger_ttl is not None:
+        set_ttl(sock, trigger_ttl)
+    session.limiter.take(trigger_packets)
+    if on_trigger is not None:
+        on_trigger(True)
+    return sock, connect
 
 
 def connect_attempt(session: Session, address: str, port: int,

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fingerprint.probes.ip import CLOSE_PACKETS, ConnectResult, abort, open_connection, set_ttl
+from fingerprint.probes.ip import CLOSE_PACKETS, ConnectResult, abort, open_trigger_connection
 from fingerprint.probes.runner import Session
 
 THROUGHPUT_PATH = "/bytes/65536"
@@ -69,23 +69,17 @@ def tls_attempt(session: Session, address: str, sni: str | None, *, port: int = 
     (True) or the connection failed (False), so targets can wait for their controls.
     """
     window = session.timeout if window is None else window
-    sock, connect = open_connection(session, address, port)
+    sock, connect = open_trigger_connection(session, address, port, trigger_ttl=trigger_ttl,
+                                            trigger_packets=HANDSHAKE_PACKETS, on_trigger=on_trigger)
     attempt = TlsAttempt(address, sni, trigger_ttl, connect)
     if sock is None:
-        if on_trigger is not None:
-            on_trigger(False)
         return attempt
     try:
-        if trigger_ttl is not None:
-            set_ttl(sock, trigger_ttl)
-        sock.settimeout(window)
-        tls = _context().wrap_socket(sock, server_hostname=sni, do_handshake_on_connect=False)
-        session.limiter.take(HANDSHAKE_PACKETS)
         # Time spent waiting in the --rate limiter is not the server's: the window
         # starts once the ClientHello may leave, and is extended by the transfer's wait.
         deadline = time.monotonic() + window
-        if on_trigger is not None:
-            on_trigger(True)
+        sock.settimeout(window)
+        tls = _context().wrap_socket(sock, server_hostname=sni, do_handshake_on_connect=False)
         attempt.outcome = _handshake(tls)
         if attempt.outcome == "handshake_ok" and download and trigger_ttl is None:
             waiting_since = time.monotonic()
