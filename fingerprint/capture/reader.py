@@ -407,6 +407,13 @@ class CaptureReader:
             yield code, buf[start + 4:value_end]
             start = value_end + (-length & 3)
 
+    def _first_comment(self, start: int, end: int) -> str | None:
+        """The first comment option in buf[start:end] (a packet block's), if any."""
+        for code, value in self._options(start, end):
+            if code == _OPT_COMMENT:
+                return value.decode("utf-8", "replace")
+        return None
+
     def _interface(self) -> None:
         body = self._pos + 8
         length = struct.unpack_from(self._order + "I", self._buf, self._pos + 4)[0]
@@ -468,10 +475,7 @@ class CaptureReader:
                     continue
                 if options < block_end:
                     self._buf = buf
-                    for code, value in self._options(options, block_end):
-                        if code == _OPT_COMMENT:
-                            result.comment = value.decode("utf-8", "replace")  # type: ignore[union-attr]
-                            break
+                    result.comment = self._first_comment(options, block_end)  # type: ignore[union-attr]
                 yield result  # type: ignore[misc]
             self._pos = pos
             if not self._fill(12):
@@ -517,10 +521,7 @@ class CaptureReader:
                     self._note(result)  # type: ignore[arg-type]
                     continue
                 if options < block_end:
-                    for code, value in self._options(options, block_end):
-                        if code == _OPT_COMMENT:
-                            result.comment = value.decode("utf-8", "replace")  # type: ignore[union-attr]
-                            break
+                    result.comment = self._first_comment(options, block_end)  # type: ignore[union-attr]
                 yield result  # type: ignore[misc]
             elif block_type == _PCAPNG_SHB:
                 self._section_header()
