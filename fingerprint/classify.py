@@ -86,6 +86,16 @@ class Verdicts:
     """Findings a false-positive signature removed (its id in `signatures`), kept so
     `signatures test` and curious users can see what was suppressed and why."""
 
+    def by_platform(self) -> tuple[dict[str, list[Finding]], dict[str, list[Check]]]:
+        """Findings and checks grouped by platform id (the report's and the JSONL's rows)."""
+        findings: dict[str, list[Finding]] = defaultdict(list)
+        checks: dict[str, list[Check]] = defaultdict(list)
+        for finding in self.findings:
+            findings[finding.platform].append(finding)
+        for check in self.checks:
+            checks[check.platform].append(check)
+        return findings, checks
+
 
 class _Untrusted:
     """A TLS target whose certificate and whose control's are both untrusted: no verdict."""

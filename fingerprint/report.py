@@ -9,7 +9,6 @@ worked.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from typing import Any
 
 from fingerprint import __version__
@@ -47,12 +46,7 @@ def finding_json(finding: Finding) -> dict[str, Any]:
 def build_report(verdicts: Verdicts, catalog: Catalog, source: str,
                  platforms: list[str] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The contract report.  `platforms` lists ids to report even without observations."""
-    findings: dict[str, list[Finding]] = defaultdict(list)
-    checks: dict[str, list[Check]] = defaultdict(list)
-    for f in verdicts.findings:
-        findings[f.platform].append(f)
-    for c in verdicts.checks:
-        checks[c.platform].append(c)
+    findings, checks = verdicts.by_platform()
     ids = list(platforms or [])
     seen = set(findings) | set(checks)
     ids += sorted(p for p in seen if p not in ids and p != OTHER)

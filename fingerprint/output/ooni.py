@@ -620,12 +620,7 @@ def build_measurements(analysis: Analysis, verdicts: Verdicts, catalog: Catalog,
     wanted = set(platforms) if platforms is not None else None
     builder = _Builder(analysis, verdicts, catalog)
     targets = [t for t in _targets(verdicts) if wanted is None or t.platform in wanted]
-    by_platform_findings: dict[str, list[Any]] = defaultdict(list)
-    by_platform_checks: dict[str, list[Check]] = defaultdict(list)
-    for finding in verdicts.findings:
-        by_platform_findings[finding.platform].append(finding)
-    for check in verdicts.checks:
-        by_platform_checks[check.platform].append(check)
+    by_platform_findings, by_platform_checks = verdicts.by_platform()
     clients = {ex.client for exs in analysis.dns_groups.values() for ex in exs}
     clients |= {f.client for fs in analysis.tcp_groups.values() for f in fs}
     probe_ip = probe.ip
