@@ -96,7 +96,7 @@ def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path
     Several captures are analysed together, so a control run in one file serves the
     target run in another.
     """
-    from fingerprint.analysis import analyze_files, fewer_collections
+    from fingerprint.analysis.pipeline import analyze_files, fewer_collections
     from fingerprint.catalog import load_catalog
     from fingerprint.output.cli import vantage_hints, write_analyze_outputs
     from fingerprint.report import build_report

@@ -35,8 +35,8 @@ from scapy.layers.inet6 import ICMPv6TimeExceeded, IPv6
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 
+from fingerprint.analysis.observe import CaptureHints
 from fingerprint.capture.writer import CaptureWriter
-from fingerprint.observe import CaptureHints
 from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA, build_query
 
 __all__ = ["Capture", "DnsQuery", "TcpFlow", "client_hello", "http_request", "http_response",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fingerprint.analysis import Result, analyze_files
+from fingerprint.analysis.pipeline import Result, analyze_files
 from fingerprint.catalog import load_catalog
 from fingerprint.errors import InputError
 from fingerprint.report import build_report

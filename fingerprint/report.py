@@ -12,8 +12,8 @@ import datetime as dt
 from typing import Any
 
 from fingerprint import __version__
+from fingerprint.analysis.classify import Check, Finding, Verdicts
 from fingerprint.catalog import OTHER, Catalog
-from fingerprint.classify import Check, Finding, Verdicts
 from fingerprint.model import Status
 
 SCHEMA_ID = "fingerprint.report/1"

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fingerprint.analysis import Result, analyze_files
+from fingerprint.analysis.classify import Finding
+from fingerprint.analysis.pipeline import Result, analyze_files
 from fingerprint.catalog import load_catalog
-from fingerprint.classify import Finding
 from fingerprint.errors import InputError
 from fingerprint.fixtures import Fixture
 from fingerprint.report import build_report

@@ -15,11 +15,11 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 
-from fingerprint.analysis import Pipeline
+from fingerprint.analysis.observe import CaptureHints
+from fingerprint.analysis.pipeline import Pipeline
 from fingerprint.capture.dissect import LINKTYPE_RAW, dissect
 from fingerprint.catalog import load_catalog
 from fingerprint.model import Technique
-from fingerprint.observe import CaptureHints
 from fingerprint.report import build_report
 from fingerprint.signature import SignatureLibrary
 from fingerprint.trust import TrustStore

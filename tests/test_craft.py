@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fingerprint.analysis import analyze_files
+from fingerprint.analysis.observe import CaptureHints
+from fingerprint.analysis.pipeline import analyze_files
 from fingerprint.capture.packet import Packet
 from fingerprint.capture.reader import open_capture
 from fingerprint.catalog import load_catalog
 from fingerprint.craft import Capture, client_hello, server_flight
-from fingerprint.observe import CaptureHints
 from fingerprint.protocols.dns import parse_dns
 from fingerprint.protocols.tls import parse_client_hello, parse_server_flight
 from fingerprint.signature import SignatureLibrary

@@ -1,6 +1,6 @@
 """Bounded memory for long captures, and what a capture's end or the user tells the analysis.
 
-* Closed flows that no finding cites are packed (`fingerprint.flowstore`): the
+* Closed flows that no finding cites are packed (`fingerprint.analysis.flowstore`): the
   report, the OONI measurements and the evidence must not change for it.
 * An interrupted capture: a SYN, DNS query or ClientHello sent just before the
   capture ends is pending, not evidence of a drop.
@@ -19,15 +19,15 @@ import pytest
 from click.testing import CliRunner
 
 from fingerprint import classify
-from fingerprint.analysis import Result, analyze_files
+from fingerprint.analysis.flowstore import PackedFlow, pack, unpack
+from fingerprint.analysis.observe import TcpFlow
+from fingerprint.analysis.pipeline import Result, analyze_files
 from fingerprint.capture.reader import open_ip_frames
 from fingerprint.capture.writer import CaptureWriter
 from fingerprint.catalog import load_catalog
 from fingerprint.cli import cli
 from fingerprint.craft import Capture, http_response
-from fingerprint.flowstore import PackedFlow, pack, unpack
 from fingerprint.model import Technique
-from fingerprint.observe import TcpFlow
 from fingerprint.output.ooni import measurements_from_pipeline
 from fingerprint.report import build_report
 from fingerprint.signature import SignatureLibrary, load_library
@@ -97,7 +97,7 @@ def test_packed_flows_change_no_output(tmp_path: Path, monkeypatch: pytest.Monke
     path = _busy_capture(tmp_path / "busy.pcapng")
     packed = _analyze(path)
     assert packed.pipeline is not None
-    items = [item for group in packed.pipeline.analysis.tcp_groups.values()
+    items = [item for group in packed.pipeline.index.tcp_groups.values()
              for item in group.items]
     assert sum(isinstance(item, PackedFlow) for item in items) >= 10
     techniques = {f.technique for f in packed.verdicts.findings}
@@ -106,7 +106,7 @@ def test_packed_flows_change_no_output(tmp_path: Path, monkeypatch: pytest.Monke
     whole = _analyze(path)
     assert whole.pipeline is not None
     assert not any(isinstance(item, PackedFlow) for group in
-                   whole.pipeline.analysis.tcp_groups.values() for item in group.items)
+                   whole.pipeline.index.tcp_groups.values() for item in group.items)
     assert _outputs(packed) == _outputs(whole)
 
 
@@ -114,7 +114,7 @@ def test_pack_keeps_what_verdicts_and_measurements_read(tmp_path: Path) -> None:
     path = _busy_capture(tmp_path / "busy.pcapng")
     result = _analyze(path)
     assert result.pipeline is not None
-    analysis = result.pipeline.analysis
+    analysis = result.pipeline.index
     flows = [f for group in analysis.tcp_groups.values() for f in group
              if not f.compact and f.outcome is not None]
     assert flows

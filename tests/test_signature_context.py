@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fingerprint.analysis import Pipeline, Result, analyze_files
+from fingerprint.analysis.classify import Finding
+from fingerprint.analysis.pipeline import Pipeline, Result, analyze_files
 from fingerprint.catalog import load_catalog
-from fingerprint.classify import Finding
 from fingerprint.craft import Capture, http_response
 from fingerprint.report import build_report
 from fingerprint.signature import SignatureLibrary, load_library

@@ -22,7 +22,7 @@ import click
 from fingerprint.errors import FingerprintError, InputError
 
 if TYPE_CHECKING:
-    from fingerprint.observe import CaptureHints
+    from fingerprint.analysis.observe import CaptureHints
 
 __all__ = ["MeasurementSink", "measurement_options", "report", "write_analyze_outputs"]
 
@@ -121,7 +121,7 @@ def probe_info_from_options(options: dict[str, Any] | None = None) -> Any:
 def vantage_hints(options: dict[str, Any] | None = None) -> CaptureHints | None:
     """--probe-cc / --probe-asn as analysis hints (None when both are left unset: ZZ, AS0),
     so country- or network-scoped signatures match on captures that do not record them."""
-    from fingerprint.observe import CaptureHints
+    from fingerprint.analysis.observe import CaptureHints
 
     opts = _options() if options is None else options
     raw: dict[str, Any] = {}

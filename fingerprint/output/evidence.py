@@ -27,12 +27,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fingerprint.analysis.classify import Finding
+from fingerprint.analysis.evidence import EvidencePacket
 from fingerprint.capture.dissect import LINKTYPE_RAW, dissect
 from fingerprint.capture.packet import Packet
 from fingerprint.capture.writer import CaptureWriter
-from fingerprint.classify import Finding
 from fingerprint.errors import InputError
-from fingerprint.evidence import EvidencePacket
 from fingerprint.output.frames import RawFrame, iter_ip_frames
 
 __all__ = ["EvidenceResult", "annotate_captures", "evidence_comments", "packet_comment",

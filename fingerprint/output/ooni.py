@@ -38,20 +38,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fingerprint import __version__
-from fingerprint.analysis import Pipeline
-from fingerprint.capture.packet import Packet
-from fingerprint.catalog import OTHER, Catalog
-from fingerprint.classify import (
+from fingerprint.analysis.classify import (
     Analysis,
     Check,
     Finding,
     Verdicts,
     is_ip_address,
 )
+from fingerprint.analysis.flowstore import FlowOutcome
+from fingerprint.analysis.observe import DnsExchange, DnsResponse, TcpFlow
+from fingerprint.analysis.pipeline import Pipeline
+from fingerprint.capture.packet import Packet
+from fingerprint.catalog import OTHER, Catalog
 from fingerprint.errors import FingerprintError
-from fingerprint.flowstore import FlowOutcome
 from fingerprint.model import Failure, Status, Technique
-from fingerprint.observe import DnsExchange, DnsResponse, TcpFlow
 from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_NAMES
 from fingerprint.protocols.http import HttpRequest
 from fingerprint.report import finding_json, platform_status
@@ -784,7 +784,7 @@ def measurements_from_pipeline(pipeline: Pipeline, verdicts: Verdicts,
                                probe: ProbeInfo | None = None, **options: Any
                                ) -> list[dict[str, Any]]:
     """`build_measurements` for a finished `Pipeline` (see there for the options)."""
-    return build_measurements(pipeline.analysis, verdicts, pipeline.catalog, probe, **options)
+    return build_measurements(pipeline.index, verdicts, pipeline.catalog, probe, **options)
 
 
 def measurement_status(measurement: dict[str, Any]) -> str:

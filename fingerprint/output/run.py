@@ -30,11 +30,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from fingerprint.analysis import Pipeline
+from fingerprint.analysis.classify import Finding, Verdicts
+from fingerprint.analysis.observe import CaptureHints
+from fingerprint.analysis.pipeline import Pipeline
 from fingerprint.capture.dissect import LINKTYPE_RAW, dissect
 from fingerprint.catalog import Catalog
-from fingerprint.classify import Finding, Verdicts
-from fingerprint.observe import CaptureHints
 from fingerprint.output.evidence import EvidenceResult, write_evidence
 from fingerprint.output.frames import RawFrame
 from fingerprint.output.jsonl import JsonlWriter

@@ -1,7 +1,7 @@
 """One probe run: plan the probes, run them concurrently, analyse the packets.
 
 The run never judges anything itself.  It sends, the sniffer records, and the
-recorded packets go through `fingerprint.analysis.Pipeline`, the path
+recorded packets go through `fingerprint.analysis.pipeline.Pipeline`, the path
 `fingerprint analyze` takes; the facts packets cannot carry (control answers
 from the encrypted resolver, the address that runs no resolver, which address
 was probed for which platform) go into `CaptureHints`, which is also the
@@ -28,13 +28,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from fingerprint.analysis import Pipeline
+from fingerprint.analysis.classify import Finding, Verdicts, is_bogon
+from fingerprint.analysis.observe import CaptureHints
+from fingerprint.analysis.pipeline import Pipeline
 from fingerprint.capture.writer import CaptureWriter
 from fingerprint.catalog import Catalog, Platform
-from fingerprint.classify import Finding, Verdicts, is_bogon
 from fingerprint.interrupt import POLL_S, StopSignal
 from fingerprint.model import Technique
-from fingerprint.observe import CaptureHints
 from fingerprint.probes import dns as dns_probe
 from fingerprint.probes import http as http_probe
 from fingerprint.probes import ip as ip_probe

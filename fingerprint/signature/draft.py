@@ -21,11 +21,11 @@ from typing import Any
 import yaml
 
 from fingerprint._yaml import load_located_yaml
-from fingerprint.analysis import analyze_files
+from fingerprint.analysis.classify import Finding
+from fingerprint.analysis.evidence import INITIAL_TTLS, initial_ttl
+from fingerprint.analysis.pipeline import analyze_files
 from fingerprint.catalog import Catalog
-from fingerprint.classify import Finding
 from fingerprint.errors import InputError
-from fingerprint.evidence import INITIAL_TTLS, initial_ttl
 from fingerprint.fixtures import CAPTURE_SUFFIXES
 from fingerprint.signature.library import Signature, SignatureLibrary
 from fingerprint.trust import TrustStore

@@ -28,7 +28,7 @@ from typing import Any
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, UDP
 
-from fingerprint.analysis import Result
+from fingerprint.analysis.pipeline import Result
 from fingerprint.capture.writer import CaptureWriter
 from fingerprint.catalog import Catalog
 from fingerprint.fixtures import Fixture

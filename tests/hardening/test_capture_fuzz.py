@@ -25,7 +25,7 @@ from fuzz_deadline import deadline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fingerprint.analysis import analyze_files
+from fingerprint.analysis.pipeline import analyze_files
 from fingerprint.capture.dissect import SUPPORTED_LINKTYPES, Problem, decode_frame
 from fingerprint.capture.packet import Packet
 from fingerprint.catalog import Catalog, load_catalog

@@ -41,7 +41,7 @@ def test_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def analyze(catalog_file: Path, signatures_dir: Path, test_ca: Path) -> Callable[..., Any]:
     """Analyse capture files with the test catalog and signature; returns the `Result`."""
-    from fingerprint.analysis import analyze_files
+    from fingerprint.analysis.pipeline import analyze_files
     from fingerprint.catalog import load_catalog
     from fingerprint.signature import load_library
     from fingerprint.trust import TrustStore

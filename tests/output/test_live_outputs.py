@@ -10,11 +10,11 @@ from typing import Any
 
 from synthetic import censored_network
 
-from fingerprint.analysis import Pipeline
+from fingerprint.analysis.observe import CaptureHints
+from fingerprint.analysis.pipeline import Pipeline
 from fingerprint.capture.reader import open_capture
 from fingerprint.capture.writer import CaptureWriter
 from fingerprint.catalog import load_catalog
-from fingerprint.observe import CaptureHints
 from fingerprint.output.frames import iter_ip_frames
 from fingerprint.output.ooni import ProbeInfo
 from fingerprint.output.run import LiveMeasurements, annotate_run_capture

@@ -150,7 +150,7 @@ def test_untrusted_certificate_is_ssl_unknown_authority(catalog_file: Path, sign
                                                         censored_capture: Path) -> None:
     """Without the synthetic CA among the trust anchors, a verifying client would have
     refused the control's certificate: OONI's ssl_unknown_authority."""
-    from fingerprint.analysis import analyze_files
+    from fingerprint.analysis.pipeline import analyze_files
     from fingerprint.catalog import load_catalog
     from fingerprint.signature import load_library
     from fingerprint.trust import TrustStore
@@ -243,7 +243,7 @@ def test_build_measurements_of_nothing_is_empty(analyze: Any, tmp_path: Path) ->
 
     path = CaptureBuilder().write(tmp_path / "empty.pcapng")
     result = analyze(path)
-    assert build_measurements(result.pipeline.analysis, result.verdicts,
+    assert build_measurements(result.pipeline.index, result.verdicts,
                               result.pipeline.catalog) == []
 
 
@@ -434,7 +434,7 @@ def test_untrusted_target_and_control_certificates_are_inconclusive(
         catalog_file: Path, signatures_dir: Path, tmp_path: Path) -> None:
     """Both certificates untrusted (all TLS intercepted, or the trust anchors missing):
     no SNI-triggered interception to report, and no genuine path either."""
-    from fingerprint.analysis import analyze_files
+    from fingerprint.analysis.pipeline import analyze_files
     from fingerprint.catalog import load_catalog
     from fingerprint.report import build_report
     from fingerprint.signature import load_library

@@ -9,8 +9,8 @@ from typing import Any
 
 from synthetic import censored_network, verdict_summary
 
+from fingerprint.analysis.observe import CaptureHints
 from fingerprint.catalog import load_catalog
-from fingerprint.observe import CaptureHints
 from fingerprint.output.ooni import ProbeInfo
 from fingerprint.output.run import write_run_outputs
 from fingerprint.signature import load_library

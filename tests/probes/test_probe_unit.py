@@ -9,10 +9,10 @@ import dns.message
 import dns.rdatatype
 import pytest
 
+from fingerprint.analysis.observe import CaptureHints
 from fingerprint.capture.reader import open_capture
 from fingerprint.cli import main
 from fingerprint.errors import PrivilegeError
-from fingerprint.observe import CaptureHints
 from fingerprint.probes import privileges
 from fingerprint.probes.dns import (
     ResolverSpecError,

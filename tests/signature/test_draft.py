@@ -21,7 +21,7 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.packet import Raw
 
-from fingerprint.analysis import analyze_files
+from fingerprint.analysis.pipeline import analyze_files
 from fingerprint.capture.writer import CaptureWriter
 from fingerprint.catalog import load_catalog
 from fingerprint.signature.cli import lint_paths, signatures

@@ -20,10 +20,10 @@ from click.testing import CliRunner
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, UDP
 
-from fingerprint.analysis import Pipeline
+from fingerprint.analysis.classify import Finding
+from fingerprint.analysis.pipeline import Pipeline
 from fingerprint.capture.dissect import LINKTYPE_RAW, dissect
 from fingerprint.catalog import load_catalog
-from fingerprint.classify import Finding
 from fingerprint.errors import InputError
 from fingerprint.fixtures import Fixture, verdict_summary
 from fingerprint.model import Technique

@@ -29,7 +29,7 @@ from fingerprint.protocols import tls as tls_proto
 from fingerprint.protocols.dns import DnsMessage, parse_dns
 
 if TYPE_CHECKING:
-    from fingerprint.flowstore import FlowOutcome
+    from fingerprint.analysis.flowstore import FlowOutcome
 
 DNS_PORTS = frozenset({53, 5353})
 DNS_IDLE_S = 10.0
@@ -160,7 +160,7 @@ class TcpFlow:
     closed_ts: float = 0.0
     """Capture time when the observer closed the flow (0 while it is open)."""
     compact: bool = False
-    """Reduced to header facts (not cited as evidence): see `fingerprint.flowstore`."""
+    """Reduced to header facts (not cited as evidence): see `fingerprint.analysis.flowstore`."""
     outcome: FlowOutcome | None = None
     """What the classifier decided when the flow closed (`classify.flow_outcome`)."""
 

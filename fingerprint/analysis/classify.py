@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from fingerprint.analysis.evidence import Baseline, EvidencePacket, packet_fields
+from fingerprint.analysis.flowstore import FlowGroup, FlowOutcome
+from fingerprint.analysis.locate import Location, SeriesPoint, locate
+from fingerprint.analysis.observe import CaptureHints, DnsExchange, TcpFlow, compact_flow, header_only
 from fingerprint.capture.packet import FIN, RST, Packet
 from fingerprint.catalog import OTHER, Catalog
-from fingerprint.evidence import Baseline, EvidencePacket, packet_fields
-from fingerprint.flowstore import FlowGroup, FlowOutcome
-from fingerprint.locate import Location, SeriesPoint, locate
 from fingerprint.model import Technique
-from fingerprint.observe import CaptureHints, DnsExchange, TcpFlow, compact_flow, header_only
 from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA
 from fingerprint.trust import TrustStore
 
@@ -33,7 +33,7 @@ MAX_ITEMS_PER_TTL = 2
 EVIDENCE_FLOWS = 1
 """Flows kept whole per target, SYN TTL and outcome, and per target with a certificate or
 HTTP response: a finding cites the first of its kind.  The other kept flows are packed
-when they close (`fingerprint.flowstore`)."""
+when they close (`fingerprint.analysis.flowstore`)."""
 SILENCE_AFTER_S = 2.0
 """Seconds of silence after a trigger before it counts as dropped (when the client did not give up)."""
 THROTTLE_RATIO = 0.1

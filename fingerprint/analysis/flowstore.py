@@ -18,9 +18,9 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from fingerprint.analysis.evidence import EvidencePacket
+from fingerprint.analysis.observe import CLOSED_STREAM, TcpFlow
 from fingerprint.capture.packet import PROTO_TCP, Packet
-from fingerprint.evidence import EvidencePacket
-from fingerprint.observe import CLOSED_STREAM, TcpFlow
 from fingerprint.protocols import http as http_proto
 from fingerprint.protocols import tls as tls_proto
 

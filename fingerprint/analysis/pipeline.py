@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fingerprint.analysis.classify import Analysis, Finding, Verdicts
+from fingerprint.analysis.observe import CaptureHints, Observer
 from fingerprint.capture.packet import Packet
 from fingerprint.capture.reader import open_capture
 from fingerprint.catalog import Catalog
-from fingerprint.classify import Analysis, Finding, Verdicts
 from fingerprint.errors import CaptureError
-from fingerprint.observe import CaptureHints, Observer
 from fingerprint.signature import SignatureLibrary
 from fingerprint.trust import TrustStore
 
@@ -42,8 +42,8 @@ class Pipeline:
         self.catalog = catalog
         self.library = library
         self.hints = hints or CaptureHints()
-        self.analysis = Analysis(catalog, trust, self.hints)
-        self.observer = Observer(self.analysis.add)
+        self.index = Analysis(catalog, trust, self.hints)
+        self.observer = Observer(self.index.add)
 
     def feed(self, packet: Packet) -> None:
         self.observer.feed(packet)
@@ -57,10 +57,10 @@ class Pipeline:
     def finish(self) -> Verdicts:
         # Flows still open are in memory already: packing them now would save nothing
         # and cost an unpacking when the verdicts read them.
-        self.analysis.pack_closed = False
+        self.index.pack_closed = False
         self.observer.close()
-        self.analysis.capture_end = self.observer.last_ts
-        verdicts = self.analysis.verdicts()
+        self.index.capture_end = self.observer.last_ts
+        verdicts = self.index.verdicts()
         kept: list[Finding] = []
         for finding in verdicts.findings:
             if self.library.apply(finding):
