@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from fingerprint import __version__
-from fingerprint.analysis.classify import Check, Finding, Verdicts
+from fingerprint.analysis.findings import Check, Finding, Verdicts
 from fingerprint.catalog import OTHER, Catalog
 from fingerprint.model import Status
 

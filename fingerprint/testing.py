@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fingerprint.analysis.classify import Finding
+from fingerprint.analysis.findings import Finding
 from fingerprint.analysis.pipeline import Result, analyze_files
 from fingerprint.catalog import load_catalog
 from fingerprint.errors import InputError

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from fingerprint import classify
+from fingerprint.analysis import index as observation_index
 from fingerprint.analysis.flowstore import PackedFlow, pack, unpack
 from fingerprint.analysis.observe import TcpFlow
 from fingerprint.analysis.pipeline import Result, analyze_files
@@ -102,7 +102,7 @@ def test_packed_flows_change_no_output(tmp_path: Path, monkeypatch: pytest.Monke
     assert sum(isinstance(item, PackedFlow) for item in items) >= 10
     techniques = {f.technique for f in packed.verdicts.findings}
     assert {Technique.IP_BLACKHOLE, Technique.TLS_SNI_DROP, Technique.HTTP_BLOCKPAGE} <= techniques
-    monkeypatch.setattr(classify, "EVIDENCE_FLOWS", 10**6)  # every kept flow whole
+    monkeypatch.setattr(observation_index, "EVIDENCE_FLOWS", 10**6)  # every kept flow whole
     whole = _analyze(path)
     assert whole.pipeline is not None
     assert not any(isinstance(item, PackedFlow) for group in

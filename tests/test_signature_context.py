@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fingerprint.analysis.classify import Finding
+from fingerprint.analysis.findings import Finding
 from fingerprint.analysis.pipeline import Pipeline, Result, analyze_files
 from fingerprint.catalog import load_catalog
 from fingerprint.craft import Capture, http_response

@@ -8,9 +8,13 @@ SYN-ACK) or, for DNS, with the resolver's answers to control names.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fingerprint.capture.packet import ACK, Packet
+
+if TYPE_CHECKING:
+    from fingerprint.analysis.observe import TcpFlow
+    from fingerprint.analysis.outcome import FlowOutcome
 
 TTL_TOLERANCE = 2
 """Route changes move a server's TTL by a hop or two; more than that is another sender."""
@@ -130,3 +134,20 @@ def packet_fields(pkt: Packet, trigger: Packet | None) -> dict[str, Any]:
         fields["icmp.type"] = pkt.icmp_type
         fields["icmp.code"] = pkt.icmp_code
     return fields
+
+
+def flow_evidence(flow: TcpFlow, outcome: FlowOutcome) -> list[EvidencePacket]:
+    """A TCP finding's packets: the server's SYN-ACK (baseline), the trigger, the injected
+    and the decisive packets."""
+    ev: list[EvidencePacket] = []
+    if flow.synack is not None:
+        ev.append(EvidencePacket(flow.synack, "genuine", ["server's SYN-ACK (baseline)"],
+                                 packet_fields(flow.synack, None)))
+    if flow.trigger is not None:
+        ev.append(EvidencePacket(flow.trigger, "trigger", [], packet_fields(flow.trigger, None)))
+    injected_ids = {id(e.packet) for e in outcome.injected}
+    ev.extend(outcome.injected)
+    for pkt in outcome.decisive:
+        if id(pkt) not in injected_ids:
+            ev.append(EvidencePacket(pkt, "response", [], packet_fields(pkt, flow.trigger)))
+    return ev

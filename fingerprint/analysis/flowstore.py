@@ -1,6 +1,6 @@
 """Closed TCP flows as the verdicts keep them: a few whole, most packed into bytes.
 
-A big capture holds up to `classify.MAX_FULL_ITEMS` attempts per target.  A
+A big capture holds up to `index.MAX_FULL_ITEMS` attempts per target.  A
 finding cites only a few of them (the first of each outcome, the first with a
 certificate or an HTTP response); the others count towards the majority and
 appear in OONI measurements by their times and header fields.  Those are packed
@@ -16,29 +16,13 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from fingerprint.analysis.evidence import EvidencePacket
 from fingerprint.analysis.observe import CLOSED_STREAM, TcpFlow
+from fingerprint.analysis.outcome import FlowOutcome, Outcome
 from fingerprint.capture.packet import PROTO_TCP, Packet
-from fingerprint.protocols import http as http_proto
-from fingerprint.protocols import tls as tls_proto
 
-
-@dataclass(slots=True)
-class FlowOutcome:
-    kind: str
-    """tls_ok, alert, http_response, reset, fin, plaintext, silence, pending,
-    time_exceeded, connect_timeout, connect_reset, connect_icmp, no_trigger"""
-    decisive: list[Packet] = field(default_factory=list)
-    injected: list[EvidencePacket] = field(default_factory=list)
-    flight: tls_proto.ServerFlight | None = None
-    response: http_proto.HttpResponse | None = None
-
-
-KINDS = ("tls_ok", "alert", "tls_other", "http_response", "reset", "fin", "plaintext", "silence",
-         "pending", "time_exceeded", "connect_timeout", "connect_reset", "connect_icmp",
-         "no_trigger")
+KINDS = tuple(Outcome)
 _KIND_INDEX = {kind: n for n, kind in enumerate(KINDS)}
 
 # client port, server port, first/last/closed/client-closed/server-data first/last times,

@@ -29,7 +29,7 @@ from fingerprint.protocols import tls as tls_proto
 from fingerprint.protocols.dns import DnsMessage, parse_dns
 
 if TYPE_CHECKING:
-    from fingerprint.analysis.flowstore import FlowOutcome
+    from fingerprint.analysis.outcome import FlowOutcome
 
 DNS_PORTS = frozenset({53, 5353})
 DNS_IDLE_S = 10.0
@@ -162,7 +162,7 @@ class TcpFlow:
     compact: bool = False
     """Reduced to header facts (not cited as evidence): see `fingerprint.analysis.flowstore`."""
     outcome: FlowOutcome | None = None
-    """What the classifier decided when the flow closed (`classify.flow_outcome`)."""
+    """What the classifier decided when the flow closed (`outcome.flow_outcome`)."""
 
     @property
     def key(self) -> tuple[str, int, str, int]:

@@ -13,8 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fingerprint.analysis.classify import Analysis, Finding, Verdicts
+from fingerprint.analysis.findings import Verdicts
+from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.observe import CaptureHints, Observer
+from fingerprint.analysis.rules import decide
+from fingerprint.analysis.signatures import apply_signatures
 from fingerprint.capture.packet import Packet
 from fingerprint.capture.reader import open_capture
 from fingerprint.catalog import Catalog
@@ -33,7 +36,7 @@ class Result:
     failed_inputs: list[str] = field(default_factory=list)
     hints: CaptureHints = field(default_factory=CaptureHints)
     pipeline: Pipeline | None = None
-    """The finished pipeline: its `analysis` keeps every observation (for OONI measurements)."""
+    """The finished pipeline: its `index` keeps every observation (for OONI measurements)."""
 
 
 class Pipeline:
@@ -42,7 +45,7 @@ class Pipeline:
         self.catalog = catalog
         self.library = library
         self.hints = hints or CaptureHints()
-        self.index = Analysis(catalog, trust, self.hints)
+        self.index = ObservationIndex(catalog, trust, self.hints)
         self.observer = Observer(self.index.add)
 
     def feed(self, packet: Packet) -> None:
@@ -60,31 +63,7 @@ class Pipeline:
         self.index.pack_closed = False
         self.observer.close()
         self.index.capture_end = self.observer.last_ts
-        verdicts = self.index.verdicts()
-        kept: list[Finding] = []
-        for finding in verdicts.findings:
-            if self.library.apply(finding):
-                kept.append(finding)
-                continue
-            verdicts.suppressed.append(finding)
-            # A false-positive signature names a known look-alike (a closed port, the
-            # platform's own redirect): the target behaved as its service does.
-            kind = finding.technique.value.split(".", 1)[0]
-            for check in verdicts.checks:
-                if (check.target, check.platform, check.kind) == (
-                        finding.target, finding.platform, kind):
-                    check.ok = True
-        verdicts.findings = kept
-        for candidate in verdicts.candidates:
-            # Only a known censor's signature turns an ordinary-looking answer into a finding.
-            if self.library.apply(candidate) and candidate.signatures:
-                candidate.context.pop("candidate", None)
-                verdicts.findings.append(candidate)
-                for check in verdicts.checks:
-                    if check.target == candidate.target and check.platform == candidate.platform:
-                        check.ok = False
-        verdicts.findings.sort(key=lambda f: (f.platform, f.target, -f.confidence))
-        return verdicts
+        return apply_signatures(decide(self.index), self.library)
 
 
 def analyze_packets(packets: Iterable[Packet], catalog: Catalog, library: SignatureLibrary,

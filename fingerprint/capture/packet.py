@@ -9,6 +9,7 @@ ICMP errors the quoted packet.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 # TCP flag bits
 FIN = 0x01
@@ -24,6 +25,37 @@ PROTO_ICMP = 1
 PROTO_TCP = 6
 PROTO_UDP = 17
 PROTO_ICMPV6 = 58
+
+# ICMP (RFC 792) and ICMPv6 (RFC 4443) error types: the same meaning has a different
+# number in each family (ICMPv6 type 3 is time exceeded, ICMPv4 type 3 unreachable).
+ICMP_UNREACHABLE = 3
+ICMP_TIME_EXCEEDED = 11
+ICMPV6_UNREACHABLE = 1
+ICMPV6_TIME_EXCEEDED = 3
+
+
+class Unreachable(StrEnum):
+    """What a destination-unreachable error says could not be reached, or why."""
+
+    NETWORK = "network"
+    HOST = "host"
+    PROTOCOL = "protocol"
+    PORT = "port"
+    ADMIN_PROHIBITED = "admin_prohibited"
+    """A filter refused it (RFC 1812 codes 9, 10, 13; ICMPv6 codes 1, 5, 6)."""
+    OTHER = "other"
+
+
+# ICMPv4 unreachable codes (RFC 792, RFC 1122, RFC 1812).
+_UNREACHABLE_V4 = {0: Unreachable.NETWORK, 1: Unreachable.HOST, 2: Unreachable.PROTOCOL,
+                   3: Unreachable.PORT, 6: Unreachable.NETWORK, 7: Unreachable.HOST,
+                   8: Unreachable.HOST, 9: Unreachable.ADMIN_PROHIBITED,
+                   10: Unreachable.ADMIN_PROHIBITED, 11: Unreachable.NETWORK,
+                   12: Unreachable.HOST, 13: Unreachable.ADMIN_PROHIBITED}
+# ICMPv6 unreachable codes (RFC 4443 section 3.1).
+_UNREACHABLE_V6 = {0: Unreachable.NETWORK, 1: Unreachable.ADMIN_PROHIBITED, 3: Unreachable.HOST,
+                   4: Unreachable.PORT, 5: Unreachable.ADMIN_PROHIBITED,
+                   6: Unreachable.ADMIN_PROHIBITED}
 
 _FLAG_LETTERS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "A"), (URG, "U"),
                  (ECE, "E"), (CWR, "C"))
@@ -90,6 +122,30 @@ class Packet:
     @property
     def is_icmp(self) -> bool:
         return self.proto in (PROTO_ICMP, PROTO_ICMPV6)
+
+    @property
+    def is_time_exceeded(self) -> bool:
+        """An ICMP or ICMPv6 time-exceeded error (a router on the path named itself)."""
+        if self.proto == PROTO_ICMP:
+            return self.icmp_type == ICMP_TIME_EXCEEDED
+        return self.proto == PROTO_ICMPV6 and self.icmp_type == ICMPV6_TIME_EXCEEDED
+
+    @property
+    def is_unreachable(self) -> bool:
+        """An ICMP or ICMPv6 destination-unreachable error."""
+        if self.proto == PROTO_ICMP:
+            return self.icmp_type == ICMP_UNREACHABLE
+        return self.proto == PROTO_ICMPV6 and self.icmp_type == ICMPV6_UNREACHABLE
+
+    @property
+    def unreachable_kind(self) -> Unreachable | None:
+        """The kind of a destination-unreachable error (None for any other packet)."""
+        if not self.is_unreachable:
+            return None
+        codes = _UNREACHABLE_V4 if self.proto == PROTO_ICMP else _UNREACHABLE_V6
+        if self.icmp_code is None:
+            return Unreachable.OTHER
+        return codes.get(self.icmp_code, Unreachable.OTHER)
 
     @property
     def flags(self) -> str:

@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fingerprint.analysis.classify import Finding
 from fingerprint.analysis.evidence import EvidencePacket
+from fingerprint.analysis.findings import Finding
 from fingerprint.capture.dissect import LINKTYPE_RAW, dissect
 from fingerprint.capture.packet import Packet
 from fingerprint.capture.writer import CaptureWriter

@@ -32,23 +32,17 @@ import datetime as dt
 import ipaddress
 import re
 import secrets
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fingerprint import __version__
-from fingerprint.analysis.classify import (
-    Analysis,
-    Check,
-    Finding,
-    Verdicts,
-    is_ip_address,
-)
-from fingerprint.analysis.flowstore import FlowOutcome
+from fingerprint.analysis.findings import Check, Finding, Verdicts
+from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.observe import DnsExchange, DnsResponse, TcpFlow
+from fingerprint.analysis.outcome import FlowOutcome
 from fingerprint.analysis.pipeline import Pipeline
-from fingerprint.capture.packet import Packet
+from fingerprint.capture.packet import Packet, Unreachable
 from fingerprint.catalog import OTHER, Catalog
 from fingerprint.errors import FingerprintError
 from fingerprint.model import Failure, Status, Technique
@@ -252,19 +246,15 @@ def _connect_failure(flow: TcpFlow) -> str | None:
     if flow.synack is not None:
         return None
     for pkt in flow.icmp:
-        if pkt.icmp_type == 3 and pkt.version == 4:
-            # As Linux maps ICMP unreachable codes to connect() errors.
-            if pkt.icmp_code in (0, 6, 11):
-                return Failure.NETWORK_UNREACHABLE.value
-            if pkt.icmp_code in (2, 3):
-                return Failure.CONNECTION_REFUSED.value
-            return Failure.HOST_UNREACHABLE.value
-        if pkt.icmp_type == 1 and pkt.version == 6:
-            if pkt.icmp_code == 0:
-                return Failure.NETWORK_UNREACHABLE.value
-            if pkt.icmp_code == 4:
-                return Failure.CONNECTION_REFUSED.value
-            return Failure.HOST_UNREACHABLE.value
+        kind = pkt.unreachable_kind
+        if kind is None:
+            continue
+        # As Linux maps ICMP unreachable codes to connect() errors.
+        if kind is Unreachable.NETWORK:
+            return Failure.NETWORK_UNREACHABLE.value
+        if kind in (Unreachable.PROTOCOL, Unreachable.PORT):
+            return Failure.CONNECTION_REFUSED.value
+        return Failure.HOST_UNREACHABLE.value
     if flow.handshake_rst is not None:
         return Failure.CONNECTION_REFUSED.value
     return Failure.GENERIC_TIMEOUT.value
@@ -353,50 +343,12 @@ def _targets(verdicts: Verdicts) -> list[_Target]:
 class _Builder:
     """Turns one target's observations into df-002/005/006/008 entries."""
 
-    def __init__(self, analysis: Analysis, verdicts: Verdicts, catalog: Catalog) -> None:
+    def __init__(self, analysis: ObservationIndex, verdicts: Verdicts, catalog: Catalog) -> None:
         self.analysis = analysis
         self.catalog = catalog
         self.capture_end = analysis.capture_end
         self.blocked_addresses = {f.target for f in verdicts.findings
                                   if f.technique.value.startswith("ip.")}
-        self.max_syn_ttl: dict[str, int] = defaultdict(int)
-        for (server, _port, _kind, _name), flows in analysis.tcp_groups.items():
-            for flow in flows:
-                if flow.syn is not None:
-                    self.max_syn_ttl[server] = max(self.max_syn_ttl[server], flow.syn.ttl)
-
-    # -- selection -------------------------------------------------------------------
-    def dns_for(self, target: str) -> tuple[list[DnsExchange], list[DnsExchange]]:
-        """(target exchanges, control exchanges on the same resolvers)."""
-        mine = [ex for (_r, qname, _qt), exs in sorted(self.analysis.dns_groups.items())
-                if qname == target for ex in exs]
-        resolvers = {ex.resolver for ex in mine}
-        controls = [ex for (res, qname, _qt), exs in sorted(self.analysis.dns_groups.items())
-                    if res in resolvers and self.catalog.is_control_name(qname) for ex in exs]
-        return mine, controls
-
-    def tcp_for(self, target: str) -> tuple[list[TcpFlow], list[TcpFlow]]:
-        groups = sorted(self.analysis.tcp_groups.items())
-        if is_ip_address(target):
-            mine = [f for (server, _p, _k, _n), fs in groups if server == target for f in fs]
-            controls = [f for (server, _p, _k, _n), fs in groups
-                        if server != target and self.analysis.is_control_address(server)
-                        for f in fs]
-        else:
-            mine = [f for (_s, _p, _k, name), fs in groups if name == target for f in fs]
-            endpoints = {(f.server, f.server_port) for f in mine}
-            controls = [f for (server, port, kind, name), fs in groups
-                        if (server, port) in endpoints and kind in ("tls", "http")
-                        and (not name or self.catalog.is_control_name(name)) for f in fs]
-        return sorted(mine, key=lambda f: f.first_ts), sorted(controls, key=lambda f: f.first_ts)
-
-    def dns_limited(self, ex: DnsExchange) -> bool:
-        return ex.query_ttl < self.analysis.max_query_ttl.get(ex.resolver, 0)
-
-    def tcp_limited(self, flow: TcpFlow) -> bool:
-        if flow.syn is not None and flow.syn.ttl < self.max_syn_ttl[flow.server]:
-            return True
-        return flow.syn is not None and flow.trigger is not None and flow.trigger.ttl < flow.syn.ttl
 
     # -- entries ---------------------------------------------------------------------
     def query_entry(self, ex: DnsExchange, response: DnsResponse | None, start: float, txn: int,
@@ -600,7 +552,7 @@ def _worst(statuses: Iterable[str]) -> str:
     return max(statuses, key=lambda s: _STATUS_RANK.get(s, 0), default=Status.INCONCLUSIVE.value)
 
 
-def build_measurements(analysis: Analysis, verdicts: Verdicts, catalog: Catalog,
+def build_measurements(analysis: ObservationIndex, verdicts: Verdicts, catalog: Catalog,
                        probe: ProbeInfo | None = None, *, source: str = "analyze",
                        run_id: str | None = None, test_start_time: float | None = None,
                        inputs: Iterable[str] = (), evidence_pcap: str | None = None,
@@ -608,7 +560,7 @@ def build_measurements(analysis: Analysis, verdicts: Verdicts, catalog: Catalog,
                        platforms: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """One OONI measurement per (platform, target) of a finished analysis.
 
-    `analysis` is `Pipeline.analysis` after `Pipeline.finish()` returned
+    `analysis` is `Pipeline.index` after `Pipeline.finish()` returned
     `verdicts` (signatures applied).  `platforms` limits the output to those
     platform ids, so a probe can emit a platform's measurements as soon as it
     is done with it.  `test_start_time` defaults to the first packet's time.
@@ -621,8 +573,7 @@ def build_measurements(analysis: Analysis, verdicts: Verdicts, catalog: Catalog,
     builder = _Builder(analysis, verdicts, catalog)
     targets = [t for t in _targets(verdicts) if wanted is None or t.platform in wanted]
     by_platform_findings, by_platform_checks = verdicts.by_platform()
-    clients = {ex.client for exs in analysis.dns_groups.values() for ex in exs}
-    clients |= {f.client for fs in analysis.tcp_groups.values() for f in fs}
+    clients = analysis.clients()
     probe_ip = probe.ip
     if probe.share_ip and probe_ip == DEFAULT_PROBE_IP and len(clients) == 1:
         probe_ip = next(iter(clients))
@@ -681,14 +632,15 @@ def _draft(builder: _Builder, target: _Target, findings_of: dict[str, list[Any]]
            checks_of: dict[str, list[Check]], catalog: Catalog, scrub: _AddressScrubber,
            evidence_frames: Mapping[tuple[str | None, int], int]
            ) -> tuple[_Target, float, float, dict[str, Any], dict[str, Any]]:
-    exchanges, dns_controls = builder.dns_for(target.target)
-    flows, tcp_controls = builder.tcp_for(target.target)
-    full_ex = [(ex, "target") for ex in exchanges if not builder.dns_limited(ex)]
-    full_ex += [(ex, "control") for ex in dns_controls if not builder.dns_limited(ex)]
-    full_flows = [(f, "target") for f in flows if not builder.tcp_limited(f)]
-    full_flows += [(f, "control") for f in tcp_controls if not builder.tcp_limited(f)]
-    limited_dns = sum(1 for ex in exchanges if builder.dns_limited(ex))
-    limited_tcp = sum(1 for f in flows if builder.tcp_limited(f))
+    index = builder.analysis
+    exchanges, dns_controls = index.dns_attempts(target.target)
+    flows, tcp_controls = index.tcp_attempts(target.target)
+    full_ex = [(ex, "target") for ex in exchanges if not index.dns_limited(ex)]
+    full_ex += [(ex, "control") for ex in dns_controls if not index.dns_limited(ex)]
+    full_flows = [(f, "target") for f in flows if not index.tcp_limited(f)]
+    full_flows += [(f, "control") for f in tcp_controls if not index.tcp_limited(f)]
+    limited_dns = sum(1 for ex in exchanges if index.dns_limited(ex))
+    limited_tcp = sum(1 for f in flows if index.tcp_limited(f))
 
     times = [ex.query.ts for ex, _r in full_ex] + [f.first_ts for f, _r in full_flows]
     ends = [ex.last_ts for ex, _r in full_ex] + [f.last_ts for f, _r in full_flows]

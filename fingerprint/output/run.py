@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from fingerprint.analysis.classify import Finding, Verdicts
+from fingerprint.analysis.findings import Finding, Verdicts
 from fingerprint.analysis.observe import CaptureHints
 from fingerprint.analysis.pipeline import Pipeline
 from fingerprint.capture.dissect import LINKTYPE_RAW, dissect

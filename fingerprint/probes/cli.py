@@ -91,7 +91,7 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
     as the platform is done.  Ctrl-C or SIGTERM stops the run at once, keeping
     every finished measurement and the capture so far (exit 130 / 143).
     """
-    from fingerprint.analysis.classify import is_ip_address
+    from fingerprint.analysis.addresses import is_ip_address
     from fingerprint.catalog import load_catalog
     from fingerprint.cli import blocked_exit, emit_report
     from fingerprint.interrupt import Interrupted, StopSignal

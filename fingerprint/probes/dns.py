@@ -42,7 +42,7 @@ import dns.query
 import dns.rdatatype
 from scapy.layers.dns import DNS, DNSQR
 
-from fingerprint.analysis.classify import is_ip_address
+from fingerprint.analysis.addresses import is_ip_address
 from fingerprint.errors import FingerprintError
 from fingerprint.probes.ip import set_ttl
 from fingerprint.probes.runner import RateLimiter, Session

@@ -28,7 +28,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from fingerprint.analysis.classify import Finding, Verdicts, is_bogon
+from fingerprint.analysis.addresses import is_bogon
+from fingerprint.analysis.findings import Finding, Verdicts
 from fingerprint.analysis.observe import CaptureHints
 from fingerprint.analysis.pipeline import Pipeline
 from fingerprint.capture.writer import CaptureWriter

@@ -1,7 +1,7 @@
 """Censor signatures: declarative matchers over a finding's fields and packets.
 
 Signatures name *who* did it; the technique comes from the control logic
-(`fingerprint.analysis.classify`), so an unknown censor is still classified.  See
+(`fingerprint.analysis.rules`), so an unknown censor is still classified.  See
 `library` for loading and linting, `match` for the semantics.
 """
 

@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from fingerprint._yaml import load_located_yaml
-from fingerprint.analysis.classify import Finding
 from fingerprint.analysis.evidence import INITIAL_TTLS, initial_ttl
+from fingerprint.analysis.findings import Finding
 from fingerprint.analysis.pipeline import analyze_files
 from fingerprint.catalog import Catalog
 from fingerprint.errors import InputError

@@ -21,7 +21,7 @@ from fingerprint.model import Technique
 from fingerprint.signature.match import MatchRule, build_matcher
 
 if TYPE_CHECKING:
-    from fingerprint.analysis.classify import Finding
+    from fingerprint.analysis.findings import Finding
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, UDP
 
-from fingerprint.analysis.classify import Finding
+from fingerprint.analysis.findings import Finding
 from fingerprint.analysis.pipeline import Pipeline
 from fingerprint.capture.dissect import LINKTYPE_RAW, dissect
 from fingerprint.catalog import load_catalog

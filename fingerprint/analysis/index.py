@@ -1,0 +1,332 @@
+"""One index of every observation of a capture, read by the rules and the OONI builder.
+
+The observer hands closed DNS exchanges and TCP flows to `ObservationIndex.add`.
+They are grouped by what they tested: DNS by (resolver, name, type), TCP by
+(address, port, trigger kind, SNI or Host).  Per target the index answers:
+its attempts and their controls (control names on the same resolver, the
+control SNI / Host / no SNI on the same address, control addresses), which
+attempts are TTL-limited repeats, and in time order; the address's other
+ports are its other TCP groups.  It also decides each closed flow's outcome
+once, keeps whole only the flows a finding may cite (the rest are packed,
+`flowstore`), and names the platform of a name or address.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from fingerprint.analysis.addresses import is_ip_address
+from fingerprint.analysis.evidence import Baseline, EvidencePacket
+from fingerprint.analysis.flowstore import FlowGroup
+from fingerprint.analysis.observe import CaptureHints, DnsExchange, TcpFlow, compact_flow, header_only
+from fingerprint.analysis.outcome import SILENCE_AFTER_S, FlowOutcome, flow_outcome
+from fingerprint.catalog import OTHER, Catalog
+from fingerprint.trust import CertVerdict, TrustStore
+
+MAX_FULL_ITEMS = 8
+"""Attempts kept per target at full TTL: enough for a majority, bounded memory on big captures."""
+MAX_ITEMS_PER_TTL = 2
+"""TTL-limited repeats kept per target and TTL (for localisation)."""
+EVIDENCE_FLOWS = 1
+"""Flows kept whole per target, SYN TTL and outcome, and per target with a certificate or
+HTTP response: a finding cites the first of its kind.  The other kept flows are packed
+when they close (`fingerprint.analysis.flowstore`)."""
+
+DnsKey = tuple[str, str, int]
+"""(resolver, query name, query type)"""
+TcpKey = tuple[str, int, str, str]
+"""(server address, port, trigger kind: tls/http/tcp, SNI or Host or '')"""
+
+
+class ObservationIndex:
+    """Collects closed exchanges/flows (as the observer's sink) and indexes them by target."""
+
+    def __init__(self, catalog: Catalog, trust: TrustStore, hints: CaptureHints | None = None) -> None:
+        self.catalog = catalog
+        self.trust = trust
+        self.hints = hints or CaptureHints()
+        self.dns_groups: dict[DnsKey, list[DnsExchange]] = defaultdict(list)
+        self.tcp_groups: dict[TcpKey, FlowGroup] = {}
+        self.name_addresses: dict[str, set[str]] = defaultdict(set)
+        self.max_query_ttl: dict[str, int] = {}
+        self.capture_end = 0.0
+        self.dropped_items = 0
+        self._kept: dict[tuple[Any, ...], Counter[int]] = defaultdict(Counter)
+        self._whole: Counter[tuple[Any, ...]] = Counter()
+        self._seen_answers: dict[str, tuple[Any, ...]] = {}
+        self.pack_closed = True
+        """Pack closed flows no finding cites (off for the flows the capture's end closes)."""
+        self._shared: dict[Any, Any] = {}
+        # Indexes built once, when verdicts are computed (after every flow was added).
+        self._dns_controls: dict[str, list[tuple[int, list[DnsExchange]]]] | None = None
+        self._baselines: dict[str, Baseline] = {}
+        self._tls_index: dict[tuple[str, str], list[FlowGroup]] | None = None
+        self._control_addresses: set[str] | None = None
+        self._control_ports: dict[int, list[tuple[str, bool]]] | None = None
+        self._address_platforms: dict[str, str] = {}
+        self._max_syn_ttl: dict[str, int] | None = None
+
+    # -- collection -----------------------------------------------------------
+    def add(self, item: DnsExchange | TcpFlow) -> None:
+        key: tuple[Any, ...]
+        if isinstance(item, DnsExchange):
+            key = (item.resolver, item.qname, item.qtype)
+            group: list[Any] | FlowGroup = self.dns_groups[key]  # type: ignore[index]
+            top = self.max_query_ttl.get(item.resolver, 0)
+            self.max_query_ttl[item.resolver] = max(top, item.query_ttl)
+            seen = self._seen_answers
+            for response in item.responses:
+                answers = response.message.answers
+                # Repeated answers share one tuple (the observer parses a message once):
+                # the same tuple adds no new address.
+                if seen.get(item.qname) is answers:
+                    continue
+                seen[item.qname] = answers
+                if len(self.name_addresses[item.qname]) < 64:
+                    self.name_addresses[item.qname].update(response.message.addresses)
+            ttl, limited = item.query_ttl, item.query_ttl < top
+        else:
+            key = (item.server, item.server_port, item.trigger_kind or "tcp", item.trigger_name or "")
+            flows = self.tcp_groups.get(key)  # type: ignore[arg-type]
+            if flows is None:
+                flows = self.tcp_groups[key] = FlowGroup(item.server)  # type: ignore[index]
+            group = flows
+            probe_ttl = item.trigger.ttl if item.trigger is not None else 0
+            ttl = probe_ttl if item.trigger is not None else (item.syn.ttl if item.syn else 0)
+            limited = (item.syn is not None and item.trigger is not None and probe_ttl < item.syn.ttl)
+        counts = self._kept[key]
+        slot = ttl if limited else -1
+        if counts[slot] < (MAX_ITEMS_PER_TTL if limited else MAX_FULL_ITEMS):
+            counts[slot] += 1
+            if isinstance(group, FlowGroup):
+                assert isinstance(item, TcpFlow)
+                group.append(item)
+                if item.closed_ts:
+                    self._settle(key, group, item, limited)
+            else:
+                group.append(item)
+        else:
+            self.dropped_items += 1
+
+    def _settle(self, key: tuple[Any, ...], group: FlowGroup, flow: TcpFlow, limited: bool) -> None:
+        """Decide a closed flow's outcome now and keep it whole only if a finding may cite it.
+
+        Findings cite the first flow of each outcome (per SYN TTL), the first flows
+        that brought certificates or an HTTP response, and TTL-limited repeats; the
+        rest only count, so they are reduced to header facts: memory per target
+        stays small whatever the capture's length.
+        """
+        outcome = flow.outcome = flow_outcome(flow, flow.closed_ts)
+        self._share_parsed(flow, outcome)
+        if limited:
+            return
+        syn_ttl = flow.syn.ttl if flow.syn is not None else -1
+        whole = self._whole
+        by_kind = (key, syn_ttl, outcome.kind)
+        keep = whole[by_kind] < EVIDENCE_FLOWS
+        whole[by_kind] += 1
+        if (outcome.flight is not None and outcome.flight.certificates) or flow.response is not None:
+            by_content = (key, "content")
+            keep = keep or whole[by_content] < EVIDENCE_FLOWS
+            whole[by_content] += 1
+        if keep or not self.pack_closed or group.pack_last(outcome):
+            return
+        compact_flow(flow)
+        outcome.decisive = [header_only(p) for p in outcome.decisive]
+        # Only whether anything was injected is read of a flow no finding cites.
+        outcome.injected = [EvidencePacket(header_only(e.packet), e.role, e.reasons, {})
+                            for e in outcome.injected[:1]]
+
+    def _share_parsed(self, flow: TcpFlow, outcome: FlowOutcome) -> None:
+        """One object for equal parsed hellos and flights: many flows carry the same."""
+        shared = self._shared
+        if len(shared) > 65536:
+            shared.clear()
+        hello = flow.client_hello
+        if hello is not None:
+            flow.client_hello = shared.setdefault(("hello", hello.sni, hello.offers_tls13, hello.alpn),
+                                                  hello)
+        flight = flow.flight
+        if flight is not None and not flight.certificates:
+            flight = shared.setdefault(("flight", flight.is_tls, flight.server_hello, flight.version,
+                                        flight.cipher_suite, flight.alpn, flight.alert,
+                                        flight.app_data, flight.plaintext_prefix), flight)
+            flow.flight = flight
+            if outcome.flight is not None:
+                outcome.flight = flight
+        if flow.server_data:
+            flow.server_data = shared.setdefault(flow.server_data, flow.server_data)
+
+    # -- per observation ------------------------------------------------------
+    def dns_pending(self, exchange: DnsExchange) -> bool:
+        """An unanswered query sent less than `SILENCE_AFTER_S` before the capture ended:
+        its answer was not due yet, so its silence is no evidence of a drop."""
+        if exchange.responses:
+            return False
+        closed = exchange.closed_ts or self.capture_end
+        return closed - exchange.query.ts < SILENCE_AFTER_S
+
+    def outcome(self, flow: TcpFlow) -> FlowOutcome:
+        """`flow_outcome`, computed once per flow."""
+        cached = flow.outcome
+        if cached is None:
+            cached = flow.outcome = flow_outcome(flow, self.capture_end)
+        return cached
+
+    # -- naming ---------------------------------------------------------------
+    def platform_of_name(self, name: str) -> str:
+        platform = self.catalog.platform_for_name(name)
+        return platform.id if platform else OTHER
+
+    def platform_of_address(self, address: str) -> str:
+        cached = self._address_platforms.get(address)
+        if cached is None:
+            cached = self._address_platforms[address] = self._platform_of_address(address)
+        return cached
+
+    def _platform_of_address(self, address: str) -> str:
+        if address in self.hints.address_platform:
+            return self.hints.address_platform[address]
+        platform = self.catalog.platform_for_address(address)
+        if platform is not None:
+            return platform.id
+        for (server, _port, _kind, name), _flows in self.tcp_groups.items():
+            if server == address and name and not self.catalog.is_control_name(name):
+                return self.platform_of_name(name)
+        for name, addresses in self.name_addresses.items():
+            if address in addresses and not self.catalog.is_control_name(name):
+                return self.platform_of_name(name)
+        return OTHER
+
+    def is_control_address(self, address: str) -> bool:
+        if self._control_addresses is None:
+            self._control_addresses = set(self.catalog.control_addresses)
+            for name, addrs in self.name_addresses.items():
+                if self.catalog.is_control_name(name):
+                    self._control_addresses |= addrs
+        return address in self._control_addresses
+
+    # -- DNS targets and controls ---------------------------------------------
+    def dns_control_groups(self) -> dict[str, list[tuple[int, list[DnsExchange]]]]:
+        """Control-name exchanges by resolver (built once: groups can number thousands)."""
+        if self._dns_controls is None:
+            self._dns_controls = defaultdict(list)
+            for (res, qname, qtype), exchanges in self.dns_groups.items():
+                if self.catalog.is_control_name(qname):
+                    self._dns_controls[res].append((qtype, exchanges))
+        return self._dns_controls
+
+    def resolver_baseline(self, resolver: str) -> Baseline:
+        """IP header facts of the resolver's own answers (to control names)."""
+        baseline = self._baselines.get(resolver)
+        if baseline is None:
+            baseline = self._baselines[resolver] = Baseline()
+            for _qtype, exchanges in self.dns_control_groups().get(resolver, []):
+                for ex in exchanges:
+                    for response in ex.responses[:1]:
+                        baseline.add(response.packet)
+        return baseline
+
+    def dns_controls(self, resolver: str, qtype: int) -> tuple[list[DnsExchange], bool]:
+        """Control exchanges on the same resolver (same query type if any), and whether any
+        got an answer."""
+        groups = self.dns_control_groups().get(resolver, [])
+        controls = [ex for qt, exs in groups if qt == qtype for ex in exs]
+        if not controls:
+            controls = [ex for _qt, exs in groups for ex in exs]
+        answered = any(ex.responses for ex in controls)
+        return controls, answered
+
+    def dns_limited(self, ex: DnsExchange) -> bool:
+        """A TTL-limited repeat: sent with a lower TTL than the resolver's full-TTL queries."""
+        return ex.query_ttl < self.max_query_ttl.get(ex.resolver, 0)
+
+    def dns_attempts(self, target: str) -> tuple[list[DnsExchange], list[DnsExchange]]:
+        """(every exchange asking `target`, control exchanges on the same resolvers)."""
+        mine = [ex for (_r, qname, _qt), exs in sorted(self.dns_groups.items())
+                if qname == target for ex in exs]
+        resolvers = {ex.resolver for ex in mine}
+        controls = [ex for (res, qname, _qt), exs in sorted(self.dns_groups.items())
+                    if res in resolvers and self.catalog.is_control_name(qname) for ex in exs]
+        return mine, controls
+
+    # -- TCP targets and controls ---------------------------------------------
+    def servers(self) -> Iterator[tuple[tuple[str, int], list[tuple[str, str, list[TcpFlow]]]]]:
+        """Per (address, port) in order, its groups (kind, name, flows), packed flows rebuilt.
+
+        Unpacked one server at a time: the rebuilt flows live only as long as the caller
+        holds them.
+        """
+        by_server: dict[tuple[str, int], list[tuple[str, str, FlowGroup]]] = defaultdict(list)
+        for (server, port, kind, name), stored in self.tcp_groups.items():
+            by_server[(server, port)].append((kind, name, stored))
+        for endpoint, packed in sorted(by_server.items()):
+            yield endpoint, [(kind, name, list(stored)) for kind, name, stored in packed]
+
+    def tcp_attempts(self, target: str) -> tuple[list[TcpFlow], list[TcpFlow]]:
+        """(flows testing `target`, their controls), each in time order.
+
+        For an address: its flows on every port, and flows to control addresses.  For
+        a name (SNI or Host): its flows, and the control / no-name flows on the same
+        address and port.
+        """
+        groups = sorted(self.tcp_groups.items())
+        if is_ip_address(target):
+            mine = [f for (server, _p, _k, _n), fs in groups if server == target for f in fs]
+            controls = [f for (server, _p, _k, _n), fs in groups
+                        if server != target and self.is_control_address(server)
+                        for f in fs]
+        else:
+            mine = [f for (_s, _p, _k, name), fs in groups if name == target for f in fs]
+            endpoints = {(f.server, f.server_port) for f in mine}
+            controls = [f for (server, port, kind, name), fs in groups
+                        if (server, port) in endpoints and kind in ("tls", "http")
+                        and (not name or self.catalog.is_control_name(name)) for f in fs]
+        return sorted(mine, key=lambda f: f.first_ts), sorted(controls, key=lambda f: f.first_ts)
+
+    def tcp_limited(self, flow: TcpFlow) -> bool:
+        """A TTL-limited repeat: its SYN below the address's highest SYN TTL, or its trigger
+        below its own SYN's TTL."""
+        if self._max_syn_ttl is None:
+            self._max_syn_ttl = defaultdict(int)
+            for (server, _port, _kind, _name), flows in self.tcp_groups.items():
+                for each in flows:
+                    if each.syn is not None:
+                        self._max_syn_ttl[server] = max(self._max_syn_ttl[server], each.syn.ttl)
+        if flow.syn is not None and flow.syn.ttl < self._max_syn_ttl.get(flow.server, 0):
+            return True
+        return flow.syn is not None and flow.trigger is not None and flow.trigger.ttl < flow.syn.ttl
+
+    def clients(self) -> set[str]:
+        """Every client address seen (the probe's own addresses)."""
+        found = {ex.client for exs in self.dns_groups.values() for ex in exs}
+        found |= {f.client for fs in self.tcp_groups.values() for f in fs}
+        return found
+
+    def certificate_at(self, address: str, name: str) -> CertVerdict | None:
+        """The check of the first certificate `address` sent for SNI `name`, if any."""
+        if self._tls_index is None:
+            self._tls_index = defaultdict(list)
+            for (server, _port, kind, sni), group in self.tcp_groups.items():
+                if kind == "tls":
+                    self._tls_index[(server, sni)].append(group)
+        for flow in (f for group in self._tls_index.get((address, name), []) for f in group):
+            outcome = self.outcome(flow)
+            if outcome.flight is not None and outcome.flight.certificates:
+                return self.trust.check(outcome.flight.certificates, name)
+        return None
+
+    def control_addresses_ok(self, server: str, port: int) -> bool | None:
+        """Whether any control address (other than `server`) answered a SYN on `port`;
+        None when the capture holds none."""
+        if self._control_ports is None:
+            self._control_ports = defaultdict(list)
+            for (addr, p, _k, _n), flows in self.tcp_groups.items():
+                if self.is_control_address(addr):
+                    self._control_ports[p].extend((addr, f.synack is not None) for f in flows)
+        results = [ok for addr, ok in self._control_ports.get(port, []) if addr != server]
+        if not results:
+            return None
+        return any(results)

@@ -1,0 +1,163 @@
+"""What a closed TCP flow came to: its `Outcome`, decided once when it closes.
+
+The outcome is read by every rule family (tls, http, ip), by the flow store
+(which packs it as a number) and by the OONI builder (which maps it to a
+failure string), so it is a closed vocabulary here rather than strings written
+in each of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from fingerprint.analysis.evidence import Baseline, EvidencePacket, packet_fields
+from fingerprint.analysis.observe import TcpFlow
+from fingerprint.capture.packet import FIN, RST, Packet
+from fingerprint.protocols import http as http_proto
+from fingerprint.protocols import tls as tls_proto
+
+SILENCE_AFTER_S = 2.0
+"""Seconds of silence after a trigger before it counts as dropped (when the client did not give up)."""
+
+
+class Outcome(StrEnum):
+    """How a flow ended.  The order is the flow store's packed number: append only."""
+
+    TLS_OK = "tls_ok"
+    """The server's TLS flight with a ServerHello."""
+    ALERT = "alert"
+    """A TLS alert instead of a ServerHello."""
+    TLS_OTHER = "tls_other"
+    """TLS records, but neither a ServerHello nor an alert."""
+    HTTP_RESPONSE = "http_response"
+    RESET = "reset"
+    """An RST after the trigger (or injected RSTs after a genuine answer)."""
+    FIN = "fin"
+    PLAINTEXT = "plaintext"
+    """Data that is not the protocol asked for (an injected page, or injected text)."""
+    SILENCE = "silence"
+    """Nothing after the trigger for `SILENCE_AFTER_S`, or the client gave up."""
+    PENDING = "pending"
+    """The capture ended before an answer was due."""
+    TIME_EXCEEDED = "time_exceeded"
+    """A TTL-limited packet expired on the path (ICMP/ICMPv6 time exceeded)."""
+    CONNECT_TIMEOUT = "connect_timeout"
+    CONNECT_RESET = "connect_reset"
+    CONNECT_ICMP = "connect_icmp"
+    """The SYN drew an ICMP/ICMPv6 destination unreachable."""
+    NO_TRIGGER = "no_trigger"
+    """Connected, but no ClientHello or request was sent."""
+
+    @property
+    def is_connect_failure(self) -> bool:
+        return self in CONNECT_FAILURES
+
+
+CONNECT_FAILURES = frozenset({Outcome.CONNECT_TIMEOUT, Outcome.CONNECT_RESET, Outcome.CONNECT_ICMP})
+WORKING_TLS = frozenset({Outcome.TLS_OK, Outcome.ALERT, Outcome.TLS_OTHER})
+"""The TLS server answered as a TLS server (an alert is still the server's own answer)."""
+WORKING = WORKING_TLS | {Outcome.HTTP_RESPONSE}
+FAILED = frozenset({Outcome.RESET, Outcome.FIN, Outcome.PLAINTEXT, Outcome.SILENCE})
+"""Outcomes a trigger rule can call censorship."""
+UNDECIDED = frozenset({Outcome.PENDING, Outcome.NO_TRIGGER, Outcome.TIME_EXCEEDED})
+"""Outcomes that say nothing about the trigger (not counted towards a majority)."""
+
+
+@dataclass(slots=True)
+class FlowOutcome:
+    kind: Outcome
+    decisive: list[Packet] = field(default_factory=list)
+    injected: list[EvidencePacket] = field(default_factory=list)
+    flight: tls_proto.ServerFlight | None = None
+    response: http_proto.HttpResponse | None = None
+
+
+def _server_baseline(flow: TcpFlow) -> Baseline:
+    baseline = Baseline()
+    if flow.synack is not None:
+        baseline.add(flow.synack, with_window=True)
+    return baseline
+
+
+def flow_outcome(flow: TcpFlow, capture_end: float) -> FlowOutcome:
+    if flow.synack is None:
+        unreachable = [p for p in flow.icmp if p.is_unreachable]
+        if unreachable:
+            return FlowOutcome(Outcome.CONNECT_ICMP, unreachable[:1])
+        if flow.handshake_rst is not None:
+            return FlowOutcome(Outcome.CONNECT_RESET, [flow.handshake_rst])
+        if flow.trigger is None:
+            exceeded = [p for p in flow.icmp if p.is_time_exceeded]
+            if exceeded:
+                return FlowOutcome(Outcome.TIME_EXCEEDED, exceeded[:1])
+            sent = flow.syn.ts if flow.syn is not None else flow.first_ts
+            if capture_end - sent < SILENCE_AFTER_S:
+                # The capture ended before an answer was due (an interrupted capture).
+                return FlowOutcome(Outcome.PENDING)
+            return FlowOutcome(Outcome.CONNECT_TIMEOUT)
+    if flow.trigger is None:
+        return FlowOutcome(Outcome.NO_TRIGGER)
+    trigger = flow.trigger
+    exceeded = [p for p in flow.icmp if p.is_time_exceeded and p.quoted is not None
+                and p.quoted.seq == trigger.seq]
+    baseline = _server_baseline(flow)
+    decisive: list[Packet] = []
+    injected: list[EvidencePacket] = []
+    first_kind: Outcome | None = None
+    flight = flow.flight
+    response = flow.response
+    for pkt in flow.server_packets:
+        if pkt.ts < trigger.ts:
+            continue
+        reasons = baseline.anomalies(pkt)
+        is_close = bool(pkt.tcp_flags & (RST | FIN))
+        if reasons and (is_close or pkt.payload):
+            fields = packet_fields(pkt, trigger)
+            injected.append(EvidencePacket(pkt, "injected", reasons, fields))
+        if first_kind is None and (is_close or pkt.payload):
+            if pkt.tcp_flags & FIN and not pkt.tcp_flags & RST and not pkt.payload \
+                    and _overtook_lost_data(pkt, flow.server_packets):
+                continue
+            decisive.append(pkt)
+            if pkt.tcp_flags & RST:
+                first_kind = Outcome.RESET
+            elif pkt.payload:
+                first_kind = Outcome.PLAINTEXT  # "data": refined below
+            else:
+                first_kind = Outcome.FIN
+        elif first_kind is not None and is_close and len(decisive) < 8:
+            decisive.append(pkt)
+    if first_kind is Outcome.PLAINTEXT:
+        kind: Outcome
+        if flight is not None and flight.is_tls:
+            kind = Outcome.TLS_OK if flight.server_hello else (
+                Outcome.ALERT if flight.alert else Outcome.TLS_OTHER)
+            if kind is not Outcome.TLS_OK and injected:
+                kind = Outcome.PLAINTEXT
+        elif response is not None:
+            kind = Outcome.HTTP_RESPONSE
+        else:
+            kind = Outcome.PLAINTEXT
+        injected_resets = [e.packet for e in injected if e.packet.tcp_flags & RST]
+        if kind in WORKING and injected_resets:
+            # An on-path injector near a fast server can lose the race: the genuine
+            # answer arrives first, the forged RSTs still tear the connection down.
+            return FlowOutcome(Outcome.RESET, injected_resets[:8], injected, flight, response)
+        return FlowOutcome(kind, decisive, injected, flight, response)
+    if first_kind is not None:
+        return FlowOutcome(first_kind, decisive, injected, flight, response)
+    if exceeded:
+        return FlowOutcome(Outcome.TIME_EXCEEDED, exceeded[:1])
+    waited = (flow.client_closed_ts or capture_end) - trigger.ts
+    if flow.client_closed_ts is not None or waited >= SILENCE_AFTER_S:
+        return FlowOutcome(Outcome.SILENCE)
+    return FlowOutcome(Outcome.PENDING)
+
+
+def _overtook_lost_data(fin: Packet, server_packets: list[Packet]) -> bool:
+    """A server FIN that arrived before data it follows: that data was lost and comes
+    later, retransmitted, with a lower sequence number.  An injected FIN takes the next
+    expected sequence number, so no later data sits below it."""
+    return any(q.payload and q.ts > fin.ts and 0 < (fin.seq - q.seq) & 0xFFFFFFFF < 1 << 31
+               for q in server_packets)

@@ -1,0 +1,85 @@
+"""IP rules: an address that does not complete the TCP handshake while control addresses do.
+
+Techniques: ip.blackhole (SYNs unanswered), ip.reset (RST to the SYN), ip.reject
+(ICMP/ICMPv6 destination unreachable).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from fingerprint.analysis import confidence
+from fingerprint.analysis.evidence import EvidencePacket, packet_fields
+from fingerprint.analysis.findings import Check, Finding, Verdicts
+from fingerprint.analysis.index import ObservationIndex
+from fingerprint.analysis.locate import SeriesPoint, locate
+from fingerprint.analysis.observe import TcpFlow
+from fingerprint.analysis.outcome import Outcome
+from fingerprint.catalog import OTHER
+from fingerprint.model import Technique
+
+CONNECT_TECHNIQUES = {Outcome.CONNECT_TIMEOUT: Technique.IP_BLACKHOLE,
+                      Outcome.CONNECT_RESET: Technique.IP_RESET,
+                      Outcome.CONNECT_ICMP: Technique.IP_REJECT}
+"""Majority connect failure -> technique."""
+
+
+def verdict(index: ObservationIndex, server: str, port: int,
+            groups: list[tuple[str, str, list[TcpFlow]]], out: Verdicts) -> None:
+    """The address's connection attempts on one port, against control addresses on that port."""
+    flows = [f for _k, _n, fs in groups for f in fs]
+    top_syn_ttl = max((g.syn.ttl for g in flows if g.syn is not None), default=0)
+    full = [f for f in flows if f.syn is None or f.syn.ttl >= top_syn_ttl]
+    connected = [f for f in full if f.synack is not None]
+    # Only a flow without a SYN-ACK can have a connect_* outcome.
+    unanswered = [(f, index.outcome(f)) for f in full if f.synack is None]
+    failed = [(f, o) for f, o in unanswered if o.kind.is_connect_failure]
+    if index.is_control_address(server):
+        return
+    platform = index.platform_of_address(server)
+    if not failed:
+        if connected and platform != OTHER:
+            out.checks.append(Check(platform, server, "ip", True, None, f"{server}:{port}"))
+        return
+    if connected and len(connected) >= len(failed):
+        return  # mostly reachable: transient loss, not a block
+    kinds = Counter(o.kind for _f, o in failed)
+    majority, _ = kinds.most_common(1)[0]
+    control_ok = index.control_addresses_ok(server, port)
+    technique = CONNECT_TECHNIQUES[majority]
+    flow, outcome = next((f, o) for f, o in failed if o.kind == majority)
+    if control_ok is False:
+        out.checks.append(Check(platform, server, "ip", False, False, f"{server}:{port}"))
+        return
+    conf = confidence.base(control_ok)
+    ev: list[EvidencePacket] = []
+    if flow.syn is not None:
+        ev.append(EvidencePacket(flow.syn, "trigger", [f"{flow.syn_count} SYNs sent"],
+                                 packet_fields(flow.syn, None)))
+    for pkt in outcome.decisive:
+        fields = packet_fields(pkt, flow.syn)
+        summary = ""
+        if pkt.is_icmp:
+            summary = f"(ICMP unreachable code {pkt.icmp_code})"
+        fields["summary"] = summary
+        ev.append(EvidencePacket(pkt, "response", [], fields))
+    notes = [f"{len(failed)} of {len(full)} connection attempts to {server}:{port}: {majority}"]
+    if control_ok:
+        notes.append("control addresses answered on the same port")
+    elif control_ok is None:
+        notes.append("no control address in the capture")
+    context: dict[str, Any] = {"outcome": majority, "tcp.handshake": majority}
+    if outcome.decisive and outcome.decisive[0].is_icmp:
+        context["icmp.type"] = outcome.decisive[0].icmp_type
+        context["icmp.code"] = outcome.decisive[0].icmp_code
+    finding = Finding(platform, server, technique, conf, server, evidence=ev, notes=notes,
+                      context=context)
+    limited = [f for f in flows if f not in full]
+    if limited:
+        pts = [SeriesPoint(f.syn.ttl, "time_exceeded" if f.icmp else "silence",
+                           next((p.src for p in f.icmp if p.is_time_exceeded), None), bool(f.icmp))
+               for f in limited if f.syn is not None]
+        finding.location = locate(pts, [], "drop" if technique == Technique.IP_BLACKHOLE else "inject")
+    out.findings.append(finding)
+    out.checks.append(Check(platform, server, "ip", False, control_ok, f"{server}:{port}"))

@@ -1,0 +1,87 @@
+"""TLS rules for a ClientHello that got the server's answer: interception and throttling.
+
+Techniques: tls.mitm (a certificate not valid for the SNI while the control SNI
+on the same address gets a trusted one), tls.sni_throttle (the SNI's transfer
+far slower than the control's).  The failure techniques (tls.sni_reset,
+tls.sni_fin, tls.sni_drop) are decided in `trigger`.
+"""
+
+from __future__ import annotations
+
+from fingerprint.analysis import confidence
+from fingerprint.analysis.evidence import EvidencePacket, flow_evidence, packet_fields
+from fingerprint.analysis.findings import Finding
+from fingerprint.analysis.index import ObservationIndex
+from fingerprint.analysis.observe import TcpFlow
+from fingerprint.analysis.outcome import FlowOutcome
+from fingerprint.model import Technique
+
+THROTTLE_RATIO = 0.1
+"""A target's best transfer below this fraction of the control's best is throttled.  Published
+throttles are about a hundred times slower (Russia 2021: 130-150 kbps, censoredplanet.org/
+throttling); one retransmission timeout (>= 200 ms) on a lost segment only cuts a fast
+64 kB transfer to about a quarter, so loss alone rarely reaches a tenth."""
+
+
+class Untrusted:
+    """A TLS target whose certificate and whose control's are both untrusted: no verdict."""
+
+
+UNTRUSTED_EVERYWHERE = Untrusted()
+UNTRUSTED_DETAIL = ("no trusted certificate for the target nor the control SNI: all TLS "
+                    "intercepted, or the trust anchors are missing (--ca-file)")
+
+
+def success_checks(index: ObservationIndex, name: str, server: str, platform: str,
+                   outcomes: list[tuple[TcpFlow, FlowOutcome]], cfull: list[TcpFlow],
+                   coutcomes: list[FlowOutcome]) -> Finding | Untrusted | None:
+    # Certificates (visible up to TLS 1.2): interception shows an untrusted chain.
+    for flow, outcome in outcomes:
+        flight = outcome.flight
+        if flight is None or not flight.certificates:
+            continue
+        verdict = index.trust.check(flight.certificates, name)
+        if verdict.trusted and verdict.valid_for_name:
+            break
+        control_trusted = [index.trust.check(o.flight.certificates, None).trusted
+                           for o in coutcomes if o.flight and o.flight.certificates]
+        if control_trusted and not any(control_trusted):
+            # The control is intercepted too: nothing SNI-triggered to report, and no
+            # genuine certificate either (all TLS intercepted, or trust anchors missing).
+            return UNTRUSTED_EVERYWHERE
+        conf = confidence.base(bool(control_trusted))
+        ev = flow_evidence(flow, outcome)
+        ev.extend(EvidencePacket(p, "response", [], packet_fields(p, flow.trigger))
+                  for p in flow.server_packets[:2] if p.payload)
+        context = {"trigger.sni": name, "tls.cert.issuer": verdict.issuer,
+                   "tls.cert.subject": verdict.subject, "outcome": "mitm"}
+        notes = [f"certificate for {name}: {verdict.reason}; issuer {verdict.issuer}"]
+        if control_trusted:
+            notes.append("control SNI on the same address got a trusted certificate")
+        return Finding(platform, name, Technique.TLS_MITM, conf, server, evidence=ev,
+                       notes=notes, context=context)
+    # Throughput: a throttled SNI transfers far slower than the control on the same address.
+    # Best against best: loss stalls some transfers, a throttle slows every one.
+    target_rate = max((transfer_rate(f) for f, _o in outcomes), default=0.0)
+    control_rate = max((transfer_rate(f) for f in cfull), default=0.0)
+    if target_rate and control_rate and target_rate < THROTTLE_RATIO * control_rate:
+        flow, outcome = outcomes[0]
+        ev = flow_evidence(flow, outcome)
+        return Finding(platform, name, Technique.TLS_SNI_THROTTLE, confidence.WITH_CONTROL, server,
+                       evidence=ev,
+                       notes=[f"{target_rate / 1000:.1f} kB/s vs {control_rate / 1000:.1f} kB/s "
+                              "for the control SNI on the same address"],
+                       context={"trigger.sni": name, "outcome": "throttle",
+                                "throughput.ratio": target_rate / control_rate})
+    return None
+
+
+def transfer_rate(flow: TcpFlow) -> float:
+    if flow.server_data_first_ts is None or flow.server_data_last_ts is None:
+        return 0.0
+    span = flow.server_data_last_ts - flow.server_data_first_ts
+    if flow.server_bytes < 16384:
+        return 0.0
+    # A fast transfer can finish within a few ms; its rate is then at least bytes / 50 ms
+    # (a lower bound, so a fast control still shows how slow a throttled target is).
+    return flow.server_bytes / max(span, 0.05)
