@@ -20,16 +20,28 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from fingerprint.model import Mode
 
 
+class Seen(StrEnum):
+    """What came back for one TTL-limited repeat of the trigger."""
+
+    ANOMALY = "anomaly"
+    """The censor's reaction (an injected answer, a forged packet)."""
+    TIME_EXCEEDED = "time_exceeded"
+    """ICMP/ICMPv6 time exceeded from a router, nothing else."""
+    RESPONSE = "response"
+    """The genuine answer."""
+    SILENCE = "silence"
+
+
 @dataclass(slots=True)
 class SeriesPoint:
     ttl: int
-    outcome: str
-    """anomaly (censor's reaction seen), time_exceeded, response (genuine), silence."""
+    outcome: Seen
     router: str | None = None
     """Source of an ICMP time exceeded for this repeat."""
     went_further: bool = False
@@ -72,18 +84,18 @@ def locate(target: list[SeriesPoint], control: list[SeriesPoint], kind: str) -> 
         return None
     routers = _routers(target + control)
     if kind == "inject":
-        anomalies = sorted(p.ttl for p in target if p.outcome == "anomaly")
+        anomalies = sorted(p.ttl for p in target if p.outcome is Seen.ANOMALY)
         if not anomalies:
             return None
         # The first TTL from which the reaction shows in most of the higher repeats.
         hop = anomalies[0]
         for candidate in anomalies:
             above = [p for p in target if p.ttl >= candidate]
-            if sum(p.outcome == "anomaly" for p in above) * 2 >= len(above):
+            if sum(p.outcome is Seen.ANOMALY for p in above) * 2 >= len(above):
                 hop = candidate
                 break
         first_seen = hop
-        copying = _ttl_copying([p for p in target if p.outcome == "anomaly" and p.response_ttl])
+        copying = _ttl_copying([p for p in target if p.outcome is Seen.ANOMALY and p.response_ttl])
         mirrored = _mirrored_hop(target) if copying else None
         if mirrored is not None and mirrored <= first_seen:
             hop = mirrored
@@ -100,13 +112,13 @@ def locate(target: list[SeriesPoint], control: list[SeriesPoint], kind: str) -> 
                   + ("; the trigger also travelled past the censor" if beyond else ""))
         return Location(hop, router, mode, copying, basis)
     # Drop: the trigger stops getting ICMP answers where the control still does.
-    answered = sorted(p.ttl for p in target if p.outcome in ("time_exceeded", "response"))
-    silent = sorted(p.ttl for p in target if p.outcome == "silence")
+    answered = sorted(p.ttl for p in target if p.outcome in (Seen.TIME_EXCEEDED, Seen.RESPONSE))
+    silent = sorted(p.ttl for p in target if p.outcome is Seen.SILENCE)
     if not silent:
         return None
     last_answer = max((t for t in answered if t < silent[0]), default=None)
     hop = (last_answer + 1) if last_answer is not None else silent[0]
-    control_past = [p for p in control if p.ttl >= hop and p.outcome in ("time_exceeded", "response")]
+    control_past = [p for p in control if p.ttl >= hop and p.outcome in (Seen.TIME_EXCEEDED, Seen.RESPONSE)]
     router = _before(routers, hop)
     mode = Mode.IN_PATH if control_past or answered else Mode.UNKNOWN
     basis = (f"trigger silent from TTL {hop}"
@@ -123,7 +135,7 @@ def _before(routers: dict[int, str], hop: int) -> str | None:
 def _copy_delta(points: list[SeriesPoint]) -> tuple[int, int] | None:
     """The most common trigger TTL minus answer TTL, and over how many trigger TTLs it holds."""
     pairs = {(p.ttl, p.response_ttl) for p in points
-             if p.outcome == "anomaly" and p.response_ttl is not None}
+             if p.outcome is Seen.ANOMALY and p.response_ttl is not None}
     if not pairs:
         return None
     delta, count = Counter(t - r for t, r in pairs).most_common(1)[0]

@@ -15,7 +15,7 @@ from fingerprint.analysis.addresses import is_bogon
 from fingerprint.analysis.evidence import Baseline, EvidencePacket, packet_fields
 from fingerprint.analysis.findings import Check, Finding, Verdicts
 from fingerprint.analysis.index import ObservationIndex
-from fingerprint.analysis.locate import Location, SeriesPoint, locate
+from fingerprint.analysis.locate import Location, Seen, SeriesPoint, locate
 from fingerprint.analysis.observe import DnsExchange, DnsResponse
 from fingerprint.catalog import OTHER
 from fingerprint.model import Technique
@@ -229,9 +229,9 @@ def _dns_point(ex: DnsExchange, injected_ttls: set[int], technique: Technique | 
         injected = (injected or [r for r in ex.responses if r.packet.ttl in injected_ttls]
                     or ex.responses[:1])
         genuine_too = answers > 1 or len(ex.responses) > len(injected)
-        return SeriesPoint(ex.query_ttl, "anomaly", router, genuine_too,
+        return SeriesPoint(ex.query_ttl, Seen.ANOMALY, router, genuine_too,
                            injected[0].packet.ttl)
     if ex.responses:
-        return SeriesPoint(ex.query_ttl, "anomaly" if technique else "response", router, True,
+        return SeriesPoint(ex.query_ttl, Seen.ANOMALY if technique else Seen.RESPONSE, router, True,
                            ex.responses[0].packet.ttl)
-    return SeriesPoint(ex.query_ttl, "time_exceeded" if router else "silence", router, False)
+    return SeriesPoint(ex.query_ttl, Seen.TIME_EXCEEDED if router else Seen.SILENCE, router, False)

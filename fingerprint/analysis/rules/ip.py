@@ -13,7 +13,7 @@ from fingerprint.analysis import confidence
 from fingerprint.analysis.evidence import EvidencePacket, packet_fields
 from fingerprint.analysis.findings import Check, Finding, Verdicts
 from fingerprint.analysis.index import ObservationIndex
-from fingerprint.analysis.locate import SeriesPoint, locate
+from fingerprint.analysis.locate import Seen, SeriesPoint, locate
 from fingerprint.analysis.observe import TcpFlow
 from fingerprint.analysis.outcome import Outcome
 from fingerprint.catalog import OTHER
@@ -77,7 +77,7 @@ def verdict(index: ObservationIndex, server: str, port: int,
                       context=context)
     limited = [f for f in flows if f not in full]
     if limited:
-        pts = [SeriesPoint(f.syn.ttl, "time_exceeded" if f.icmp else "silence",
+        pts = [SeriesPoint(f.syn.ttl, Seen.TIME_EXCEEDED if f.icmp else Seen.SILENCE,
                            next((p.src for p in f.icmp if p.is_time_exceeded), None), bool(f.icmp))
                for f in limited if f.syn is not None]
         finding.location = locate(pts, [], "drop" if technique == Technique.IP_BLACKHOLE else "inject")

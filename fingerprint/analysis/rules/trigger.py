@@ -16,7 +16,7 @@ from fingerprint.analysis import confidence
 from fingerprint.analysis.evidence import flow_evidence
 from fingerprint.analysis.findings import Check, Finding, Verdicts
 from fingerprint.analysis.index import ObservationIndex
-from fingerprint.analysis.locate import Location, SeriesPoint, locate
+from fingerprint.analysis.locate import Location, Seen, SeriesPoint, locate
 from fingerprint.analysis.observe import TcpFlow
 from fingerprint.analysis.outcome import FAILED, UNDECIDED, WORKING, WORKING_TLS, FlowOutcome, Outcome
 from fingerprint.analysis.rules import http, tls
@@ -175,13 +175,13 @@ def tcp_location(index: ObservationIndex, finding: Finding, limited: list[TcpFlo
         outcome = index.outcome(flow)
         router = next((p.src for p in flow.icmp if p.is_time_exceeded), None)
         if outcome.injected:
-            return SeriesPoint(flow.trigger.ttl, "anomaly", router, router is not None,
+            return SeriesPoint(flow.trigger.ttl, Seen.ANOMALY, router, router is not None,
                                outcome.injected[0].packet.ttl)
         if outcome.kind in WORKING:
-            return SeriesPoint(flow.trigger.ttl, "response", router, True)
+            return SeriesPoint(flow.trigger.ttl, Seen.RESPONSE, router, True)
         if router is not None:
-            return SeriesPoint(flow.trigger.ttl, "time_exceeded", router, True)
-        return SeriesPoint(flow.trigger.ttl, "silence", None, False)
+            return SeriesPoint(flow.trigger.ttl, Seen.TIME_EXCEEDED, router, True)
+        return SeriesPoint(flow.trigger.ttl, Seen.SILENCE, None, False)
 
     kind = "drop" if finding.technique in DROP_TECHNIQUES else "inject"
     climited = [f for f in controls if f.trigger is not None and f.syn is not None
