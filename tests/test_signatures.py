@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from fingerprint.errors import SignatureError
-from fingerprint.fixtures import resolve_fixture
 from fingerprint.signature import Signature, SignatureLibrary, load_library
 from fingerprint.signature.cli import lint_paths
 from fingerprint.signature.cli import signatures as signatures_command
 from fingerprint.signature.match import Matcher, build_matcher, compile_pattern
+from fingerprint.testing.fixtures import resolve_fixture
 
 REPO = Path(__file__).resolve().parents[1]
 SIGNATURES = REPO / "signatures"

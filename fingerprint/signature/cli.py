@@ -129,7 +129,7 @@ def lint(path: str | None) -> None:
 @click.argument("path", required=False, type=click.Path())
 def test_signatures(path: str | None) -> None:
     """Replay every signature's fixtures: positives must match it, negatives must not."""
-    from fingerprint.fixtures import resolve_fixture
+    from fingerprint.testing.fixtures import resolve_fixture
 
     root = Path(path) if path else default_signature_dir()
     if root is None:

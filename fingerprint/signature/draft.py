@@ -26,8 +26,8 @@ from fingerprint.catalog import Catalog
 from fingerprint.classify import Finding
 from fingerprint.errors import InputError
 from fingerprint.evidence import INITIAL_TTLS, initial_ttl
-from fingerprint.fixtures import CAPTURE_SUFFIXES
 from fingerprint.signature.library import Signature, SignatureLibrary
+from fingerprint.testing.fixtures import CAPTURE_SUFFIXES
 from fingerprint.trust import TrustStore
 
 PLACEHOLDER = "TODO"

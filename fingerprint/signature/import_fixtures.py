@@ -25,15 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scapy.layers.dns import DNS, DNSQR, DNSRR
-from scapy.layers.inet import IP, UDP
-
 from fingerprint.analysis import Result
-from fingerprint.capture.writer import CaptureWriter
 from fingerprint.catalog import Catalog
-from fingerprint.fixtures import Fixture
 from fingerprint.signature.importer import Imported, Origin
 from fingerprint.signature.library import SignatureLibrary
+from fingerprint.testing.craft import Capture
+from fingerprint.testing.fixtures import Fixture
 
 CLIENT = "192.0.2.10"
 RESOLVER = "198.51.100.53"
@@ -104,19 +101,6 @@ def _target_names(catalog: Catalog) -> Iterator[str]:
         n += 1
 
 
-def _reply(qname: str, qtype: str, address: str | None, txid: int, sport: int, ip_id: int) -> Any:
-    answer = None
-    if address is not None:
-        answer = DNSRR(rrname=qname, type=qtype, rdata=address, ttl=300)
-    return (IP(src=RESOLVER, dst=CLIENT, ttl=RESOLVER_TTL, id=ip_id) / UDP(sport=53, dport=sport)
-            / DNS(id=txid, qr=1, rd=1, ra=1, qd=DNSQR(qname=qname, qtype=qtype), an=answer))
-
-
-def _query(qname: str, qtype: str, txid: int, sport: int) -> Any:
-    return (IP(src=CLIENT, dst=RESOLVER, ttl=64, id=txid) / UDP(sport=sport, dport=53)
-            / DNS(id=txid, rd=1, qd=DNSQR(qname=qname, qtype=qtype)))
-
-
 def exchanges(plan: FixturePlan, control_name: str) -> list[tuple[str, str, str]]:
     """(qname, qtype, answer) in capture order: controls first, then one per signature."""
     versions = {ipaddress.ip_address(item.address or "").version for item in plan.items}
@@ -131,16 +115,16 @@ def exchanges(plan: FixturePlan, control_name: str) -> list[tuple[str, str, str]
 
 
 def write_capture(plan: FixturePlan, path: Path, control_name: str) -> int:
-    ts = START_TS
+    """Craft the plan's exchanges (fixed ids, ports and times: a rerun writes the same bytes)."""
+    cap = Capture(start=START_TS, client=CLIENT)
     count = 0
-    with CaptureWriter(path, sync=False) as writer:
-        for i, (qname, qtype, answer) in enumerate(exchanges(plan, control_name)):
-            txid, sport = 0x1000 + i, 40000 + i
-            ts += 0.05
-            writer.write(ts, bytes(_query(qname, qtype, txid, sport)))
-            ts += 0.02
-            writer.write(ts, bytes(_reply(qname, qtype, answer, txid, sport, 3000 + i)))
-            count += 2
+    for i, (qname, qtype, answer) in enumerate(exchanges(plan, control_name)):
+        query = cap.dns(RESOLVER, qname, at=0.05 + 0.07 * i, qtype=qtype, ttl=64, txid=0x1000 + i,
+                        sport=40000 + i, ip_id=0x1000 + i, df=False)
+        query.respond([answer], delay_ms=20, ttl=RESOLVER_TTL, ip_id=3000 + i, df=False,
+                      compress=False)
+        count += 2
+    cap.write(path)
     return count
 
 

@@ -25,7 +25,6 @@ from fingerprint.capture.dissect import LINKTYPE_RAW, dissect
 from fingerprint.catalog import load_catalog
 from fingerprint.classify import Finding
 from fingerprint.errors import InputError
-from fingerprint.fixtures import Fixture, verdict_summary
 from fingerprint.model import Technique
 from fingerprint.signature.cli import lint_paths, signatures
 from fingerprint.signature.importer import (
@@ -37,6 +36,7 @@ from fingerprint.signature.importer import (
     write_signatures,
 )
 from fingerprint.signature.library import SignatureLibrary, load_library, load_signature
+from fingerprint.testing.fixtures import Fixture, verdict_summary
 from fingerprint.trust import TrustStore
 
 HEADER = ["name", "scope", "other_names", "location_found", "pattern_type", "pattern",

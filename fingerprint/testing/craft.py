@@ -110,15 +110,21 @@ def http_response(status: int, reason: str, headers: Sequence[tuple[str, str]] =
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def dns_response(query: bytes, answers: Sequence[str], *, flags: int, answer_ttl: int) -> bytes:
-    """A response to `query` (same id and question) with A/AAAA `answers`."""
+def dns_response(query: bytes, answers: Sequence[str], *, flags: int, answer_ttl: int,
+                 compress: bool = True) -> bytes:
+    """A response to `query` (same id and question) with A/AAAA `answers`.
+
+    Each answer's owner name is a pointer to the question (`compress`, as most
+    resolvers write it) or the name spelt out again (as scapy's DNSRR writes it).
+    """
     txid = query[:2]
     question = query[12:]
+    owner = b"\xc0\x0c" if compress else question[:-4]
     records = b""
     for address in answers:
         packed = ipaddress.ip_address(address).packed
         rtype = TYPE_AAAA if len(packed) == 16 else TYPE_A
-        records += b"\xc0\x0c" + struct.pack("!HHIH", rtype, 1, answer_ttl, len(packed)) + packed
+        records += owner + struct.pack("!HHIH", rtype, 1, answer_ttl, len(packed)) + packed
     return txid + struct.pack("!HHHHH", flags, 1, len(answers), 0, 0) + question + records
 
 
@@ -175,14 +181,19 @@ class Capture:
 
     # -- builders -------------------------------------------------------------
     def dns(self, resolver: str, qname: str, *, at: float, qtype: str = "A",
-            ttl: int | None = None, txid: int | None = None) -> DnsQuery:
-        """Send one DNS query at `at` seconds; answer it with `DnsQuery.respond`."""
+            ttl: int | None = None, txid: int | None = None, sport: int | None = None,
+            ip_id: int | None = None, df: bool = True) -> DnsQuery:
+        """Send one DNS query at `at` seconds; answer it with `DnsQuery.respond`.
+
+        Transaction id, source port and IP ID are random unless given.
+        """
         rtype = TYPE_AAAA if qtype == "AAAA" else TYPE_A
         query = build_query(qname, rtype, self.rng.randrange(65536) if txid is None else txid)
         client = self.client_for(resolver)
-        sport = self.rng.randrange(32768, 61000)
+        if sport is None:
+            sport = self.rng.randrange(32768, 61000)
         sent_ttl = self.client_ttl if ttl is None else ttl
-        raw = self.emit(at, self.ip(client, resolver, ttl=sent_ttl)
+        raw = self.emit(at, self.ip(client, resolver, ttl=sent_ttl, ip_id=ip_id, df=df)
                         / UDP(sport=sport, dport=53) / Raw(query))
         return DnsQuery(self, client, sport, resolver, query, at, raw)
 
@@ -193,6 +204,16 @@ class Capture:
                        port, at, server_ttl, server_df, server_window, rtt_ms / 1000.0)
 
     # -- output ---------------------------------------------------------------
+    @property
+    def frames(self) -> list[tuple[float, bytes]]:
+        """(timestamp, raw IP packet) of every packet, in capture order."""
+        return [(record.ts, record.data) for record in sorted(self._records)]
+
+    @frames.setter
+    def frames(self, frames: Iterable[tuple[float, bytes]]) -> None:
+        """Replace the packets (e.g. to split one run over two capture files)."""
+        self._records = [_Record(ts, n, data) for n, (ts, data) in enumerate(frames)]
+
     def capture_hints(self) -> CaptureHints:
         return CaptureHints.from_comments([CaptureHints.HEADER + _json(self.hints)])
 
@@ -225,13 +246,15 @@ class DnsQuery:
 
     def respond(self, answers: Iterable[str] = (), *, delay_ms: float, ttl: int,
                 ip_id: int | None = None, df: bool = True, flags: int = 0x8180,
-                answer_ttl: int = 300, src: str | None = None) -> DnsQuery:
+                answer_ttl: int = 300, src: str | None = None,
+                compress: bool = True) -> DnsQuery:
         """A response arriving `delay_ms` after the query, with these IP and DNS fields.
 
         `flags` is the DNS header's second word (0x8180: QR RD RA NOERROR; add an rcode
-        in the low bits, e.g. 0x8183 for NXDOMAIN).
+        in the low bits, e.g. 0x8183 for NXDOMAIN); `compress`: see `dns_response`.
         """
-        payload = dns_response(self.query, list(answers), flags=flags, answer_ttl=answer_ttl)
+        payload = dns_response(self.query, list(answers), flags=flags, answer_ttl=answer_ttl,
+                               compress=compress)
         sender = src or self.resolver
         self.capture.emit(self.at + delay_ms / 1000.0,
                           self.capture.ip(sender, self.client, ttl=ttl, ip_id=ip_id, df=df)
