@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from fingerprint._yaml import LocatedYaml, load_located_yaml, save_validated, validate_located
 from fingerprint.errors import InputError, SignatureError
 from fingerprint.model import Technique
+from fingerprint.signature.fields import lookup, unknown_field_message
 from fingerprint.signature.match import MatchRule, build_matcher
 
 if TYPE_CHECKING:
@@ -66,7 +67,25 @@ def signature_schema() -> dict[str, Any]:
     return loaded
 
 
+def unknown_fields(doc: LocatedYaml) -> list[tuple[str, int | None]]:
+    """(message, line) for every matcher field the registry does not know.
+
+    Checked before the schema (which refuses them too) so that the message names the
+    closest known field instead of quoting the whole list."""
+    match = doc.data.get("match") if isinstance(doc.data, dict) else None
+    matchers = match.get("matchers") if isinstance(match, dict) else None
+    out = []
+    for i, spec in enumerate(matchers if isinstance(matchers, list) else []):
+        name = spec.get("field") if isinstance(spec, dict) else None
+        if isinstance(name, str) and lookup(name) is None:
+            out.append((f"match/matchers/{i}/field: {unknown_field_message(name)}",
+                        doc.line_of(["match", "matchers", i, "field"])))
+    return out
+
+
 def signature_from_document(doc: LocatedYaml) -> Signature:
+    for message, line in unknown_fields(doc)[:1]:
+        raise SignatureError(doc.path, message, line)
     validate_located(doc, signature_schema(), SignatureError)
     data = doc.data
     stem = Path(doc.path).name.removesuffix(".yaml").removesuffix(".yml")
