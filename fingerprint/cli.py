@@ -31,6 +31,40 @@ OPTIONAL_GROUPS = {
 scapy, a fifth of a small capture's `analyze` run.  One that fails to import is absent."""
 
 
+def import_scapy_despite_unreadable_folders() -> None:
+    """Import scapy once with its cache/config folder skipped when that folder is unreadable.
+
+    `sudo -E fingerprint probe` keeps HOME, so root may leave a root-owned ~/.cache
+    behind; scapy then dies at import with PermissionError in every later unprivileged
+    run (secdev/scapy#4618).  scapy reads the folders once, when `scapy.main` is first
+    imported, and skips one that cannot be created: so only for that import the
+    variable points where nothing can be created, and it is restored at once (child
+    processes, such as the lab's, see the user's environment).
+    """
+    home = os.path.expanduser("~")
+    unreadable: dict[str, str | None] = {}
+    for variable, default in (("XDG_CACHE_HOME", ".cache"), ("XDG_CONFIG_HOME", ".config")):
+        base = os.environ.get(variable) or os.path.join(home, default)
+        try:
+            os.stat(os.path.join(base, "scapy", "_"))
+        except PermissionError:
+            unreadable[variable] = os.environ.get(variable)
+        except OSError:
+            pass  # missing: scapy creates it, or copes when it cannot
+    if not unreadable or "scapy.main" in sys.modules:
+        return
+    try:
+        for variable in unreadable:
+            os.environ[variable] = os.path.join(os.devnull, "fingerprint")
+        import scapy.main  # noqa: F401  (reads the folders now, once)
+    finally:
+        for variable, value in unreadable.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
+
+
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *OPTIONAL_GROUPS})
@@ -40,6 +74,7 @@ class _LazyGroup(click.Group):
         if command is not None or cmd_name not in OPTIONAL_GROUPS:
             return command
         module_name, _, attribute = OPTIONAL_GROUPS[cmd_name].partition(":")
+        import_scapy_despite_unreadable_folders()  # these groups import scapy
         try:
             module = importlib.import_module(module_name)
         except ImportError:

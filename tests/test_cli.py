@@ -124,3 +124,58 @@ def test_malformed_signature_is_rejected_with_line(tmp_path: Path, good_capture:
     proc = run("signatures", "lint", str(sig))
     assert proc.returncode == 1
     assert "bad-sig.yaml:9" in proc.stdout
+
+
+# An unreadable scapy cache (secdev/scapy#4618) simulated without dropping privileges:
+# os.stat raises PermissionError under the fake home's folders.
+UNREADABLE_HOME = """
+import os, sys
+home = sys.argv[1]
+real_stat = os.stat
+def stat(path, *args, **kwargs):
+    if str(path).startswith(home + "/."):
+        raise PermissionError(13, "Permission denied", str(path))
+    return real_stat(path, *args, **kwargs)
+os.stat = stat
+os.environ["HOME"] = home
+os.environ.pop("XDG_CACHE_HOME", None)
+os.environ.pop("XDG_CONFIG_HOME", None)
+"""
+
+
+def test_importing_the_package_changes_no_environment(tmp_path: Path) -> None:
+    code = UNREADABLE_HOME + """
+before = dict(os.environ)
+import fingerprint, fingerprint.cli, fingerprint.analysis, fingerprint.signature
+assert dict(os.environ) == before, set(os.environ.items()) ^ set(before.items())
+"""
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_scapy_skips_an_unreadable_cache_only_for_its_own_import(tmp_path: Path) -> None:
+    """scapy (a stand-in recording what it saw) is imported with the folder skipped; the
+    environment is the user's again at once, so a child process never inherits it."""
+    fake = tmp_path / "fake"
+    (fake / "scapy").mkdir(parents=True)
+    (fake / "scapy" / "__init__.py").write_text("")
+    (fake / "scapy" / "main.py").write_text(
+        "import os\nSEEN = (os.environ.get('XDG_CACHE_HOME'), os.environ.get('XDG_CONFIG_HOME'))\n")
+    code = UNREADABLE_HOME + f"""
+sys.path.insert(0, {str(fake)!r})
+import subprocess
+from fingerprint.cli import import_scapy_despite_unreadable_folders
+import_scapy_despite_unreadable_folders()
+import scapy.main
+assert scapy.main.SEEN == (os.path.join(os.devnull, "fingerprint"),) * 2, scapy.main.SEEN
+assert "XDG_CACHE_HOME" not in os.environ and "XDG_CONFIG_HOME" not in os.environ
+child = subprocess.run([sys.executable, "-c", "import os; print(os.environ.get('XDG_CACHE_HOME'))"],
+                       capture_output=True, text=True, check=True)
+assert child.stdout.strip() == "None", child.stdout
+"""
+    home = tmp_path / "home"
+    home.mkdir()
+    proc = subprocess.run([sys.executable, "-c", code, str(home)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
