@@ -6,6 +6,7 @@ stderr (never a traceback); network outcomes are part of the report.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import os
@@ -65,7 +66,32 @@ def import_scapy_despite_unreadable_folders() -> None:
                 os.environ[variable] = value
 
 
+class _OutputClosed(Exception):
+    """The reader of our standard output went away (`| head`): not an error of ours.
+
+    Raised past click, which would turn the broken pipe into exit status 1."""
+
+
+def _raise_closed(exc: OSError) -> NoReturn:
+    if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+        raise _OutputClosed from None
+    raise exc
+
+
 class _LazyGroup(click.Group):
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:  # --help and --version print while the context is made
+            return super().make_context(info_name, args, parent, **extra)
+        except OSError as exc:
+            _raise_closed(exc)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            _raise_closed(exc)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *OPTIONAL_GROUPS})
 
@@ -196,6 +222,16 @@ def platforms(catalog_path: str | None, as_json: bool) -> None:
                + (f" / {', '.join(catalog.control_addresses)}" if catalog.control_addresses else ""))
 
 
+def _quiet_after_closed_output() -> None:
+    """Point stdout at /dev/null so that the exit's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass  # stdout is not a file descriptor (a test runner's buffer): nothing to flush
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line per error, exit codes 0/1/2/3/77/130."""
     # Only the console script / `python -m fingerprint` (no argv given) owns the process.
@@ -214,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     except FingerprintError as exc:
         click.echo(f"fingerprint: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except BrokenPipeError:
+    except (_OutputClosed, BrokenPipeError):
+        _quiet_after_closed_output()
         sys.exit(0)
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""

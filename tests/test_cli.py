@@ -179,3 +179,28 @@ assert child.stdout.strip() == "None", child.stdout
     proc = subprocess.run([sys.executable, "-c", code, str(home)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("signatures", "list"),
+    ("signatures", "list", "--json"),
+    ("signatures", "show", "tm-rst"),
+    ("platforms",),
+    ("analyze", "pcaps/tm/rst-http/capture.pcapng.gz"),
+    ("analyze", "pcaps/tm/rst-http/capture.pcapng.gz", "--json"),
+    ("--help",),
+])
+def test_a_closed_output_pipe_exits_quietly_with_0(args: tuple[str, ...]) -> None:
+    """`fingerprint ... | head`: the reader is gone before the output is written."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE, as after `head` exits
+    try:
+        proc = subprocess.run([sys.executable, "-m", "fingerprint", *args], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120,
+                              cwd=Path(__file__).resolve().parents[1])
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, proc.stderr
+    assert "Error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
