@@ -170,11 +170,16 @@ def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path
     # The report is built while every observation is still alive: collect rarely here too.
     with fewer_collections():
         result = analyze_files(list(captures), catalog, library, trust, vantage=vantage_hints())
-        extra = {"inputs": list(captures), "packets": result.packets, "problems": result.problems}
-        report = build_report(result.verdicts, catalog, "analyze", extra=extra)
-        emit_report(report, as_json)
-        write_analyze_outputs(result, list(captures))
-    code = 1 if result.failed_inputs else blocked_exit(report, exit_code)
+        if set(captures) <= set(result.failed_inputs):
+            # Nothing was read: the one-line errors are the whole answer, no empty report.
+            code = 1
+        else:
+            extra = {"inputs": list(captures), "packets": result.packets,
+                     "problems": result.problems}
+            report = build_report(result.verdicts, catalog, "analyze", extra=extra)
+            emit_report(report, as_json)
+            write_analyze_outputs(result, list(captures))
+            code = 1 if result.failed_inputs else blocked_exit(report, exit_code)
     if _PROCESS.whole:
         _exit_without_teardown(code)
     sys.exit(code)

@@ -204,3 +204,22 @@ def test_a_closed_output_pipe_exits_quietly_with_0(args: tuple[str, ...]) -> Non
         os.close(write_end)
     assert proc.returncode == 0, proc.stderr
     assert "Error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("output", [(), ("--json",)])
+def test_analyze_prints_nothing_on_stdout_when_no_input_could_be_read(
+        tmp_path: Path, output: tuple[str, ...]) -> None:
+    garbage = tmp_path / "garbage.pcap"
+    garbage.write_bytes(b"not a capture at all\n")
+    proc = run("analyze", str(tmp_path / "missing.pcap"), str(garbage), *output)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    errors = one_line_error(proc).splitlines()
+    assert len(errors) == 2 and "missing.pcap" in errors[0] and "garbage.pcap" in errors[1]
+
+
+def test_analyze_still_reports_the_readable_inputs(tmp_path: Path) -> None:
+    capture = Path(__file__).resolve().parents[1] / "pcaps" / "tm" / "rst-http" / "capture.pcapng.gz"
+    proc = run("analyze", str(tmp_path / "missing.pcap"), str(capture))
+    assert proc.returncode == 1
+    assert "http.reset" in proc.stdout and "missing.pcap" in proc.stderr
