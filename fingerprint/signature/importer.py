@@ -187,8 +187,9 @@ def parse_ooni_csv(lines: Iterable[str], where: str = "<csv>") -> list[OoniRow]:
     header = [h.strip() for h in header]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
+        found = ", ".join(h for h in header if h) or "none"
         raise InputError(where, f"not a blocking-fingerprints CSV: missing column(s) {', '.join(missing)}"
-                         f" (expected {', '.join(COLUMNS)})", 1)
+                         f" (its header has: {found})", 1)
     rows: list[OoniRow] = []
     start = reader.line_num + 1
     number = 0

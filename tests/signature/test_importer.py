@@ -344,8 +344,13 @@ def test_quoted_multi_value_cells_and_multiline_rows_keep_their_line_numbers() -
 def test_a_file_that_is_not_a_blocking_fingerprints_csv_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "other.csv"
     bad.write_text("domain,ip\nexample.com,192.0.2.1\n")
-    with pytest.raises(InputError, match="missing column"):
+    with pytest.raises(InputError, match="missing column") as refused:
         read_ooni_csv(bad)
+    message = str(refused.value)
+    # Each missing column is named once (the message used to list them all twice).
+    for column in ("name", "pattern_type", "expected_countries", "exp_url"):
+        assert len(re.findall(rf"\b{column}\b", message)) == 1, message
+    assert "domain, ip" in message  # what the file has instead
     with pytest.raises(InputError, match="cannot read"):
         read_ooni_csv(tmp_path / "absent.csv")
     res = CliRunner().invoke(signatures, ["import", str(bad), "--dry-run"])
