@@ -145,3 +145,17 @@ def test_frames_are_in_time_order_and_can_be_replaced() -> None:
     assert times == sorted(times) and len(times) == 2
     cap.frames = cap.frames[:1]
     assert [ts for ts, _ in cap.frames] == [times[0]]
+
+
+def test_cname_chain_is_written_and_read_in_order(tmp_path: Path) -> None:
+    cap = Capture(seed=4)
+    q = cap.dns("203.0.113.53", "blocked.example", at=0.0)
+    q.respond(["203.0.113.98"], delay_ms=10, ttl=58, cnames=["Edge.ISP.example", "blockpage.isp.example"])
+    _query, response = read(cap.write(tmp_path / "cname.pcapng"))
+    message = parse_dns(response.payload)
+    assert message is not None
+    assert message.cnames == ("edge.isp.example", "blockpage.isp.example")
+    assert message.addresses == ("203.0.113.98",)
+    # Each record is owned by the previous target: a chain, not three answers to the question.
+    assert [a.name.lower() for a in message.answers] == ["blocked.example", "edge.isp.example",
+                                                          "blockpage.isp.example"]

@@ -37,7 +37,7 @@ from scapy.packet import Raw
 
 from fingerprint.capture.writer import CaptureWriter
 from fingerprint.observe import CaptureHints
-from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA, build_query
+from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA, TYPE_CNAME, build_query
 
 __all__ = ["Capture", "DnsQuery", "TcpFlow", "client_hello", "http_request", "http_response",
            "server_flight"]
@@ -110,22 +110,34 @@ def http_response(status: int, reason: str, headers: Sequence[tuple[str, str]] =
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+def _wire_name(name: str) -> bytes:
+    labels = [label.encode("ascii") for label in name.rstrip(".").split(".") if label]
+    return b"".join(bytes([len(label)]) + label for label in labels) + b"\x00"
+
+
 def dns_response(query: bytes, answers: Sequence[str], *, flags: int, answer_ttl: int,
-                 compress: bool = True) -> bytes:
+                 compress: bool = True, cnames: Sequence[str] = ()) -> bytes:
     """A response to `query` (same id and question) with A/AAAA `answers`.
 
-    Each answer's owner name is a pointer to the question (`compress`, as most
-    resolvers write it) or the name spelt out again (as scapy's DNSRR writes it).
+    `cnames` come first, as a chain from the question's name (each the next record's
+    owner); the addresses then belong to the last of them.  The question's name as an
+    owner is a pointer to the question (`compress`, as most resolvers write it) or the
+    name spelt out again (as scapy's DNSRR writes it); later owners are spelt out.
     """
     txid = query[:2]
     question = query[12:]
     owner = b"\xc0\x0c" if compress else question[:-4]
     records = b""
+    for target in cnames:
+        rdata = _wire_name(target)
+        records += owner + struct.pack("!HHIH", TYPE_CNAME, 1, answer_ttl, len(rdata)) + rdata
+        owner = rdata
     for address in answers:
         packed = ipaddress.ip_address(address).packed
         rtype = TYPE_AAAA if len(packed) == 16 else TYPE_A
         records += owner + struct.pack("!HHIH", rtype, 1, answer_ttl, len(packed)) + packed
-    return txid + struct.pack("!HHHHH", flags, 1, len(answers), 0, 0) + question + records
+    count = len(cnames) + len(answers)
+    return txid + struct.pack("!HHHHH", flags, 1, count, 0, 0) + question + records
 
 
 # --------------------------------------------------------------------------- capture
@@ -247,14 +259,14 @@ class DnsQuery:
     def respond(self, answers: Iterable[str] = (), *, delay_ms: float, ttl: int,
                 ip_id: int | None = None, df: bool = True, flags: int = 0x8180,
                 answer_ttl: int = 300, src: str | None = None,
-                compress: bool = True) -> DnsQuery:
+                compress: bool = True, cnames: Sequence[str] = ()) -> DnsQuery:
         """A response arriving `delay_ms` after the query, with these IP and DNS fields.
 
         `flags` is the DNS header's second word (0x8180: QR RD RA NOERROR; add an rcode
-        in the low bits, e.g. 0x8183 for NXDOMAIN); `compress`: see `dns_response`.
+        in the low bits, e.g. 0x8183 for NXDOMAIN); `compress`, `cnames`: see `dns_response`.
         """
         payload = dns_response(self.query, list(answers), flags=flags, answer_ttl=answer_ttl,
-                               compress=compress)
+                               compress=compress, cnames=cnames)
         sender = src or self.resolver
         self.capture.emit(self.at + delay_ms / 1000.0,
                           self.capture.ip(sender, self.client, ttl=ttl, ip_id=ip_id, df=df)

@@ -42,7 +42,7 @@ fixtures: {{positive: [pcaps/cn/gfw-rst-type1]}}
 
 
 def test_schema_and_contributing_are_generated_from_the_registry() -> None:
-    assert stale_files() == [], "run: python -m fingerprint.signature.fields --write"
+    assert stale_files() == [], "run: python scripts/signature_fields.py --write"
     schema = json.loads(SCHEMA_PATH.read_text())
     assert schema["$defs"]["matcher"]["properties"]["field"] == schema_field()
     assert markdown_table() in (REPO / "CONTRIBUTING.md").read_text()
