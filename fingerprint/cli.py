@@ -31,6 +31,37 @@ OPTIONAL_GROUPS = {
 """Command groups imported only when named (or listed by --help): the lab's pulls in
 scapy, a fifth of a small capture's `analyze` run.  One that fails to import is absent."""
 
+EXTRAS = {"lab": ("lab", ("netfilterqueue",))}
+"""Command group -> (the pyproject extra it needs, the modules that extra installs)."""
+EXIT_USAGE = 2
+"""click's status for usage errors ("No such command" included): also a missing extra."""
+
+
+class MissingExtraError(FingerprintError):
+    exit_code = EXIT_USAGE
+
+
+def _missing_extra(cmd_name: str) -> click.Command | None:
+    """A stand-in for a command group whose extra is not installed: running it (with any
+    arguments) says in one line which extra to install."""
+    extra, modules = EXTRAS[cmd_name]
+    missing = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if not missing:
+        return None
+
+    def refuse() -> None:
+        raise MissingExtraError(f"`fingerprint {cmd_name}` needs the {extra!r} extra ({', '.join(missing)}"
+                                f" is not installed): pip install 'fingerprint[{extra}]'")
+
+    return click.Command(cmd_name, callback=refuse, add_help_option=False,
+                         help=f"(needs: pip install 'fingerprint[{extra}]')",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+
 
 def import_scapy_despite_unreadable_folders() -> None:
     """Import scapy once with its cache/config folder skipped when that folder is unreadable.
@@ -100,6 +131,10 @@ class _LazyGroup(click.Group):
         if command is not None or cmd_name not in OPTIONAL_GROUPS:
             return command
         module_name, _, attribute = OPTIONAL_GROUPS[cmd_name].partition(":")
+        stand_in = _missing_extra(cmd_name) if cmd_name in EXTRAS else None
+        if stand_in is not None:
+            self.add_command(stand_in, cmd_name)
+            return stand_in
         import_scapy_despite_unreadable_folders()  # these groups import scapy
         try:
             module = importlib.import_module(module_name)

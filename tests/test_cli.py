@@ -223,3 +223,50 @@ def test_analyze_still_reports_the_readable_inputs(tmp_path: Path) -> None:
     proc = run("analyze", str(tmp_path / "missing.pcap"), str(capture))
     assert proc.returncode == 1
     assert "http.reset" in proc.stdout and "missing.pcap" in proc.stderr
+
+
+# The core install: NetfilterQueue (the `lab` extra) made unimportable in the child.
+WITHOUT_LAB_EXTRA = ("import sys; sys.modules['netfilterqueue'] = None; "
+                     "from fingerprint.cli import main; main(sys.argv[1:])")
+
+
+def run_without_lab_extra(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", WITHOUT_LAB_EXTRA, *args], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+
+
+@pytest.mark.parametrize("args", [("lab", "up", "clean"), ("lab", "--help"), ("lab",),
+                                  ("lab", "down", "--instance", "x")])
+def test_lab_without_its_extra_says_which_extra_in_one_line(args: tuple[str, ...]) -> None:
+    proc = run_without_lab_extra(*args)
+    assert proc.returncode == 2  # click's usage status, as for an unknown command
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "fingerprint: error: `fingerprint lab` needs the 'lab' extra (netfilterqueue is not "
+        "installed): pip install 'fingerprint[lab]'"]
+
+
+@pytest.mark.parametrize("args", [
+    ("analyze", "pcaps/tm/rst-http/capture.pcapng.gz", "--json"),
+    ("signatures", "list"),
+    ("report", "--help"),
+    ("probe", "--help"),
+    ("--help",),
+])
+def test_the_core_install_runs_analyze_probe_report_and_signatures(args: tuple[str, ...]) -> None:
+    proc = run_without_lab_extra(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "netfilterqueue" not in proc.stderr
+
+
+def test_netfilterqueue_is_the_lab_extra_not_a_core_dependency() -> None:
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    core = " ".join(project["project"]["dependencies"]).lower()
+    assert "netfilterqueue" not in core
+    assert any(d.lower().startswith("netfilterqueue")
+               for d in project["project"]["optional-dependencies"]["lab"])
+    bootstrap = (Path(__file__).resolve().parents[1] / "scripts" / "bootstrap").read_text()
+    assert "-e '.[dev,lab]'" in bootstrap
+    assert "DPkg::Lock::Timeout=" in bootstrap
