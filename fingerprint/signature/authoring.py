@@ -152,7 +152,10 @@ def _craft_fixtures(result: ImportResult, root: Path) -> None:
     for line in warnings:
         click.echo(line, err=True)
     problems = build_dns_fixtures(plans, root, result.origin, catalog, library)
-    problems += build_http_fixtures(http_plans, root, result.origin, catalog, library)
+    http_problems, overlaps = build_http_fixtures(http_plans, root, result.origin, catalog, library)
+    problems += http_problems
+    for line in overlaps:
+        click.echo(f"note: {line}", err=True)
     for line in problems:
         click.echo(f"FAIL {line}")
     if plans:

@@ -210,10 +210,14 @@ class Capture:
         return DnsQuery(self, client, sport, resolver, query, at, raw)
 
     def tcp(self, server: str, port: int, *, at: float, server_ttl: int = 52,
-            server_df: bool = True, server_window: int = 65160, rtt_ms: float = 40.0) -> TcpFlow:
-        """A TCP connection from the client to `server:port` opened at `at` seconds."""
-        return TcpFlow(self, self.client_for(server), self.rng.randrange(32768, 61000), server,
-                       port, at, server_ttl, server_df, server_window, rtt_ms / 1000.0)
+            server_df: bool = True, server_window: int = 65160, rtt_ms: float = 40.0,
+            sport: int | None = None) -> TcpFlow:
+        """A TCP connection from the client to `server:port` opened at `at` seconds (from a
+        random source port unless `sport` is given: many flows to one server need distinct
+        ones, or two connections become one)."""
+        port_from = self.rng.randrange(32768, 61000) if sport is None else sport
+        return TcpFlow(self, self.client_for(server), port_from, server, port, at, server_ttl,
+                       server_df, server_window, rtt_ms / 1000.0)
 
     # -- output ---------------------------------------------------------------
     @property
