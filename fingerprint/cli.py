@@ -205,8 +205,9 @@ def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path
     # The report is built while every observation is still alive: collect rarely here too.
     with fewer_collections():
         result = analyze_files(list(captures), catalog, library, trust, vantage=vantage_hints())
-        if set(captures) <= set(result.failed_inputs):
-            # Nothing was read: the one-line errors are the whole answer, no empty report.
+        if result.packets == 0 and set(captures) <= set(result.failed_inputs):
+            # Nothing was read: the one-line errors are the whole answer, no empty report
+            # (a file cut short still gave its first packets: those are reported).
             code = 1
         else:
             extra = {"inputs": list(captures), "packets": result.packets,
