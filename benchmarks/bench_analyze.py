@@ -36,16 +36,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from scapy.layers.dns import DNS, DNSQR, DNSRR  # noqa: E402
-from scapy.layers.inet import IP, TCP, UDP  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
-from scapy.layers.tls.extensions import ServerName, TLS_Ext_ServerName  # noqa: E402
-from scapy.layers.tls.handshake import TLSClientHello, TLSServerHello  # noqa: E402
-from scapy.layers.tls.record import TLS  # noqa: E402
 
 from fingerprint.capture.dissect import LINKTYPE_ETHERNET  # noqa: E402
 from fingerprint.capture.reader import open_capture  # noqa: E402
 from fingerprint.capture.writer import CaptureWriter  # noqa: E402
+from fingerprint.testing.craft import Capture  # noqa: E402
 
 NAMES = [
     "twitter.com", "x.com", "abs.twimg.com", "www.facebook.com", "facebook.com",
@@ -82,43 +78,47 @@ class Templates:
     reset: bytes
 
 
-def _frame(packet: object) -> bytes:
-    return bytes(packet)  # type: ignore[call-overload]
+ETHERNET = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", type=0x0800))
+
+
+def _frames(cap: Capture) -> list[bytes]:
+    """The crafted packets in capture order, each behind the same Ethernet header."""
+    return [ETHERNET + data for _ts, data in cap.frames]
 
 
 def make_templates() -> Templates:
-    """A few dozen frames crafted with scapy; everything else is byte-level variation."""
-    ether = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    """A few dozen frames crafted by `fingerprint.testing.craft` (the fixtures' builder);
+    everything else is byte-level variation."""
     queries = []
     responses = []
     for index, name in enumerate(NAMES):
-        query = DNS(id=1, rd=1, qd=DNSQR(qname=name))
-        queries.append(_frame(ether / IP(src="192.0.2.10", dst=RESOLVER) /
-                              UDP(sport=40000, dport=53) / query))
-        answer = DNSRR(rrname=name, type="A", ttl=300, rdata=f"203.0.113.{index + 1}")
-        responses.append(_frame(ether / IP(src=RESOLVER, dst="192.0.2.10", ttl=58) /
-                                UDP(sport=53, dport=40000) /
-                                DNS(id=1, qr=1, rd=1, ra=1, qd=DNSQR(qname=name), an=answer)))
-    out = IP(src=TLS_TEMPLATE_SRC, dst=TLS_TEMPLATE_DST, flags="DF")
-    back = IP(src=TLS_TEMPLATE_DST, dst=TLS_TEMPLATE_SRC, ttl=52, flags="DF")
+        cap = Capture(client=TLS_TEMPLATE_SRC)
+        cap.dns(RESOLVER, name, at=0.0, txid=1, sport=40000).respond(
+            [f"203.0.113.{index + 1}"], delay_ms=20, ttl=58)
+        query, response = _frames(cap)
+        queries.append(query)
+        responses.append(response)
     hellos = []
     for name in NAMES:
-        hello = TLS(msg=[TLSClientHello(
-            ciphers=[0x1301, 0x1302, 0x1303, 0xC02F],
-            ext=[TLS_Ext_ServerName(servernames=[ServerName(servername=name.encode())])])])
-        hellos.append(_frame(ether / out / TCP(sport=50000, dport=443, flags="PA") / hello))
+        cap = Capture(client=TLS_TEMPLATE_SRC)
+        cap.tcp(TLS_TEMPLATE_DST, 443, at=0.0).client_hello(name)
+        hellos.append(_frames(cap)[0])
+    cap = Capture(client=TLS_TEMPLATE_SRC)
+    flow = cap.tcp(TLS_TEMPLATE_DST, 443, at=0.0, server_ttl=52).handshake()
+    flow.client_hello(NAMES[0])
+    # The "censor's" reset: no DF, a TTL unlike the server's (and Ethernet padding below).
+    flow.inject("R", at_ms=1, ttl=27, ip_id=0, window=8192)
+    flow.server_hello()
+    syn, syn_ack, ack, _hello, reset, server_hello = _frames(cap)
     return Templates(
         dns_query=queries,
         dns_response=responses,
-        syn=_frame(ether / out / TCP(sport=50000, dport=443, flags="S")),
-        syn_ack=_frame(ether / back / TCP(sport=443, dport=50000, flags="SA")),
-        ack=_frame(ether / out / TCP(sport=50000, dport=443, flags="A")),
+        syn=syn,
+        syn_ack=syn_ack,
+        ack=ack,
         client_hello=hellos,
-        server_hello=_frame(ether / back / TCP(sport=443, dport=50000, flags="PA") /
-                            TLS(msg=[TLSServerHello(cipher=0x1301)])),
-        # The "censor's" reset: no DF, a TTL unlike the server's, Ethernet padding.
-        reset=_frame(ether / IP(src=TLS_TEMPLATE_DST, dst=TLS_TEMPLATE_SRC, ttl=27, id=0) /
-                     TCP(sport=443, dport=50000, flags="R", window=8192)) + b"\0" * 6,
+        server_hello=server_hello,
+        reset=reset + b"\0" * 6,
     )
 
 

@@ -6,6 +6,7 @@ stderr (never a traceback); network outcomes are part of the report.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import os
@@ -30,8 +31,98 @@ OPTIONAL_GROUPS = {
 """Command groups imported only when named (or listed by --help): the lab's pulls in
 scapy, a fifth of a small capture's `analyze` run.  One that fails to import is absent."""
 
+EXTRAS = {"lab": ("lab", ("netfilterqueue",))}
+"""Command group -> (the pyproject extra it needs, the modules that extra installs)."""
+EXIT_USAGE = 2
+"""click's status for usage errors ("No such command" included): also a missing extra."""
+
+
+class MissingExtraError(FingerprintError):
+    exit_code = EXIT_USAGE
+
+
+def _missing_extra(cmd_name: str) -> click.Command | None:
+    """A stand-in for a command group whose extra is not installed: running it (with any
+    arguments) says in one line which extra to install."""
+    extra, modules = EXTRAS[cmd_name]
+    missing = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if not missing:
+        return None
+
+    def refuse() -> None:
+        raise MissingExtraError(f"`fingerprint {cmd_name}` needs the {extra!r} extra ({', '.join(missing)}"
+                                f" is not installed): pip install 'fingerprint[{extra}]'")
+
+    return click.Command(cmd_name, callback=refuse, add_help_option=False,
+                         help=f"(needs: pip install 'fingerprint[{extra}]')",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+
+
+def import_scapy_despite_unreadable_folders() -> None:
+    """Import scapy once with its cache/config folder skipped when that folder is unreadable.
+
+    `sudo -E fingerprint probe` keeps HOME, so root may leave a root-owned ~/.cache
+    behind; scapy then dies at import with PermissionError in every later unprivileged
+    run (secdev/scapy#4618).  scapy reads the folders once, when `scapy.main` is first
+    imported, and skips one that cannot be created: so only for that import the
+    variable points where nothing can be created, and it is restored at once (child
+    processes, such as the lab's, see the user's environment).
+    """
+    home = os.path.expanduser("~")
+    unreadable: dict[str, str | None] = {}
+    for variable, default in (("XDG_CACHE_HOME", ".cache"), ("XDG_CONFIG_HOME", ".config")):
+        base = os.environ.get(variable) or os.path.join(home, default)
+        try:
+            os.stat(os.path.join(base, "scapy", "_"))
+        except PermissionError:
+            unreadable[variable] = os.environ.get(variable)
+        except OSError:
+            pass  # missing: scapy creates it, or copes when it cannot
+    if not unreadable or "scapy.main" in sys.modules:
+        return
+    try:
+        for variable in unreadable:
+            os.environ[variable] = os.path.join(os.devnull, "fingerprint")
+        import scapy.main  # noqa: F401  (reads the folders now, once)
+    finally:
+        for variable, value in unreadable.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
+
+
+class _OutputClosed(Exception):
+    """The reader of our standard output went away (`| head`): not an error of ours.
+
+    Raised past click, which would turn the broken pipe into exit status 1."""
+
+
+def _raise_closed(exc: OSError) -> NoReturn:
+    if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+        raise _OutputClosed from None
+    raise exc
+
 
 class _LazyGroup(click.Group):
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:  # --help and --version print while the context is made
+            return super().make_context(info_name, args, parent, **extra)
+        except OSError as exc:
+            _raise_closed(exc)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            _raise_closed(exc)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *OPTIONAL_GROUPS})
 
@@ -40,6 +131,11 @@ class _LazyGroup(click.Group):
         if command is not None or cmd_name not in OPTIONAL_GROUPS:
             return command
         module_name, _, attribute = OPTIONAL_GROUPS[cmd_name].partition(":")
+        stand_in = _missing_extra(cmd_name) if cmd_name in EXTRAS else None
+        if stand_in is not None:
+            self.add_command(stand_in, cmd_name)
+            return stand_in
+        import_scapy_despite_unreadable_folders()  # these groups import scapy
         try:
             module = importlib.import_module(module_name)
         except ImportError:
@@ -109,11 +205,17 @@ def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path
     # The report is built while every observation is still alive: collect rarely here too.
     with fewer_collections():
         result = analyze_files(list(captures), catalog, library, trust, vantage=vantage_hints())
-        extra = {"inputs": list(captures), "packets": result.packets, "problems": result.problems}
-        report = build_report(result.verdicts, catalog, "analyze", extra=extra)
-        emit_report(report, as_json)
-        write_analyze_outputs(result, list(captures))
-    code = 1 if result.failed_inputs else blocked_exit(report, exit_code)
+        if result.packets == 0 and set(captures) <= set(result.failed_inputs):
+            # Nothing was read: the one-line errors are the whole answer, no empty report
+            # (a file cut short still gave its first packets: those are reported).
+            code = 1
+        else:
+            extra = {"inputs": list(captures), "packets": result.packets,
+                     "problems": result.problems}
+            report = build_report(result.verdicts, catalog, "analyze", extra=extra)
+            emit_report(report, as_json)
+            write_analyze_outputs(result, list(captures))
+            code = 1 if result.failed_inputs else blocked_exit(report, exit_code)
     if _PROCESS.whole:
         _exit_without_teardown(code)
     sys.exit(code)
@@ -161,6 +263,16 @@ def platforms(catalog_path: str | None, as_json: bool) -> None:
                + (f" / {', '.join(catalog.control_addresses)}" if catalog.control_addresses else ""))
 
 
+def _quiet_after_closed_output() -> None:
+    """Point stdout at /dev/null so that the exit's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass  # stdout is not a file descriptor (a test runner's buffer): nothing to flush
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line per error, exit codes 0/1/2/3/77/130."""
     # Only the console script / `python -m fingerprint` (no argv given) owns the process.
@@ -179,7 +291,8 @@ def main(argv: list[str] | None = None) -> None:
     except FingerprintError as exc:
         click.echo(f"fingerprint: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except BrokenPipeError:
+    except (_OutputClosed, BrokenPipeError):
+        _quiet_after_closed_output()
         sys.exit(0)
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""

@@ -35,9 +35,9 @@ from cryptography.x509.oid import NameOID
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fingerprint.craft import Capture, TcpFlow, app_data, http_response  # noqa: E402
-from fingerprint.fixtures import Fixture, verdict_summary  # noqa: E402
 from fingerprint.signature import load_library  # noqa: E402
+from fingerprint.testing.craft import Capture, TcpFlow, app_data, http_response  # noqa: E402
+from fingerprint.testing.fixtures import Fixture, verdict_summary  # noqa: E402
 
 CAPTURE_NAME = "capture.pcapng.gz"
 

@@ -1,4 +1,4 @@
-"""fingerprint.craft: crafted captures read back with the fields asked for."""
+"""fingerprint.testing.craft: crafted captures read back with the fields asked for."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from fingerprint.analysis.pipeline import analyze_files
 from fingerprint.capture.packet import Packet
 from fingerprint.capture.reader import open_capture
 from fingerprint.catalog import load_catalog
-from fingerprint.craft import Capture, client_hello, server_flight
 from fingerprint.protocols.dns import parse_dns
 from fingerprint.protocols.tls import parse_client_hello, parse_server_flight
 from fingerprint.signature import SignatureLibrary
+from fingerprint.testing.craft import Capture, client_hello, server_flight
 from fingerprint.trust import TrustStore
 
 SERVER = "203.0.113.10"
@@ -114,3 +114,48 @@ def test_server_flight_parses_with_its_chain() -> None:
     assert flight.certificates == [b"leaf-der", b"ca-der"]
     hello = parse_client_hello(client_hello(None, random.Random(1)))
     assert hello is not None and hello.sni is None and hello.offers_tls13
+
+
+def test_dns_answer_names_spelt_out_or_compressed_parse_alike(tmp_path: Path) -> None:
+    """`compress=False` writes the owner name in full (as scapy's DNSRR does): the imported
+    signatures' fixtures use it, and both forms must read back the same."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+
+    cap = Capture(seed=2, client="192.0.2.10")
+    q = cap.dns("198.51.100.53", "example.org", at=0.0, txid=0x1000, sport=40000, ip_id=7,
+                df=False)
+    q.respond(["203.0.113.7"], delay_ms=20, ttl=58, compress=False)
+    q.respond(["203.0.113.7"], delay_ms=30, ttl=58)
+    query, spelt, compressed = read(cap.write(tmp_path / "dns.pcapng"))
+    assert (query.sport, query.ip_id, query.df) == (40000, 7, False)
+    reference = DNS(id=0x1000, qr=1, rd=1, ra=1, qd=DNSQR(qname="example.org"),
+                    an=DNSRR(rrname="example.org", ttl=300, rdata="203.0.113.7"))
+    assert spelt.payload == bytes(reference)
+    assert len(compressed.payload) < len(spelt.payload)
+    for packet in (spelt, compressed):
+        message = parse_dns(packet.payload)
+        assert message is not None and message.addresses == ("203.0.113.7",)
+
+
+def test_frames_are_in_time_order_and_can_be_replaced() -> None:
+    cap = Capture(seed=3)
+    cap.dns("203.0.113.53", "b.example", at=1.0)
+    cap.dns("203.0.113.53", "a.example", at=0.5)
+    times = [ts for ts, _data in cap.frames]
+    assert times == sorted(times) and len(times) == 2
+    cap.frames = cap.frames[:1]
+    assert [ts for ts, _ in cap.frames] == [times[0]]
+
+
+def test_cname_chain_is_written_and_read_in_order(tmp_path: Path) -> None:
+    cap = Capture(seed=4)
+    q = cap.dns("203.0.113.53", "blocked.example", at=0.0)
+    q.respond(["203.0.113.98"], delay_ms=10, ttl=58, cnames=["Edge.ISP.example", "blockpage.isp.example"])
+    _query, response = read(cap.write(tmp_path / "cname.pcapng"))
+    message = parse_dns(response.payload)
+    assert message is not None
+    assert message.cnames == ("edge.isp.example", "blockpage.isp.example")
+    assert message.addresses == ("203.0.113.98",)
+    # Each record is owned by the previous target: a chain, not three answers to the question.
+    assert [a.name.lower() for a in message.answers] == ["blocked.example", "edge.isp.example",
+                                                          "blockpage.isp.example"]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from fingerprint.fixtures import Fixture, find_fixtures, verdict_summary
 from fingerprint.signature import SignatureLibrary, load_library
+from fingerprint.testing.fixtures import Fixture, find_fixtures, verdict_summary
 
 REPO = Path(__file__).resolve().parents[1]
 PCAPS = REPO / "pcaps"

@@ -26,11 +26,11 @@ from fingerprint.capture.reader import open_ip_frames
 from fingerprint.capture.writer import CaptureWriter
 from fingerprint.catalog import load_catalog
 from fingerprint.cli import cli
-from fingerprint.craft import Capture, http_response
 from fingerprint.model import Technique
 from fingerprint.output.ooni import measurements_from_pipeline
 from fingerprint.report import build_report
 from fingerprint.signature import SignatureLibrary, load_library
+from fingerprint.testing.craft import Capture, http_response
 from fingerprint.trust import TrustStore
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
 """Fields the analysis hands to signatures, and how false-positive signatures act.
 
-Each case is a crafted capture (fingerprint.craft) run through the pipeline a
+Each case is a crafted capture (fingerprint.testing.craft) run through the pipeline a
 live probe uses.
 """
 
@@ -12,9 +12,9 @@ from typing import Any
 from fingerprint.analysis.findings import Finding
 from fingerprint.analysis.pipeline import Pipeline, Result, analyze_files
 from fingerprint.catalog import load_catalog
-from fingerprint.craft import Capture, http_response
 from fingerprint.report import build_report
 from fingerprint.signature import SignatureLibrary, load_library
+from fingerprint.testing.craft import Capture, http_response
 from fingerprint.trust import TrustStore
 
 RESOLVER = "203.0.113.53"

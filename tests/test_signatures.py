@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from fingerprint.errors import SignatureError
-from fingerprint.fixtures import resolve_fixture
 from fingerprint.signature import Signature, SignatureLibrary, load_library
 from fingerprint.signature.cli import lint_paths
 from fingerprint.signature.cli import signatures as signatures_command
 from fingerprint.signature.match import Matcher, build_matcher, compile_pattern
+from fingerprint.testing.fixtures import resolve_fixture
 
 REPO = Path(__file__).resolve().parents[1]
 SIGNATURES = REPO / "signatures"
@@ -277,8 +277,8 @@ def test_dns_answer_reads_the_finding_when_it_holds_one() -> None:
 
 
 def test_build_matcher_requires_values() -> None:
-    for spec in ({"field": "a.b", "op": "equals"}, {"field": "a.b", "op": "one_of"},
-                 {"field": "a.b", "op": "cidr"}):
+    for spec in ({"field": "ip.id", "op": "equals"}, {"field": "ip.id", "op": "one_of"},
+                 {"field": "dns.answer", "op": "cidr"}):
         with pytest.raises(ValueError):
             build_matcher(spec)
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from fingerprint.craft import Capture
 from fingerprint.errors import InputError
 from fingerprint.testing import (
     assert_capture_does_not_match,
@@ -14,6 +13,7 @@ from fingerprint.testing import (
     library_with,
     replay,
 )
+from fingerprint.testing.craft import Capture
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER = "203.0.113.10"

@@ -73,6 +73,11 @@ class DnsMessage:
     def addresses(self) -> tuple[str, ...]:
         return tuple(r.value for r in self.answers if r.rtype in (TYPE_A, TYPE_AAAA))
 
+    @property
+    def cnames(self) -> tuple[str, ...]:
+        """CNAME targets of the answer, in the order the records chain (lower case)."""
+        return tuple(r.value.lower().rstrip(".") for r in self.answers if r.rtype == TYPE_CNAME)
+
     def flags_text(self) -> str:
         names = [("qr", FLAG_QR), ("aa", FLAG_AA), ("tc", FLAG_TC), ("rd", FLAG_RD), ("ra", FLAG_RA)]
         return " ".join(n for n, bit in names if self.flags & bit)

@@ -127,29 +127,42 @@ def import_signatures(csv_file: str, out: str | None, dry_run: bool, commit: str
     click.echo(f"wrote {len(written)} files to {out_dir}" +
                (f" (replacing {removed} from an earlier import)" if removed else ""), err=True)
     http = [i for i in result.imported if i.kind == "http"]
-    if http:
-        click.echo(f"note: {len(http)} HTTP signatures reference fixture folders under pcaps/http/ "
-                   "that this import does not create; add a capture there before lint passes",
-                   err=True)
+    if http and not with_fixtures:
+        click.echo(f"note: {len(http)} HTTP signatures reference fixture folders under pcaps/http/: "
+                   "--with-fixtures crafts them", err=True)
     if with_fixtures:
         _craft_fixtures(result, root)
 
 
 def _craft_fixtures(result: ImportResult, root: Path) -> None:
     from fingerprint.catalog import load_catalog
-    from fingerprint.signature.import_fixtures import build_dns_fixtures, plan_dns_fixtures
+    from fingerprint.signature.import_fixtures import (
+        build_dns_fixtures,
+        build_http_fixtures,
+        plan_dns_fixtures,
+        plan_http_fixtures,
+    )
 
     catalog = load_catalog(None)
     plans, notes = plan_dns_fixtures(result.imported, catalog)
-    for line in notes:
+    http_plans, http_notes = plan_http_fixtures(result.imported, catalog)
+    for line in [*notes, *http_notes]:
         click.echo(f"note: {line}", err=True)
     library, warnings = existing_signatures(root / "signatures", None)
     for line in warnings:
         click.echo(line, err=True)
     problems = build_dns_fixtures(plans, root, result.origin, catalog, library)
+    http_problems, overlaps = build_http_fixtures(http_plans, root, result.origin, catalog, library)
+    problems += http_problems
+    for line in overlaps:
+        click.echo(f"note: {line}", err=True)
     for line in problems:
         click.echo(f"FAIL {line}")
-    click.echo(f"crafted {len(plans)} DNS fixtures under {root / 'pcaps' / 'dns'}", err=True)
+    if plans:
+        click.echo(f"crafted {len(plans)} DNS fixtures under {root / 'pcaps' / 'dns'}", err=True)
+    if http_plans:
+        click.echo(f"crafted {len(http_plans)} HTTP fixtures under {root / 'pcaps' / 'http'}",
+                   err=True)
     if problems:
         sys.exit(1)
 

@@ -12,11 +12,12 @@ import click
 from fingerprint._yaml import load_located_yaml
 from fingerprint.errors import InputError
 from fingerprint.signature.authoring import import_signatures, new_signature
-from fingerprint.signature.draft import placeholder_problems
+from fingerprint.signature.draft import document_placeholder_problems, placeholder_problems
 from fingerprint.signature.library import (
     Signature,
     SignatureLibrary,
     default_signature_dir,
+    document_problems,
     load_library,
     load_signature,
     signature_files,
@@ -78,7 +79,7 @@ def lint_paths(root: Path) -> tuple[list[Signature], list[str]]:
         try:
             loaded.append(load_signature(path))
         except InputError as exc:
-            problems.append(str(exc))
+            problems.extend(_all_problems(path) or [str(exc)])
     base = _repo_root(root)
     ids: dict[str, str] = {}
     rules: dict[str, list[Signature]] = defaultdict(list)
@@ -102,6 +103,15 @@ def lint_paths(root: Path) -> tuple[list[Signature], list[str]]:
                 problems.append(f"{_where(sig, 'match')}: signatures {names} have the same match rule "
                                 f"(overlapping twins)")
     return loaded, problems
+
+
+def _all_problems(path: Path) -> list[str]:
+    """Every problem of a file that did not load (loading names the first only)."""
+    try:
+        doc = load_located_yaml(path)
+    except InputError:
+        return []  # not YAML: the load error says it
+    return [*document_problems(doc), *document_placeholder_problems(doc)]
 
 
 def _where(sig: Signature, *key: str | int) -> str:
@@ -129,7 +139,7 @@ def lint(path: str | None) -> None:
 @click.argument("path", required=False, type=click.Path())
 def test_signatures(path: str | None) -> None:
     """Replay every signature's fixtures: positives must match it, negatives must not."""
-    from fingerprint.fixtures import resolve_fixture
+    from fingerprint.testing.fixtures import resolve_fixture
 
     root = Path(path) if path else default_signature_dir()
     if root is None:

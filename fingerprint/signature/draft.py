@@ -20,14 +20,14 @@ from typing import Any
 
 import yaml
 
-from fingerprint._yaml import load_located_yaml
+from fingerprint._yaml import LocatedYaml, load_located_yaml
 from fingerprint.analysis.evidence import INITIAL_TTLS, initial_ttl
 from fingerprint.analysis.findings import Finding
 from fingerprint.analysis.pipeline import analyze_files
 from fingerprint.catalog import Catalog
 from fingerprint.errors import InputError
-from fingerprint.fixtures import CAPTURE_SUFFIXES
 from fingerprint.signature.library import Signature, SignatureLibrary
+from fingerprint.testing.fixtures import CAPTURE_SUFFIXES
 from fingerprint.trust import TrustStore
 
 PLACEHOLDER = "TODO"
@@ -57,11 +57,17 @@ class DraftMatcher:
 
 def placeholder_problems(sig: Signature) -> list[str]:
     """Lint lines for TODO placeholders a draft leaves (id, title, references, ...)."""
+    return document_placeholder_problems(load_located_yaml(sig.path))
+
+
+def document_placeholder_problems(doc: LocatedYaml) -> list[str]:
+    """The same for a document that does not load (a fresh draft never does)."""
+    data = doc.data if isinstance(doc.data, dict) else {}
     problems = []
     for key in PLACEHOLDER_FIELDS:
-        if PLACEHOLDER in _flatten(sig.data.get(key)):
-            line = load_located_yaml(sig.path).line_of([key])
-            where = f"{sig.path}:{line}" if line is not None else sig.path
+        if PLACEHOLDER in _flatten(data.get(key)):
+            line = doc.line_of([key])
+            where = f"{doc.path}:{line}" if line is not None else doc.path
             problems.append(f"{where}: {key} still holds a {PLACEHOLDER} placeholder")
     return problems
 

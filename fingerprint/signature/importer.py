@@ -6,7 +6,8 @@ location_found, pattern_type, pattern, confidence_no_fp, expected_countries,
 source, exp_url, notes`.  Each row becomes one signature:
 
 * `location_found == dns`: a DNS-answer signature (techniques dns.redirect and
-  dns.injection) over `dns.answer`;
+  dns.injection) over `dns.answer`, or over `dns.cname` when the pattern is
+  a host name (the answer's CNAME target);
 * `body` / `header.<name>`: an HTTP signature (technique http.blockpage) over
   `http.body` / `http.header.<name>`.
 
@@ -126,7 +127,15 @@ class Imported:
     def address(self) -> str | None:
         """The exact address a DNS `full` row matches."""
         matcher = self.document["match"]["matchers"][0]
-        if self.kind == "dns" and matcher["op"] == "equals":
+        if self.kind == "dns" and matcher["field"] == "dns.answer" and matcher["op"] == "equals":
+            return str(matcher["value"])
+        return None
+
+    @property
+    def cname(self) -> str | None:
+        """The exact CNAME target a DNS `full` host-name row matches."""
+        matcher = self.document["match"]["matchers"][0]
+        if self.kind == "dns" and matcher["field"] == "dns.cname" and matcher["op"] == "equals":
             return str(matcher["value"])
         return None
 
@@ -187,8 +196,9 @@ def parse_ooni_csv(lines: Iterable[str], where: str = "<csv>") -> list[OoniRow]:
     header = [h.strip() for h in header]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
+        found = ", ".join(h for h in header if h) or "none"
         raise InputError(where, f"not a blocking-fingerprints CSV: missing column(s) {', '.join(missing)}"
-                         f" (expected {', '.join(COLUMNS)})", 1)
+                         f" (its header has: {found})", 1)
     rows: list[OoniRow] = []
     start = reader.line_num + 1
     number = 0
@@ -254,10 +264,8 @@ def _dns_matcher(row: OoniRow) -> dict[str, Any]:
             address = ipaddress.ip_address(pattern)
         except ValueError:
             if _HOSTNAME.match(pattern):
-                raise Unexpressible(
-                    "CNAME target (host name) pattern",
-                    f"pattern {pattern!r} is a host name (a CNAME target); dns.answer holds only "
-                    "A/AAAA addresses") from None
+                # A host name is the target of a CNAME in the answer (a blockpage host).
+                return {"field": "dns.cname", "op": "equals", "value": pattern.lower().rstrip(".")}
             raise Unexpressible("malformed address", f"malformed address {pattern!r}") from None
         # The parser prints addresses in their canonical form; an exact address stays exact.
         return {"field": "dns.answer", "op": "equals", "value": str(address)}
@@ -327,7 +335,8 @@ def _references(row: OoniRow, origin: Origin) -> list[dict[str, str]]:
 def _title(row: OoniRow, kind: str, matcher: dict[str, Any], countries: list[str]) -> str:
     where = f" ({', '.join(countries)})" if countries else ""
     if kind == "dns":
-        what = f"DNS answer {row['pattern']}" if row["pattern_type"] == "full" else \
+        what = f"DNS answer {'CNAME ' if matcher['field'] == 'dns.cname' else ''}{row['pattern']}" \
+            if row["pattern_type"] == "full" else \
             f"DNS answer {row['pattern_type']} {row['pattern']!r}"
     else:
         what = f"{row['location_found']} {row['pattern_type']} {row['pattern']!r}"

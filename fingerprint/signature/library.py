@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from fingerprint._yaml import LocatedYaml, load_located_yaml, save_validated, validate_located
 from fingerprint.errors import InputError, SignatureError
 from fingerprint.model import Technique
+from fingerprint.signature.fields import lookup, unknown_field_message
 from fingerprint.signature.match import MatchRule, build_matcher
 
 if TYPE_CHECKING:
@@ -66,7 +67,70 @@ def signature_schema() -> dict[str, Any]:
     return loaded
 
 
+def unknown_fields(doc: LocatedYaml) -> list[tuple[str, int | None]]:
+    """(message, line) for every matcher field the registry does not know.
+
+    Checked before the schema (which refuses them too) so that the message names the
+    closest known field instead of quoting the whole list."""
+    match = doc.data.get("match") if isinstance(doc.data, dict) else None
+    matchers = match.get("matchers") if isinstance(match, dict) else None
+    out = []
+    for i, spec in enumerate(matchers if isinstance(matchers, list) else []):
+        name = spec.get("field") if isinstance(spec, dict) else None
+        if isinstance(name, str) and lookup(name) is None:
+            out.append((f"match/matchers/{i}/field: {unknown_field_message(name)}",
+                        doc.line_of(["match", "matchers", i, "field"])))
+    return out
+
+
+def document_problems(doc: LocatedYaml) -> list[str]:
+    """Every problem of one signature document, `file:line: message` each, in line order.
+
+    Loading stops at the first problem; lint uses this to report them all at once (a
+    fresh `signatures new` draft has several)."""
+    import jsonschema
+
+    found: list[tuple[int, str]] = []
+
+    def add(message: str, line: int | None) -> None:
+        found.append((line or 0, f"{doc.path}:{line}: {message}" if line else f"{doc.path}: {message}"))
+
+    unknown = unknown_fields(doc)
+    for message, line in unknown:
+        add(message, line)
+    unknown_paths = {message.split(":", 1)[0] for message, _line in unknown}
+    validator = jsonschema.Draft202012Validator(signature_schema())
+    for error in validator.iter_errors(doc.data):
+        path = list(error.absolute_path)
+        location = "/".join(str(p) for p in path) or "(top level)"
+        if location in unknown_paths:
+            continue  # named above, with the closest known field
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = error.schema.get("properties", {})
+            for key in (k for k in error.instance if k not in known):
+                add(f"{location}: unexpected key {key!r}", doc.line_of([*path, key]))
+            continue
+        add(f"{location}: {error.message}", doc.line_of(path))
+    data = doc.data if isinstance(doc.data, dict) else {}
+    stem = Path(doc.path).name.removesuffix(".yaml").removesuffix(".yml")
+    if isinstance(data.get("id"), str) and data["id"] != stem:
+        add(f"id {data['id']!r} differs from the file name {stem!r}", doc.line_of(["id"]))
+    match = data.get("match")
+    matchers = match.get("matchers") if isinstance(match, dict) else None
+    for i, spec in enumerate(matchers if isinstance(matchers, list) else []):
+        if not isinstance(spec, dict) or f"match/matchers/{i}/field" in unknown_paths:
+            continue
+        try:
+            build_matcher(spec)
+        except (ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, ValueError):  # schema errors above cover missing keys
+                add(f"match/matchers/{i}: {exc}", doc.line_of(["match", "matchers", i]))
+    return [text for _line, text in sorted(found, key=lambda item: item[0])]
+
+
 def signature_from_document(doc: LocatedYaml) -> Signature:
+    for message, line in unknown_fields(doc)[:1]:
+        raise SignatureError(doc.path, message, line)
     validate_located(doc, signature_schema(), SignatureError)
     data = doc.data
     stem = Path(doc.path).name.removesuffix(".yaml").removesuffix(".yml")

@@ -1,12 +1,13 @@
 """Matcher semantics.
 
-A matcher reads one field.  Packet fields (ip.*, tcp.*, icmp.*, timing.*, and
-a response's dns.*) are read from the finding's evidence packets: by default
-the injected ones, else the responses; `quantifier: all` requires every such
-packet to match, `count: N` at least N of them.  Any other field is read from
-the finding itself (trigger.sni, injected.count, http.header.location, ...).
-List values (dns.answer) match when any element matches (all with
-`quantifier: all`).
+A matcher reads one field of the registry (`fields.py`).  Packet fields (ip.*,
+tcp.*, timing.*, a response's dns.*) are read from the finding's evidence
+packets: by default the injected ones, else the responses; `quantifier: all`
+requires every such packet to match, `count: N` at least N of them.  Finding
+and vantage fields are read from the finding itself (trigger.sni,
+injected.count, http.header.location, probe.cc, ...); a field registered for
+both is read from the finding unless `packets:` is given.  List values
+(dns.answer) match when any element matches (all with `quantifier: all`).
 """
 
 from __future__ import annotations
@@ -20,18 +21,13 @@ from typing import Any
 
 import re2
 
+from fingerprint.signature.fields import is_packet_field, lookup, unknown_field_message
+
 MAX_MATCH_INPUT = 65536
 """Regexes and substring tests see at most this many characters."""
 MAX_PATTERN_LENGTH = 1000
 
-PACKET_FIELD_PREFIXES = ("ip.", "tcp.", "icmp.", "timing.")
-PACKET_DNS_FIELDS = ("dns.answer", "dns.flags", "dns.answer_ttl")
-
 _MISSING = object()
-
-
-def is_packet_field(name: str) -> bool:
-    return name.startswith(PACKET_FIELD_PREFIXES) or name in PACKET_DNS_FIELDS
 
 
 @cache
@@ -65,6 +61,8 @@ class Matcher:
     negate: bool = False
     pattern: Any = None
     """A compiled RE2 pattern (linear time in the input, whatever the pattern)."""
+    from_packets: bool = False
+    """The field can be read from evidence packets (the registry says so)."""
 
     def _scalar(self, value: Any) -> bool:
         op = self.op
@@ -120,7 +118,7 @@ class Matcher:
         return self._scalar(value)
 
     def evaluate(self, context: dict[str, Any], packets: dict[str, list[dict[str, Any]]]) -> bool:
-        if is_packet_field(self.field) and (self.packets or self.field not in context):
+        if self.from_packets and (self.packets or self.field not in context):
             chosen = packets.get(self.packets or "injected") or (
                 packets.get("responses", []) if self.packets is None else [])
             hits = [self._value(p.get(self.field, _MISSING)) for p in chosen]
@@ -181,6 +179,8 @@ def compile_pattern(pattern: str) -> Any:
 
 def build_matcher(spec: dict[str, Any]) -> Matcher:
     """Build a matcher from its (schema-valid) YAML mapping; ValueError on bad values."""
+    if lookup(spec["field"]) is None:
+        raise ValueError(unknown_field_message(spec["field"]))
     op = spec["op"]
     value = spec.get("value")
     values = tuple(spec.get("values", ()))
@@ -205,4 +205,4 @@ def build_matcher(spec: dict[str, Any]) -> Matcher:
             raise ValueError(f"{value!r} is not hex bytes") from None
     return Matcher(spec["field"], op, value, values, spec.get("min"), spec.get("max"),
                    spec.get("packets"), spec.get("quantifier", "any"), spec.get("count"),
-                   bool(spec.get("negate", False)), pattern)
+                   bool(spec.get("negate", False)), pattern, is_packet_field(spec["field"]))

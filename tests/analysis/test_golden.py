@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 
 from fingerprint._json import dumps_indented
-from fingerprint.fixtures import Fixture, find_fixtures
 from fingerprint.output.ooni import measurements_from_pipeline
 from fingerprint.report import build_report
 from fingerprint.signature import SignatureLibrary, load_library
+from fingerprint.testing.fixtures import Fixture, find_fixtures
 
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO / "pcaps"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fingerprint.analysis.outcome import Outcome
-from fingerprint.craft import Capture
 from fingerprint.testing import replay
+from fingerprint.testing.craft import Capture
 
 SERVER = "203.0.113.10"
 OTHER_SERVER = "203.0.113.20"

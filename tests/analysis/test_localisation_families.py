@@ -18,8 +18,8 @@ from scapy.packet import Packet as ScapyPacket
 
 from fingerprint.capture.dissect import LINKTYPE_IPV4, LINKTYPE_IPV6, dissect
 from fingerprint.capture.packet import Packet, Unreachable
-from fingerprint.craft import Capture
 from fingerprint.testing import replay
+from fingerprint.testing.craft import Capture
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from synthetic import CLIENT, CONTROL, START, TELEGRAM, TWITTER, CaptureBuilder, censored_network
 
-from fingerprint.fixtures import Fixture
 from fingerprint.model import Failure
 from fingerprint.output.ooni import (
     DATA_FORMAT_VERSION,
@@ -22,6 +21,7 @@ from fingerprint.output.ooni import (
     build_measurements,
     measurements_from_pipeline,
 )
+from fingerprint.testing.fixtures import Fixture
 
 ENVELOPE = {
     "annotations": dict, "data_format_version": str, "input": str,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from fingerprint.craft import Capture
 from fingerprint.testing import replay
+from fingerprint.testing.craft import Capture
 
 CLIENT = "192.0.2.10"
 RESOLVER = "203.0.113.53"

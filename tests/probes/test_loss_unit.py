@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fingerprint.craft import Capture, TcpFlow, http_response
 from fingerprint.testing import replay
+from fingerprint.testing.craft import Capture, TcpFlow, http_response
 
 SERVER = "203.0.113.10"
 """twitter's address in the catalog below."""

@@ -166,6 +166,29 @@ def test_draft_fails_lint_until_the_todos_are_filled_then_matches_its_capture(
     assert matched(reset_case, tmp_path / "signatures") == {"test.tm-rst"}
 
 
+def test_lint_reports_every_problem_of_a_fresh_draft_at_once(reset_case: Path,
+                                                              tmp_path: Path) -> None:
+    """A draft saved as it came (TODO id, title, references) plus a misspelt field and an
+    out-of-range value: one lint run names them all, each with its line."""
+    res = new(reset_case, "--from", str(reset_case))
+    assert res.exit_code == 0, res.output
+    sigs = tmp_path / "signatures" / "tls"
+    sigs.mkdir(parents=True)
+    draft = sigs / "draft.yaml"
+    draft.write_text(res.stdout.replace("field: tcp.window", "field: tcp.windw")
+                     .replace("confidence: 0.5", "confidence: 2"))
+    _loaded, problems = lint_paths(tmp_path / "signatures")
+    lines = "\n".join(problems)
+    for expected in (r"draft\.yaml:\d+: id: 'TODO-signature-id' does not match",
+                     r"draft\.yaml:\d+: id 'TODO-signature-id' differs from the file name 'draft'",
+                     r"draft\.yaml:\d+: confidence: 2 is greater than the maximum of 1",
+                     r"draft\.yaml:\d+: match/matchers/\d+/field: unknown field 'tcp\.windw' "
+                     r"\(did you mean 'tcp\.window'\?\)",
+                     r"draft\.yaml:\d+: title still holds a TODO placeholder",
+                     r"draft\.yaml:\d+: references still holds a TODO placeholder"):
+        assert re.search(expected, lines), f"{expected!r} not in:\n{lines}"
+
+
 def test_a_filled_draft_does_not_match_another_injector(reset_case: Path, tmp_path: Path) -> None:
     res = new(reset_case, "--from", str(reset_case))
     sig_dir = tmp_path / "signatures" / "tls"

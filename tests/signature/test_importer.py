@@ -25,7 +25,6 @@ from fingerprint.analysis.pipeline import Pipeline
 from fingerprint.capture.dissect import LINKTYPE_RAW, dissect
 from fingerprint.catalog import load_catalog
 from fingerprint.errors import InputError
-from fingerprint.fixtures import Fixture, verdict_summary
 from fingerprint.model import Technique
 from fingerprint.signature.cli import lint_paths, signatures
 from fingerprint.signature.importer import (
@@ -37,6 +36,7 @@ from fingerprint.signature.importer import (
     write_signatures,
 )
 from fingerprint.signature.library import SignatureLibrary, load_library, load_signature
+from fingerprint.testing.fixtures import Fixture, verdict_summary
 from fingerprint.trust import TrustStore
 
 HEADER = ["name", "scope", "other_names", "location_found", "pattern_type", "pattern",
@@ -131,9 +131,12 @@ def test_dns_rows_become_answer_signatures_and_unexpressible_rows_are_named() ->
     assert "countries" not in items["cl.dns_br_localhost"].document
 
     skipped = skip_lines(result)
-    assert set(skipped) == {"ooni.xx_cname", "ooni.xx_bad", "ooni.xx_conf", "ooni.xx_cc", "ooni.xx_scope"}
-    assert skipped["ooni.xx_cname"].startswith("row 4 (line 5, ooni.xx_cname): skipped: ")
-    assert "host name (a CNAME target)" in skipped["ooni.xx_cname"]
+    assert set(skipped) == {"ooni.xx_bad", "ooni.xx_conf", "ooni.xx_cc", "ooni.xx_scope"}
+    # A host name is the CNAME target the answer leads to: matched over dns.cname.
+    assert items["ooni.xx_cname"].document["match"]["matchers"] == [
+        {"field": "dns.cname", "op": "equals", "value": "blockpage.isp.example"}]
+    assert items["ooni.xx_cname"].address is None
+    assert items["ooni.xx_cname"].cname == "blockpage.isp.example"
     assert "malformed address '300.1.2.3'" in skipped["ooni.xx_bad"]
     assert "confidence_no_fp 'high' is not an integer" in skipped["ooni.xx_conf"]
     assert "malformed country code(s) 'Indonesia'" in skipped["ooni.xx_cc"]
@@ -141,7 +144,7 @@ def test_dns_rows_become_answer_signatures_and_unexpressible_rows_are_named() ->
     merged = [m for m in result.messages if "merged into" in m]
     assert merged == ["row 6 (line 7, ooni.xx_dup): merged into ooni.xx_0 (same dns full pattern as "
                       "row 1 (line 2, ooni.xx_0)); kept as an alias"]
-    assert result.skip_reasons()["CNAME target (host name) pattern"] == 1
+    assert "CNAME target (host name) pattern" not in result.skip_reasons()
 
 
 def test_written_files_load_and_lint_clean_with_their_fixtures(tmp_path: Path) -> None:
@@ -152,13 +155,13 @@ def test_written_files_load_and_lint_clean_with_their_fixtures(tmp_path: Path) -
                                      "--with-fixtures", "--library", str(tmp_path / "signatures")])
     assert res.exit_code == 0, res.output
     assert "skipped: malformed address '300.1.2.3'" in res.output
-    assert "11 rows: 5 signatures, 1 rows merged into them as aliases, 5 skipped" in res.stderr
+    assert "11 rows: 6 signatures, 1 rows merged into them as aliases, 4 skipped" in res.stderr
     names = sorted(p.name for p in out.glob("*.yaml"))
-    assert names == ["cl.dns_br_localhost.yaml", "ooni.xx_0.yaml", "ooni.xx_1.yaml", "ooni.xx_pre.yaml",
-                     "ooni.xx_v6.yaml"]
+    assert names == ["cl.dns_br_localhost.yaml", "ooni.xx_0.yaml", "ooni.xx_1.yaml", "ooni.xx_cname.yaml",
+                     "ooni.xx_pre.yaml", "ooni.xx_v6.yaml"]
     # The prefix row has no exact address, so no crafted fixture proves it yet: lint says so.
     loaded, problems = lint_paths(tmp_path / "signatures")
-    assert len(loaded) == 5
+    assert len(loaded) == 6
     assert len(problems) == 1
     assert re.fullmatch(rf"{re.escape(str(out / 'ooni.xx_pre.yaml'))}:\d+: fixture folder "
                         "'pcaps/dns/ooni-import-ooni.xx_pre/' not found", problems[0]), problems
@@ -172,11 +175,44 @@ def test_written_files_load_and_lint_clean_with_their_fixtures(tmp_path: Path) -
         assert sig.id in {s for f in result.verdicts.findings for s in f.signatures}, sig.id
         expected = json.loads((tmp_path / ref / "expected.json").read_text())
         assert verdict_summary(expected) == verdict_summary(report)
-    for country in ("cn", "ir"):
+    for country in ("cn", "ir", "id"):
         folder = tmp_path / "pcaps" / "dns" / f"ooni-import-{country}"
         assert (folder / "expected.json").is_file() and (folder / "README.md").is_file()
         assert (folder / f"ooni-import-{country}.pcap").is_file()
     assert "ooni.xx_1" in (tmp_path / "pcaps/dns/ooni-import-ir/README.md").read_text()
+
+
+def test_http_import_with_fixtures_lints_clean_and_every_signature_matches(tmp_path: Path) -> None:
+    """--with-fixtures crafts the HTTP fixtures too: a response carrying each row's pattern
+    (a regex row: a text it matches; a false positive: a redirect it suppresses)."""
+    csv_file = write_csv(tmp_path / "fingerprints_http.csv", HTTP_ROWS)
+    out = tmp_path / "signatures" / "http" / "ooni"
+    res = CliRunner().invoke(signatures, ["import", str(csv_file), "--out", str(out), "--commit",
+                                          "abc1234", "--with-fixtures", "--library",
+                                          str(tmp_path / "signatures")])
+    assert res.exit_code == 0, res.output
+    assert "FAIL" not in res.output
+    loaded, problems = lint_paths(tmp_path / "signatures")
+    assert problems == [] and len(loaded) >= 6, problems
+    library = load_library(tmp_path / "signatures")
+    for sig in loaded:
+        result, report = Fixture(tmp_path / sig.positive_fixtures[0]).analyze(library)
+        found = [*result.verdicts.findings, *result.verdicts.suppressed]
+        assert sig.id in {s for f in found for s in f.signatures}, sig.id
+        expected = json.loads((tmp_path / sig.positive_fixtures[0] / "expected.json").read_text())
+        assert verdict_summary(expected) == verdict_summary(report)
+    ids = {s.id for s in loaded}
+    assert {"ooni.hh_3", "ooni.hh_4", "ooni.hh_ru"} <= ids  # false positive, regex, UTF-8 bytes
+
+
+def test_regex_examples_match_their_pattern() -> None:
+    from fingerprint.signature.import_fixtures import regex_example
+
+    for pattern in (r"URL .* Sp.*er Gate", r"<p>The document has moved <a href=.*here</a>\.</p>",
+                    r"U\.S\..*Command", r"(?:blocked|denied) by [a-z]+ \d{2}"):
+        example = regex_example(pattern)
+        assert example is not None and re.search(pattern, example, re.IGNORECASE), pattern
+    assert regex_example(r"[^a-z]+") is None  # no example is guessed for a negated class
 
 
 def test_imported_signature_matches_a_finding_carrying_its_answer(tmp_path: Path) -> None:
@@ -344,8 +380,13 @@ def test_quoted_multi_value_cells_and_multiline_rows_keep_their_line_numbers() -
 def test_a_file_that_is_not_a_blocking_fingerprints_csv_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "other.csv"
     bad.write_text("domain,ip\nexample.com,192.0.2.1\n")
-    with pytest.raises(InputError, match="missing column"):
+    with pytest.raises(InputError, match="missing column") as refused:
         read_ooni_csv(bad)
+    message = str(refused.value)
+    # Each missing column is named once (the message used to list them all twice).
+    for column in ("name", "pattern_type", "expected_countries", "exp_url"):
+        assert len(re.findall(rf"\b{column}\b", message)) == 1, message
+    assert "domain, ip" in message  # what the file has instead
     with pytest.raises(InputError, match="cannot read"):
         read_ooni_csv(tmp_path / "absent.csv")
     res = CliRunner().invoke(signatures, ["import", str(bad), "--dry-run"])

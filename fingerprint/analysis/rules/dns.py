@@ -90,6 +90,7 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
                 role, reasons = role_of(r)
                 fields = packet_fields(r.packet, ex.query)
                 fields.update({"dns.answer": list(r.message.addresses),
+                               "dns.cname": list(r.message.cnames),
                                "dns.rcode": r.message.rcode_name, "dns.flags": r.message.flags,
                                "dns.answer_ttl": [a.ttl for a in r.message.answers],
                                "summary": f"dns {r.message.rcode_name} flags=0x{r.message.flags:04x}"
@@ -163,6 +164,8 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
             return make(Technique.DNS_ERROR, control_conf, ["empty answer"], ev)
         return None
     context["dns.answer"] = sorted(set(addresses))
+    if any(r.message.cnames for r in first):  # a blockpage host reached through CNAMEs
+        context["dns.cname"] = list(dict.fromkeys(c for r in first for c in r.message.cnames))
     return redirect_check(index, qname, addresses, platform, make, ev, conf)
 
 

@@ -28,10 +28,10 @@ from fingerprint.analysis.findings import Finding
 from fingerprint.analysis.pipeline import Result, analyze_files
 from fingerprint.catalog import load_catalog
 from fingerprint.errors import InputError
-from fingerprint.fixtures import Fixture
 from fingerprint.report import build_report
 from fingerprint.signature import Signature, SignatureLibrary, load_library
 from fingerprint.signature.library import evidence_fields
+from fingerprint.testing.fixtures import Fixture
 from fingerprint.trust import TrustStore
 
 __all__ = ["Replay", "assert_capture_does_not_match", "assert_capture_matches", "library_with",

@@ -37,7 +37,7 @@ from scapy.packet import Raw
 
 from fingerprint.analysis.observe import CaptureHints
 from fingerprint.capture.writer import CaptureWriter
-from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA, build_query
+from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA, TYPE_CNAME, build_query
 
 __all__ = ["Capture", "DnsQuery", "TcpFlow", "client_hello", "http_request", "http_response",
            "server_flight"]
@@ -110,16 +110,34 @@ def http_response(status: int, reason: str, headers: Sequence[tuple[str, str]] =
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def dns_response(query: bytes, answers: Sequence[str], *, flags: int, answer_ttl: int) -> bytes:
-    """A response to `query` (same id and question) with A/AAAA `answers`."""
+def _wire_name(name: str) -> bytes:
+    labels = [label.encode("ascii") for label in name.rstrip(".").split(".") if label]
+    return b"".join(bytes([len(label)]) + label for label in labels) + b"\x00"
+
+
+def dns_response(query: bytes, answers: Sequence[str], *, flags: int, answer_ttl: int,
+                 compress: bool = True, cnames: Sequence[str] = ()) -> bytes:
+    """A response to `query` (same id and question) with A/AAAA `answers`.
+
+    `cnames` come first, as a chain from the question's name (each the next record's
+    owner); the addresses then belong to the last of them.  The question's name as an
+    owner is a pointer to the question (`compress`, as most resolvers write it) or the
+    name spelt out again (as scapy's DNSRR writes it); later owners are spelt out.
+    """
     txid = query[:2]
     question = query[12:]
+    owner = b"\xc0\x0c" if compress else question[:-4]
     records = b""
+    for target in cnames:
+        rdata = _wire_name(target)
+        records += owner + struct.pack("!HHIH", TYPE_CNAME, 1, answer_ttl, len(rdata)) + rdata
+        owner = rdata
     for address in answers:
         packed = ipaddress.ip_address(address).packed
         rtype = TYPE_AAAA if len(packed) == 16 else TYPE_A
-        records += b"\xc0\x0c" + struct.pack("!HHIH", rtype, 1, answer_ttl, len(packed)) + packed
-    return txid + struct.pack("!HHHHH", flags, 1, len(answers), 0, 0) + question + records
+        records += owner + struct.pack("!HHIH", rtype, 1, answer_ttl, len(packed)) + packed
+    count = len(cnames) + len(answers)
+    return txid + struct.pack("!HHHHH", flags, 1, count, 0, 0) + question + records
 
 
 # --------------------------------------------------------------------------- capture
@@ -175,24 +193,43 @@ class Capture:
 
     # -- builders -------------------------------------------------------------
     def dns(self, resolver: str, qname: str, *, at: float, qtype: str = "A",
-            ttl: int | None = None, txid: int | None = None) -> DnsQuery:
-        """Send one DNS query at `at` seconds; answer it with `DnsQuery.respond`."""
+            ttl: int | None = None, txid: int | None = None, sport: int | None = None,
+            ip_id: int | None = None, df: bool = True) -> DnsQuery:
+        """Send one DNS query at `at` seconds; answer it with `DnsQuery.respond`.
+
+        Transaction id, source port and IP ID are random unless given.
+        """
         rtype = TYPE_AAAA if qtype == "AAAA" else TYPE_A
         query = build_query(qname, rtype, self.rng.randrange(65536) if txid is None else txid)
         client = self.client_for(resolver)
-        sport = self.rng.randrange(32768, 61000)
+        if sport is None:
+            sport = self.rng.randrange(32768, 61000)
         sent_ttl = self.client_ttl if ttl is None else ttl
-        raw = self.emit(at, self.ip(client, resolver, ttl=sent_ttl)
+        raw = self.emit(at, self.ip(client, resolver, ttl=sent_ttl, ip_id=ip_id, df=df)
                         / UDP(sport=sport, dport=53) / Raw(query))
         return DnsQuery(self, client, sport, resolver, query, at, raw)
 
     def tcp(self, server: str, port: int, *, at: float, server_ttl: int = 52,
-            server_df: bool = True, server_window: int = 65160, rtt_ms: float = 40.0) -> TcpFlow:
-        """A TCP connection from the client to `server:port` opened at `at` seconds."""
-        return TcpFlow(self, self.client_for(server), self.rng.randrange(32768, 61000), server,
-                       port, at, server_ttl, server_df, server_window, rtt_ms / 1000.0)
+            server_df: bool = True, server_window: int = 65160, rtt_ms: float = 40.0,
+            sport: int | None = None) -> TcpFlow:
+        """A TCP connection from the client to `server:port` opened at `at` seconds (from a
+        random source port unless `sport` is given: many flows to one server need distinct
+        ones, or two connections become one)."""
+        port_from = self.rng.randrange(32768, 61000) if sport is None else sport
+        return TcpFlow(self, self.client_for(server), port_from, server, port, at, server_ttl,
+                       server_df, server_window, rtt_ms / 1000.0)
 
     # -- output ---------------------------------------------------------------
+    @property
+    def frames(self) -> list[tuple[float, bytes]]:
+        """(timestamp, raw IP packet) of every packet, in capture order."""
+        return [(record.ts, record.data) for record in sorted(self._records)]
+
+    @frames.setter
+    def frames(self, frames: Iterable[tuple[float, bytes]]) -> None:
+        """Replace the packets (e.g. to split one run over two capture files)."""
+        self._records = [_Record(ts, n, data) for n, (ts, data) in enumerate(frames)]
+
     def capture_hints(self) -> CaptureHints:
         return CaptureHints.from_comments([CaptureHints.HEADER + _json(self.hints)])
 
@@ -225,13 +262,15 @@ class DnsQuery:
 
     def respond(self, answers: Iterable[str] = (), *, delay_ms: float, ttl: int,
                 ip_id: int | None = None, df: bool = True, flags: int = 0x8180,
-                answer_ttl: int = 300, src: str | None = None) -> DnsQuery:
+                answer_ttl: int = 300, src: str | None = None,
+                compress: bool = True, cnames: Sequence[str] = ()) -> DnsQuery:
         """A response arriving `delay_ms` after the query, with these IP and DNS fields.
 
         `flags` is the DNS header's second word (0x8180: QR RD RA NOERROR; add an rcode
-        in the low bits, e.g. 0x8183 for NXDOMAIN).
+        in the low bits, e.g. 0x8183 for NXDOMAIN); `compress`, `cnames`: see `dns_response`.
         """
-        payload = dns_response(self.query, list(answers), flags=flags, answer_ttl=answer_ttl)
+        payload = dns_response(self.query, list(answers), flags=flags, answer_ttl=answer_ttl,
+                               compress=compress, cnames=cnames)
         sender = src or self.resolver
         self.capture.emit(self.at + delay_ms / 1000.0,
                           self.capture.ip(sender, self.client, ttl=ttl, ip_id=ip_id, df=df)
