@@ -56,6 +56,7 @@ __all__ = [
     "build_initial",
     "build_initial_datagrams",
     "classify_datagram",
+    "client_transport_parameters",
     "decrypt_initial",
     "initial_keys",
     "long_headers",
@@ -612,3 +613,20 @@ def build_initial_datagrams(client_hello: bytes, *, dcid: bytes, scid: bytes,
                                        packet_number=first_packet_number + number,
                                        pad_to=MIN_CLIENT_INITIAL))
     return datagrams
+
+
+def client_transport_parameters(scid: bytes) -> bytes:
+    """A client's quic_transport_parameters (RFC 9000 section 18.2): what a server needs
+    to accept the first flight.  initial_source_connection_id must equal the SCID of
+    the client's Initials, or the server closes the connection (section 7.3)."""
+    def varint_param(param_id: int, value: int) -> bytes:
+        encoded = encode_varint(value)
+        return encode_varint(param_id) + encode_varint(len(encoded)) + encoded
+    return (varint_param(0x01, 30_000)            # max_idle_timeout, ms
+            + varint_param(0x04, 1 << 20)         # initial_max_data
+            + varint_param(0x05, 1 << 18)         # initial_max_stream_data_bidi_local
+            + varint_param(0x06, 1 << 18)         # initial_max_stream_data_bidi_remote
+            + varint_param(0x07, 1 << 18)         # initial_max_stream_data_uni
+            + varint_param(0x08, 100)             # initial_max_streams_bidi
+            + varint_param(0x09, 100)             # initial_max_streams_uni
+            + encode_varint(0x0F) + encode_varint(len(scid)) + scid)  # initial_source_connection_id
