@@ -6,7 +6,8 @@ the sink, and every per-flow list is bounded.
 
 A flow is the UDP 4-tuple (client, client port, server, server port).  It is
 opened by a datagram to a QUIC port (443 by default) or by any datagram whose
-payload is a QUIC v1/v2 client Initial (so QUIC on other ports is seen too).
+payload is a QUIC v1/v2 client Initial that decrypts (so QUIC on other ports is
+seen too: the gfw.report TTL experiments send their Initials to UDP 53).
 For each flow it keeps:
 
 - the client's QUIC connections, keyed by the first Destination Connection ID:
@@ -47,7 +48,6 @@ MAX_SERVER_DATAGRAMS = 64
 MAX_CONNECTIONS = 16
 MAX_ICMP = 64
 """TTL-limited Initials draw one time-exceeded each: a whole path's worth."""
-_DNS_PORTS = frozenset({53, 5353})
 
 
 class ClientKind(StrEnum):
@@ -138,6 +138,11 @@ class QuicFlow:
         """The server sent anything QUIC back on this flow."""
         return any(d.kind is not quic.ServerDatagram.NOT_QUIC for d in self.server_datagrams)
 
+    @property
+    def replied(self) -> bool:
+        """The server sent any datagram back (QUIC or not: a UDP service on another port)."""
+        return bool(self.server_datagrams)
+
     def client_datagrams_after(self, ts: float) -> list[ClientDatagram]:
         return [d for d in self.client_datagrams if d.packet.ts > ts]
 
@@ -170,7 +175,7 @@ class QuicObserver:
             self._sweep()
         proto = pkt.proto
         if proto == PROTO_UDP:
-            if pkt.frag_offset == 0 and pkt.sport not in _DNS_PORTS and pkt.dport not in _DNS_PORTS:
+            if pkt.frag_offset == 0:
                 self._feed_udp(pkt)
         elif (proto == PROTO_ICMP or proto == PROTO_ICMPV6) and pkt.quoted is not None:
             self._feed_icmp(pkt)
@@ -305,11 +310,16 @@ def _answered_connection(flow: QuicFlow, record: ServerDatagram) -> QuicConnecti
 
 
 def _looks_like_client_initial(payload: bytes) -> bool:
-    """A v1/v2 Initial long header in a datagram padded as clients must (cheap: no crypto)."""
-    if len(payload) < quic.MIN_CLIENT_INITIAL or not payload[0] & 0x80:
+    """A v1/v2 client Initial that authenticates under the keys of its own DCID.
+
+    The header check is cheap and rules out nearly every other UDP payload; the
+    AEAD tag then rules out the rest, so a DNS query cannot open a QUIC flow.
+    """
+    if len(payload) < 40 or not payload[0] & 0x80:
         return False
     header = quic.parse_long_header(payload)
-    return header is not None and header.packet_type is quic.PacketType.INITIAL
+    return header is not None and header.packet_type is quic.PacketType.INITIAL \
+        and quic.decrypt_initial(payload, header) is not None
 
 
 def observe_quic(packets: Iterable[Packet], *, ports: Iterable[int] = QUIC_PORTS) -> list[QuicFlow]:

@@ -113,13 +113,20 @@ def test_initial_on_another_port_is_found_and_garbage_on_443_is_counted() -> Non
     wire.add(0.1, bytes(IP(src=CLIENT, dst=SERVER) / UDP(sport=40001, dport=443) / Raw(bytes(damaged))))
     wire.add(0.2, bytes(IP(src=CLIENT, dst=SERVER) / UDP(sport=40002, dport=443) / Raw(b"\xc0garbage")))
     wire.add(0.3, bytes(IP(src=CLIENT, dst=SERVER) / UDP(sport=40003, dport=9999) / Raw(b"\xc0garbage")))
+    # A damaged Initial to another port does not authenticate: no flow.
+    wire.add(0.4, bytes(IP(src=CLIENT, dst=SERVER) / UDP(sport=40004, dport=53) / Raw(bytes(damaged))))
+    # An intact one to UDP 53 (as the gfw.report TTL experiments send) opens a flow; the
+    # DNS-looking reply is kept as a non-QUIC server datagram.
+    wire.add(0.5, bytes(IP(src=CLIENT, dst=SERVER) / UDP(sport=40005, dport=53) / Raw(datagram)))
+    wire.add(0.6, bytes(IP(src=SERVER, dst=CLIENT) / UDP(sport=53, dport=40005) / Raw(b"\x12\x34\x81\x80")))
     flows: list = []
     observer = QuicObserver(flows.append)
     for pkt in wire.packets:
         observer.feed(pkt)
     observer.close()
     by_port = {f.client_port: f for f in flows}
-    assert set(by_port) == {40000, 40001, 40002}
+    assert set(by_port) == {40000, 40001, 40002, 40005}
+    assert by_port[40005].replied and not by_port[40005].answered
     assert by_port[40000].server_port == 8443 and by_port[40000].connections[0].sni == "x.example"
     assert by_port[40001].connections == [] and by_port[40001].client_datagrams[0].kind is ClientKind.QUIC_OTHER
     assert observer.malformed == 2
