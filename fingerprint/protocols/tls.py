@@ -165,9 +165,9 @@ def _parse_hello_message(hs: bytes) -> ClientHello | None:
                 n = ext[q]
                 alpn.append(ext[q + 1:q + 1 + n].decode("ascii", "backslashreplace"))
                 q += 1 + n
-        elif etype == EXT_ECH:
+        elif etype == 0xFE0D:  # EXT_ECH (literals: no global lookup per extension)
             ech = _read_ech(ext)
-        elif etype == EXT_ESNI:
+        elif etype == 0xFFCE:  # EXT_ESNI
             esni = True
     return ClientHello(sni, tls13, tuple(alpn), ech, esni)
 
