@@ -43,10 +43,16 @@ from __future__ import annotations
 import os
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
+from fingerprint.interrupt import POLL_S
+from fingerprint.probes import tls as tls_probe
 from fingerprint.probes.ip import set_ttl
 from fingerprint.probes.runner import Session
 from fingerprint.protocols import quic, tls
@@ -186,3 +192,65 @@ def residual_attempt(session: Session, blocked: QuicAttempt, control_sni: str, *
     return quic_attempt(session, blocked.address, control_sni, port=blocked.port,
                         version=blocked.version, source_port=blocked.source_port or None,
                         window=window)
+
+
+def ttl_attempt(session: Session, address: str, sni: str, control_sni: str, ttl: int, *,
+                delay: float = 1.0, window: float | None = None,
+                port: int = QUIC_PORT) -> tuple[QuicAttempt, QuicAttempt]:
+    """The gfw.report localisation step: the target Initial with IP TTL `ttl`, then after
+    `delay` a control Initial at full TTL from the same source port.  When the target
+    Initial reached the censor, the control is unanswered (residual block of the flow);
+    when it expired before the censor, the control is answered."""
+    trigger = quic_attempt(session, address, sni, ttl=ttl, port=port, window=min(delay, session.timeout))
+    follow = residual_attempt(session, trigger, control_sni, delay=0.0, window=window)
+    return trigger, follow
+
+
+# --------------------------------------------------------------------------- sweep hook
+
+def schedule_address(session: Session, address: str, targets: list[str], control_sni: str,
+                     futures: list[Future[Any]], *, repeats: int = 1, ech: bool = True,
+                     port: int = QUIC_PORT) -> Future[None]:
+    """Submit the QUIC (and ECH) attempts for one address: controls first, targets once
+    the controls left (so a residual block a target triggers cannot hit a control).
+    The returned future finishes once every target attempt was submitted.
+
+    QUIC: the control SNI; then each target `repeats` times.  ECH (TCP 443): the
+    control name as outer SNI with and without GREASE ECH, then each target with
+    and without it.  As in the sweep's `_address_probes`, the attempts are
+    appended to `futures` (the targets later, from a helper task) for the caller
+    to wait on; the caller has put `address` in the sniffer's scope.
+    """
+    controls = 1 + (2 if ech else 0)
+    left = [controls]
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    def control_done(_sent: bool) -> None:
+        with lock:
+            left[0] -= 1
+            if left[0] <= 0:
+                gate.set()
+
+    futures.append(session.submit(partial(quic_attempt, session, address, control_sni, port=port,
+                                          on_sent=control_done)))
+    if ech:
+        for grease in (False, True):
+            futures.append(session.submit(partial(tls_probe.ech_attempt, session, address,
+                                                  control_sni, grease_ech=grease, port=port,
+                                                  on_trigger=control_done)))
+
+    def targets_after_controls() -> None:
+        while not gate.wait(POLL_S):
+            if session.stop.is_set():
+                return
+        for name in targets:
+            for _ in range(repeats):
+                futures.append(session.submit(partial(quic_attempt, session, address, name, port=port)))
+            if ech:
+                for grease in (False, True):
+                    futures.append(session.submit(partial(tls_probe.ech_attempt, session, address,
+                                                          name, grease_ech=grease, port=port)))
+    helper = session.pool.submit(targets_after_controls)
+    futures.append(helper)
+    return helper

@@ -145,3 +145,33 @@ def test_ech_attempt_gets_a_server_hello(tls_server: int, grease_ech: bool) -> N
                                     port=tls_server)
     assert attempt.connect.connected
     assert attempt.outcome == "server_hello", attempt
+
+
+def test_ttl_attempt_follows_up_from_the_same_port(quic_server: int) -> None:
+    trigger, follow = quic_probe.ttl_attempt(_session(), LOOPBACK, "blocked.example", "control.example", 3,
+                                             delay=0.5, port=quic_server)
+    assert trigger.ttl == 3 and trigger.outcome == "answered"  # loopback has no hop to expire at
+    assert follow.source_port == trigger.source_port and follow.sni == "control.example"
+    assert follow.outcome == "answered"
+
+
+def test_schedule_address_runs_controls_before_targets(site: dict[str, str]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        tcp.bind((LOOPBACK, 0))
+        port = int(tcp.getsockname()[1])
+    # Nothing listens: every attempt fails fast (refused / ICMP port unreachable).
+    with ThreadPoolExecutor(4) as pool:
+        session = Session(timeout=0.5, limiter=RateLimiter(None), sniffer=cast(Any, None), pool=pool)
+        futures: list[Any] = []
+        helper = quic_probe.schedule_address(session, LOOPBACK, ["a.example", "b.example"], "control.example",
+                                             futures, port=port)
+        helper.result(timeout=30)
+        results = [f.result(timeout=30) for f in futures if f is not helper]
+    quic_results = [r for r in results if isinstance(r, quic_probe.QuicAttempt)]
+    ech_results = [r for r in results if isinstance(r, tls_probe.EchAttempt)]
+    assert [r.sni for r in quic_results] == ["control.example", "a.example", "b.example"]
+    assert sorted((r.sni, r.grease_ech) for r in ech_results) == sorted(
+        (name, grease) for name in ("control.example", "a.example", "b.example") for grease in (False, True))
+    assert all(not r.connect.connected for r in ech_results)
