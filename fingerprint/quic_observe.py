@@ -330,3 +330,71 @@ def observe_quic(packets: Iterable[Packet], *, ports: Iterable[int] = QUIC_PORTS
         observer.feed(pkt)
     observer.close()
     return flows
+
+
+# --------------------------------------------------------------------------- residual blocking
+
+REPLY_WINDOW_S = 3.0
+"""A client datagram counts as answered when the server sends anything on its flow
+within this long after it."""
+
+
+@dataclass(slots=True)
+class ResidualBlock:
+    """What followed an unanswered Initial on the same (client, server, server port).
+
+    Read from the client's side: datagrams the client sent after the trigger, on
+    any source port, and whether each drew anything from the server.  (A capture
+    taken at the server shows a drop as a missing datagram instead: the
+    analysis must know the vantage before using this.)
+    """
+
+    three_tuple: tuple[str, str, int]
+    trigger: QuicConnection
+    unanswered: list[Packet] = field(default_factory=list)
+    """Later client datagrams with no server reply within `REPLY_WINDOW_S`, before the
+    first answered one."""
+    first_answered: Packet | None = None
+    """The first later client datagram that drew a reply: the block was over by then."""
+
+    @property
+    def blocked_for(self) -> float:
+        """Seconds from the trigger to the last datagram seen unanswered (a lower bound)."""
+        return self.unanswered[-1].ts - self.trigger.first_ts if self.unanswered else 0.0
+
+    @property
+    def lifted_within(self) -> float | None:
+        """Seconds from the trigger to the first answered datagram (an upper bound), if any."""
+        return None if self.first_answered is None else self.first_answered.ts - self.trigger.first_ts
+
+
+def _answered(flow: QuicFlow, pkt: Packet) -> bool:
+    return any(pkt.ts < d.packet.ts <= pkt.ts + REPLY_WINDOW_S for d in flow.server_datagrams)
+
+
+def residual_blocks(flows: Iterable[QuicFlow]) -> list[ResidualBlock]:
+    """For every connection whose Initials got no answer, the later client datagrams on
+    its (client, server, server port) and which of them were answered."""
+    by_tuple: dict[tuple[str, str, int], list[QuicFlow]] = {}
+    for flow in flows:
+        by_tuple.setdefault(flow.three_tuple, []).append(flow)
+    blocks: list[ResidualBlock] = []
+    for key, group in by_tuple.items():
+        later: list[tuple[float, int, Packet, QuicFlow]] = sorted(
+            ((d.packet.ts, d.packet.frame, d.packet, flow) for flow in group for d in flow.client_datagrams),
+            key=lambda item: (item[0], item[1]))
+        for flow in group:
+            for conn in flow.connections:
+                if conn.first_answer is not None or not conn.initials:
+                    continue
+                trigger_ids = {id(p) for p in conn.initials}
+                block = ResidualBlock(key, conn)
+                for ts, _frame, pkt, owner in later:
+                    if ts <= conn.first_ts or id(pkt) in trigger_ids:
+                        continue
+                    if _answered(owner, pkt):
+                        block.first_answered = pkt
+                        break
+                    block.unanswered.append(pkt)
+                blocks.append(block)
+    return blocks

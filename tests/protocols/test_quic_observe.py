@@ -130,3 +130,30 @@ def test_initial_on_another_port_is_found_and_garbage_on_443_is_counted() -> Non
     assert by_port[40000].server_port == 8443 and by_port[40000].connections[0].sni == "x.example"
     assert by_port[40001].connections == [] and by_port[40001].client_datagrams[0].kind is ClientKind.QUIC_OTHER
     assert observer.malformed == 2
+
+
+def test_residual_block_spans_source_ports_and_ends_when_answered() -> None:
+    from fingerprint.quic_observe import residual_blocks
+
+    wire = Wire()
+    wire.initial(0.0, "blocked.example", sport=40001)  # the trigger: never answered
+    wire.initial(10.0, "control.example", sport=40002)  # another source port, same 3-tuple
+    wire.initial(70.0, "control.example", sport=40003)
+    late = wire.initial(200.0, "control.example", sport=40004)
+    wire.server_initial(200.05, late[0], sport=40004)
+    flows = observe_quic(wire.packets)
+    (block,) = [b for b in residual_blocks(flows) if b.trigger.sni == "blocked.example"]
+    assert block.three_tuple == (CLIENT, SERVER, 443)
+    assert [p.sport for p in block.unanswered] == [40002, 40003]
+    assert block.blocked_for == 70.0
+    assert block.first_answered is not None and block.first_answered.sport == 40004
+    assert block.lifted_within == 200.0
+
+
+def test_answered_connections_have_no_residual_block() -> None:
+    from fingerprint.quic_observe import residual_blocks
+
+    wire = Wire()
+    sent = wire.initial(0.0, "control.example")
+    wire.server_initial(0.05, sent[0])
+    assert residual_blocks(observe_quic(wire.packets)) == []
