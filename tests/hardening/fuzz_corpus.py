@@ -91,7 +91,11 @@ def client_hello(sni: bytes = b"twitter.com") -> bytes:
     versions = struct.pack("!HHB", 43, 3, 2) + b"\x03\x04"
     alpn_list = b"\x02h2\x08http/1.1"
     alpn = struct.pack("!HHH", 16, len(alpn_list) + 2, len(alpn_list)) + alpn_list
-    extensions = sni_ext + versions + alpn
+    # Last, so the offsets `client_hello_lengths` damages stay put: an outer ECH extension
+    # (GREASE-shaped: suite 1/1, config id 7, 32-byte enc, 144-byte payload).
+    ech_body = b"\x00\x00\x01\x00\x01\x07" + struct.pack("!H", 32) + bytes(32) + struct.pack("!H", 144) + bytes(144)
+    ech = struct.pack("!HH", 0xFE0D, len(ech_body)) + ech_body
+    extensions = sni_ext + versions + alpn + ech
     body = (b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
             + struct.pack("!H", len(extensions)) + extensions)
     handshake = b"\x01" + len(body).to_bytes(3, "big") + body
