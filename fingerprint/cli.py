@@ -31,7 +31,7 @@ OPTIONAL_GROUPS = {
 """Command groups imported only when named (or listed by --help): the lab's pulls in
 scapy, a fifth of a small capture's `analyze` run.  One that fails to import is absent."""
 
-EXTRAS = {"lab": ("lab", ("netfilterqueue",))}
+EXTRAS = {"lab": ("lab", ("netfilterqueue", "aioquic"))}
 """Command group -> (the pyproject extra it needs, the modules that extra installs)."""
 EXIT_USAGE = 2
 """click's status for usage errors ("No such command" included): also a missing extra."""

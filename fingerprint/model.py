@@ -27,6 +27,10 @@ class Technique(StrEnum):
     IP_BLACKHOLE = "ip.blackhole"
     IP_REJECT = "ip.reject"
     IP_RESET = "ip.reset"
+    QUIC_SNI_DROP = "quic.sni_drop"
+    QUIC_DROP = "quic.drop"
+    TLS_ECH_DROP = "tls.ech_drop"
+    TLS_ECH_RESET = "tls.ech_reset"
 
 
 class Status(StrEnum):

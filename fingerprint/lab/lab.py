@@ -322,6 +322,9 @@ def up(scenario: Scenario, mode: str = "up", catalog: Catalog | None = None) -> 
                 "--key", str(resolver_key)])
             readies["web"] = _start(info, recorded, "server", "web", [
                 "fingerprint.lab.services.web", "--sites", str(info.state_dir / "sites.json")])
+            # QUIC (UDP 443) on the same addresses and certificates (issue 14).
+            readies["quic"] = _start(info, recorded, "server", "quic", [
+                "fingerprint.lab.services.quic", "--sites", str(info.state_dir / "sites.json")])
             readies.update(_setup_censor(info, recorded))
             _wait_ready(info, readies, recorded)
             topology.wait_links_up()

@@ -14,12 +14,27 @@ transfer for throttling (Xue et al., IMC 2021).  TTL-limited repeats (a fresh
 connection at full TTL, then the ClientHello with IP TTL k) let `locate.py`
 find the censor's hop (CenTrace, CoNEXT 2022; OONI tlsmiddlebox).
 
+ECH (`ech_attempt`): Python's ssl cannot add an encrypted_client_hello
+extension, so this ClientHello is built by `protocols.tls.build_client_hello`
+and written to the kernel's TCP connection as bytes: TLS 1.3 and 1.2, ALPN h2
+and http/1.1, a random X25519 key share, and with `grease_ech` a GREASE ECH
+extension (RFC 9849 section 6.2: random config id, HKDF-SHA256/AES-128-GCM,
+random 32-byte enc and payload).  The same ClientHello with and without the
+extension, with the target and with the control name as outer SNI, tells "blocks
+ECH" (the extension draws the drop or reset whatever the outer SNI) from
+"blocks the outer SNI" (the name does, with or without the extension).  The
+attempt ends at the server's ServerHello or alert (the handshake is never
+completed: the key share is random).
+
 The connection is the kernel's (no crafted TCP, so no firewall rule); needs
 no privilege itself; the shared sniffer records the packets.
 """
 
 from __future__ import annotations
 
+import os
+import random
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -27,6 +42,7 @@ from dataclasses import dataclass
 
 from fingerprint.probes.ip import CLOSE_PACKETS, ConnectResult, abort, open_trigger_connection
 from fingerprint.probes.runner import Session
+from fingerprint.protocols.tls import ALERT_NAMES, build_client_hello, parse_server_flight
 
 THROUGHPUT_PATH = "/bytes/65536"
 """Requested after the handshake: enough bytes to compare transfer rates with the control."""
@@ -131,3 +147,72 @@ def _transfer(tls: ssl.SSLSocket, host: str, deadline: float) -> tuple[str, int]
     except (ssl.SSLError, OSError):
         return "transfer_error", received
 
+
+
+ECH_PACKETS = 1 + CLOSE_PACKETS
+"""The client's packets from the ClientHello on: the ClientHello (one segment) and the close."""
+_ECH_READ_LIMIT = 16384
+
+
+@dataclass
+class EchAttempt:
+    address: str
+    sni: str | None
+    """The (outer) server name."""
+    grease_ech: bool
+    trigger_ttl: int | None
+    connect: ConnectResult
+    outcome: str = "not_sent"
+    """server_hello, alert:<name>, reset, eof, timeout, not_tls, error:..., not_sent."""
+
+
+def ech_attempt(session: Session, address: str, sni: str | None, *, grease_ech: bool,
+                port: int = 443, trigger_ttl: int | None = None, window: float | None = None,
+                on_trigger: Callable[[bool], None] | None = None) -> EchAttempt:
+    """Connect, send a built ClientHello (with a GREASE ECH extension if `grease_ech`),
+    read until the server's ServerHello or alert."""
+    window = session.timeout if window is None else window
+    sock, connect = open_trigger_connection(session, address, port, trigger_ttl=trigger_ttl,
+                                            trigger_packets=ECH_PACKETS, on_trigger=on_trigger)
+    attempt = EchAttempt(address, sni, grease_ech, trigger_ttl, connect)
+    if sock is None:
+        return attempt
+    hello = build_client_hello(sni, random.Random(os.urandom(8)), grease_ech=grease_ech)
+    try:
+        deadline = time.monotonic() + window
+        sock.sendall(hello)
+        attempt.outcome = _read_server_hello(sock, deadline)
+    except OSError as exc:
+        attempt.outcome = f"error:{exc.strerror or exc}"
+    finally:
+        if attempt.outcome == "timeout":
+            abort(sock)
+        else:
+            sock.close()
+    return attempt
+
+
+def _read_server_hello(sock: socket.socket, deadline: float) -> str:
+    data = b""
+    while len(data) < _ECH_READ_LIMIT:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return "timeout"
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(READ_CHUNK)
+        except TimeoutError:
+            return "timeout"
+        except ConnectionResetError:
+            return "reset"
+        if not chunk:
+            return "eof"
+        data += chunk
+        flight = parse_server_flight(data)
+        if not flight.is_tls:
+            return "not_tls"
+        if flight.server_hello:
+            return "server_hello"
+        if flight.alert is not None:
+            return f"alert:{ALERT_NAMES.get(flight.alert[1], flight.alert[1])}"
+    return "not_tls"

@@ -1,10 +1,10 @@
 """Seeds and mutators for the capture fuzz tests.
 
 Seeds are the IP packets of the fixtures under pcaps/ plus packets built here
-(DNS, TLS ClientHello, HTTP, ICMP quoting).  Mutators damage a packet at the
+(DNS, TLS ClientHello, HTTP, ICMP quoting, QUIC Initials and server replies).  Mutators damage a packet at the
 offsets where its headers keep lengths (IPv4 IHL and total length, IPv6
 payload length and extension headers, TCP data offset, DNS names and counts,
-ClientHello extension and SNI lengths) or blindly (bit flips, truncation,
+ClientHello extension and SNI lengths, QUIC long-header lengths) or blindly (bit flips, truncation,
 random overwrite).  Containers are written here, byte by byte, so their record
 and block length fields can lie too (pcap record headers, pcapng block lengths
 and options, gzip cut short).
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fingerprint.capture.reader import open_ip_frames
+from fingerprint.protocols import quic, tls
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -90,11 +91,53 @@ def client_hello(sni: bytes = b"twitter.com") -> bytes:
     versions = struct.pack("!HHB", 43, 3, 2) + b"\x03\x04"
     alpn_list = b"\x02h2\x08http/1.1"
     alpn = struct.pack("!HHH", 16, len(alpn_list) + 2, len(alpn_list)) + alpn_list
-    extensions = sni_ext + versions + alpn
+    # Last, so the offsets `client_hello_lengths` damages stay put: an outer ECH extension
+    # (GREASE-shaped: suite 1/1, config id 7, 32-byte enc, 144-byte payload).
+    ech_body = b"\x00\x00\x01\x00\x01\x07" + struct.pack("!H", 32) + bytes(32) + struct.pack("!H", 144) + bytes(144)
+    ech = struct.pack("!HH", 0xFE0D, len(ech_body)) + ech_body
+    extensions = sni_ext + versions + alpn + ech
     body = (b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
             + struct.pack("!H", len(extensions)) + extensions)
     handshake = b"\x01" + len(body).to_bytes(3, "big") + body
     return struct.pack("!BHH", 22, 0x0301, len(handshake)) + handshake
+
+
+QUIC_DCID = bytes.fromhex("8394c8f03e515708")
+
+
+def quic_client_initial(sni: str = "twitter.com", version: int = quic.QUIC_V1) -> bytes:
+    """A client's first Initial datagram (1200 bytes), deterministic."""
+    hello = tls.build_client_hello(sni, random.Random(14), tls12=False, record=False, grease_ech=True,
+                                   quic_transport_parameters=quic.client_transport_parameters(b"\x01" * 8))
+    return quic.build_initial_datagrams(hello, dcid=QUIC_DCID, scid=b"\x01" * 8, version=version)[0]
+
+
+def quic_server_initial() -> bytes:
+    frames = b"\x02\x00\x00\x00\x00" + quic.crypto_frame(0, b"\x02\x00\x00\x04" + bytes(4))
+    return quic.build_initial(frames, dcid=b"\x01" * 8, scid=b"\x02" * 8, key_dcid=QUIC_DCID, client=False)
+
+
+def quic_packets() -> list[IpPacket]:
+    """UDP/443 seeds: client Initials (v1, v2, IPv6), the server's Initial, Version
+    Negotiation, a truncated Initial, an unknown version, garbage, a quoting ICMP."""
+    initial = quic_client_initial()
+    server = (b"\xcb\x00\x71\x0a", b"\xc0\x00\x02\x01")
+    unknown = initial[:1] + b"\xff\x00\x00\x1d" + initial[5:]
+    negotiation = b"\x80" + bytes(4) + b"\x08\x01\x01\x01\x01\x01\x01\x01\x01\x08" + QUIC_DCID \
+        + struct.pack("!II", 1, quic.QUIC_V2)
+    time_exceeded = _checksum_free_ipv4(17, _udp(40010, 443, initial), ttl=1)[:28 + 64]
+    return [
+        _checksum_free_ipv4(17, _udp(40010, 443, initial)),
+        _checksum_free_ipv4(17, _udp(443, 40010, quic_server_initial()), src=server[0], dst=server[1]),
+        _checksum_free_ipv4(17, _udp(443, 40010, negotiation), src=server[0], dst=server[1]),
+        _checksum_free_ipv4(17, _udp(40011, 443, quic_client_initial("x.com", quic.QUIC_V2))),
+        _checksum_free_ipv4(17, _udp(40012, 443, initial[:300])),
+        _checksum_free_ipv4(17, _udp(40013, 443, unknown)),
+        _checksum_free_ipv4(17, _udp(40014, 443, b"\xc3" + bytes(range(256)) * 2)),
+        _checksum_free_ipv4(1, b"\x0b\x00\x00\x00\x00\x00\x00\x00" + time_exceeded, src=b"\xcb\x00\x71\x01",
+                            dst=b"\xc0\x00\x02\x01"),
+        _ipv6(17, _udp(40015, 443, initial)),
+    ]
 
 
 def built_packets() -> list[IpPacket]:
@@ -122,6 +165,7 @@ def built_packets() -> list[IpPacket]:
         _ipv6(6, _tcp(40003, 443, 0x18, hello, seq=1001, ack=5001)),
         # Hop-by-hop and destination options before UDP.
         _ipv6(0, b"\x3c\x00" + bytes(6) + b"\x11\x00" + bytes(6) + _udp(40000, 53, dns_query())),
+        *quic_packets(),
     ]
     return packets
 
@@ -282,9 +326,27 @@ def client_hello_lengths(rng: random.Random, packet: bytes) -> bytes:
     return packet[:app] + bytes(hello)
 
 
+def quic_lengths(rng: random.Random, packet: bytes) -> bytes:
+    """A QUIC long header whose connection ID, token or packet lengths lie, or whose
+    version or type bits are changed."""
+    app = _app_offset(packet)
+    if app is None:
+        return packet
+    datagram = bytearray(packet[app:])
+    if len(datagram) < 40 or not datagram[0] & 0x80:
+        datagram = bytearray(quic_client_initial())
+    # Offsets in an Initial with 8-byte CIDs: type 0, version 1, DCID length 5, SCID length 14,
+    # token length 23, packet length 24-25, packet number 26.
+    target = rng.choice([0, 1, 5, 14, 23, 24, 26, rng.randrange(len(datagram) - 1)])
+    value = rng.choice([b"\xff", b"\x00", b"\x14", b"\x15", b"\x7f\xff", b"\x40\x00", b"\xbf\xff\xff\xff",
+                        b"\x6b\x33\x43\xcf"])
+    datagram[target:target + len(value)] = value
+    return packet[:app] + bytes(datagram[:rng.choice([len(datagram), rng.randrange(1, len(datagram))])])
+
+
 PACKET_MUTATORS: tuple[Mutator, ...] = (
     bit_flips, truncate, random_overwrite, ipv4_ihl, ip_total_length, ipv6_extension_chain,
-    tcp_data_offset, dns_name_loop, dns_field, client_hello_lengths,
+    tcp_data_offset, dns_name_loop, dns_field, client_hello_lengths, quic_lengths,
 )
 
 

@@ -29,9 +29,11 @@ from fingerprint.analysis.pipeline import analyze_files
 from fingerprint.capture.dissect import SUPPORTED_LINKTYPES, Problem, decode_frame
 from fingerprint.capture.packet import Packet
 from fingerprint.catalog import Catalog, load_catalog
+from fingerprint.protocols import quic
 from fingerprint.protocols.dns import parse_dns
 from fingerprint.protocols.http import parse_request, parse_response
 from fingerprint.protocols.tls import parse_client_hello, parse_server_flight
+from fingerprint.quic_observe import QuicObserver
 from fingerprint.report import build_report, render_table
 from fingerprint.signature import SignatureLibrary, load_library
 from fingerprint.trust import TrustStore
@@ -183,6 +185,34 @@ def test_tls_and_http_parsers_are_total(raw: bytes, offset: int, value: bytes, s
             parse_request(b"GET " + data)
             parse_response(b"HTTP/1.1 " + data)
     _counts["tls/http payloads"] += 3
+
+
+_QUIC_SEEDS = corpus.quic_packets()
+
+
+@FUZZ
+@given(seed=st.sampled_from(_QUIC_SEEDS), mutations=st.integers(0, 3), rng_seed=st.integers(0, 2**32),
+       raw=st.binary(max_size=1300))
+def test_quic_parsers_and_observer_are_total(seed: bytes, mutations: int, rng_seed: int, raw: bytes) -> None:
+    """Damaged QUIC (truncated Initials, lying lengths, unknown versions, garbage on
+    UDP/443) is skipped or counted, never raised, by the parsers and the flow observer."""
+    rng = random.Random(rng_seed)
+    packet = seed
+    for _ in range(mutations):
+        packet = rng.choice((corpus.quic_lengths, corpus.quic_lengths, corpus.bit_flips, corpus.truncate))(
+            rng, packet)
+    flows: list[object] = []
+    observer = QuicObserver(flows.append)
+    with deadline(LIVENESS_S):
+        for frame, data in enumerate((seed, packet, corpus._checksum_free_ipv4(17, corpus._udp(40020, 443, raw)))):
+            decoded = decode_frame(frame + 1, 1.0 + frame, 101, data, 0, len(data))
+            if isinstance(decoded, Packet):
+                observer.feed(decoded)
+                quic.classify_datagram(decoded.payload)
+        observer.close()
+        quic.read_client_initials([raw, packet])
+    assert len(flows) <= 3
+    _counts["quic datagrams"] += 3
 
 
 # ---------------------------------------------------------------- hypothesis: whole captures
