@@ -149,14 +149,13 @@ class MeasurementSink:
     def __init__(self, jsonl: str, probe: Any, source: str, evidence_pcap: str | None = None,
                  start: float | None = None) -> None:
         from fingerprint.output.jsonl import JsonlWriter
-        from fingerprint.output.ooni import new_run_id
-
         self.writer = JsonlWriter(jsonl)
         self.probe = probe
         self.source = source
         self.evidence_pcap = evidence_pcap
         self.start = start if start is not None else time.time()
-        self.run_id = new_run_id(self.start)
+        self.run_id: str | None = None
+        """Made at the first emit, when the vantage point is known (user's or capture notes)."""
         self.inputs: list[str] = []
 
     @classmethod
@@ -168,8 +167,11 @@ class MeasurementSink:
                    evidence_pcap=opts.get("pcap_out"), start=start)
 
     def emit(self, pipeline: Any, verdicts: Any, platforms: Iterable[str] | None = None) -> int:
-        from fingerprint.output.ooni import measurements_from_pipeline
+        from fingerprint.output.ooni import capture_vantage, measurements_from_pipeline, new_run_id
 
+        if self.run_id is None:
+            asn, cc = capture_vantage(self.probe, pipeline.hints.raw)
+            self.run_id = new_run_id(self.start, cc, asn)
         measurements = measurements_from_pipeline(
             pipeline, verdicts, self.probe, source=self.source, run_id=self.run_id,
             test_start_time=self.start, inputs=self.inputs, evidence_pcap=self.evidence_pcap,

@@ -30,8 +30,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
+import platform as host_platform
 import re
 import secrets
+import string
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +69,8 @@ __all__ = [
     "MeasurementError",
     "ProbeInfo",
     "build_measurements",
+    "capture_vantage",
+    "engine_annotations",
     "measurements_from_pipeline",
     "new_run_id",
     "ooni_time",
@@ -116,10 +121,20 @@ def ooni_time(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime(_OONI_TIME)
 
 
-def new_run_id(start: float) -> str:
-    """Identifies one run (one probe / analyze invocation) across its measurements."""
+_REPORT_ID_CHARS = string.ascii_letters + string.digits
+
+
+def new_run_id(start: float, cc: str = "ZZ", asn: str = "AS0") -> str:
+    """Identifies one run (one probe / analyze invocation) across its measurements.
+
+    OONI's form (the collector's, e.g. `20240214T090617Z_webconnectivity_IT_30722_n1_...`):
+    start time, test name, country, network number, `n1`, 16 random letters and digits.
+    Consumers read the vantage point from it (report file names, Explorer links).
+    """
     stamp = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}_fingerprint_{secrets.token_hex(6)}"
+    number = normalize_asn(asn).removeprefix("AS")
+    tail = "".join(secrets.choice(_REPORT_ID_CHARS) for _ in range(16))
+    return f"{stamp}_{TEST_NAME}_{normalize_cc(cc)}_{number}_n1_{tail}"
 
 
 @dataclass(slots=True)
@@ -153,6 +168,45 @@ class ProbeInfo:
         for key, value in self.annotations.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise MeasurementError("annotations map strings to strings")
+
+
+def capture_vantage(probe: ProbeInfo, notes: Mapping[str, Any]) -> tuple[str, str]:
+    """(probe_asn, probe_cc) for the envelope.
+
+    What the user gave wins; a value left at OONI's "not shared" default (AS0,
+    ZZ) is taken from the capture's notes, where a probe or lab run records the
+    vantage point it measured from (`CaptureHints.raw`).  A note that is not a
+    valid ASN or country code is ignored.
+    """
+    asn, cc = probe.asn, probe.cc
+    if asn == "AS0" and isinstance(notes.get("probe_asn"), str | int):
+        try:
+            asn = normalize_asn(str(notes["probe_asn"]))
+        except MeasurementError:
+            pass
+    if cc == "ZZ" and isinstance(notes.get("probe_cc"), str):
+        try:
+            cc = normalize_cc(notes["probe_cc"])
+        except MeasurementError:
+            pass
+    return asn, cc
+
+
+# Go's GOARCH names, which OONI Probe writes in `annotations.architecture`.
+_ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+                  "i386": "386", "i686": "386", "x86": "386", "armv7l": "arm", "armv6l": "arm"}
+_PLATFORMS = {"linux": "linux", "darwin": "macos", "win32": "windows", "cygwin": "windows"}
+
+
+def engine_annotations() -> dict[str, str]:
+    """The annotations df-000 says a client always adds: what measured, and on what."""
+    machine = host_platform.machine().lower()
+    return {
+        "architecture": _ARCHITECTURES.get(machine, machine or "unknown"),
+        "engine_name": "fingerprint",
+        "engine_version": __version__,
+        "platform": _PLATFORMS.get(sys.platform, sys.platform),
+    }
 
 
 def normalize_asn(text: str) -> str:
@@ -248,6 +302,17 @@ def _dns_failure(response: DnsResponse | None, qtype: int) -> str | None:
     return failure.value if failure is not None else DNS_SERVER_MISBEHAVING
 
 
+def _control_resolver(label: str) -> tuple[str, str]:
+    """(df-002 `engine`, `resolver_address`) of a control resolver as the probe notes it:
+    `tls://IP:PORT` (DoT), an https URL (DoH, whose address OONI writes as the URL),
+    `IP:PORT` (plain UDP); "unknown" when the notes do not say."""
+    if label.startswith("tls://"):
+        return "dot", label.removeprefix("tls://")
+    if label.startswith("https://"):
+        return "doh", label
+    return ("udp", label) if label else ("unknown", "")
+
+
 def _connect_failure(flow: TcpFlow) -> str | None:
     if flow.synack is not None:
         return None
@@ -270,8 +335,25 @@ def _connect_failure(flow: TcpFlow) -> str | None:
     return Failure.GENERIC_TIMEOUT.value
 
 
+def _unanswered(waited: float, what: str, client_waits: bool) -> str:
+    """df-007 for a query, SYN or request that the capture shows no answer to, when its
+    answer was not yet due at the capture's last packet (`Analysis.dns_pending`, a
+    `pending` flow outcome).
+
+    `generic_timeout_error` is df-007's "some timer has expired": right when the client's
+    timer is known to have run out, as a fingerprint probe's did (it waits its whole
+    timeout for every answer and says so in the capture's notes; its capture just has no
+    packet for the wait).  Otherwise the capture may have stopped before the timer did:
+    no failure df-007 names fits, so `unknown_failure` with how long the capture lasted.
+    Missing answers that were due are `generic_timeout_error` (see the callers).
+    """
+    if client_waits:
+        return Failure.GENERIC_TIMEOUT.value
+    return f"unknown_failure: capture ended {waited:.1f} s after the {what}, before any answer"
+
+
 def _after_trigger_failure(outcome: FlowOutcome, flow: TcpFlow, capture_end: float,
-                           tls: bool) -> str | None:
+                           tls: bool, client_waits: bool) -> str | None:
     kind = outcome.kind
     if kind in ("tls_ok", "http_response"):
         return None
@@ -288,8 +370,7 @@ def _after_trigger_failure(outcome: FlowOutcome, flow: TcpFlow, capture_end: flo
     if kind in ("alert", "tls_other"):
         return Failure.SSL_FAILED_HANDSHAKE.value
     if kind == "pending" and flow.trigger is not None:
-        waited = capture_end - flow.trigger.ts
-        return f"unknown_failure: capture ended {waited:.1f} s after the request, before any answer"
+        return _unanswered(capture_end - flow.trigger.ts, "request", client_waits)
     return None
 
 
@@ -357,13 +438,16 @@ class _Builder:
         self.analysis = analysis
         self.catalog = catalog
         self.capture_end = analysis.capture_end
-        self.blocked_addresses = {f.target for f in verdicts.findings
-                                  if f.technique.value.startswith("ip.")}
         self.max_syn_ttl: dict[str, int] = defaultdict(int)
         for (server, _port, _kind, _name), flows in analysis.tcp_groups.items():
             for flow in flows:
                 if flow.syn is not None:
                     self.max_syn_ttl[server] = max(self.max_syn_ttl[server], flow.syn.ttl)
+
+        probe_notes = analysis.hints.raw.get("probe")
+        self.client_waits = isinstance(probe_notes, dict) and isinstance(
+            probe_notes.get("timeout"), int | float)
+        """The capture's notes say a fingerprint probe made it, waiting out its timeout."""
 
     # -- selection -------------------------------------------------------------------
     def dns_for(self, target: str) -> tuple[list[DnsExchange], list[DnsExchange]]:
@@ -407,8 +491,7 @@ class _Builder:
             "engine": "udp",
             "failure": _dns_failure(response, ex.qtype) if response is not None
             or not self.analysis.dns_pending(ex) else
-            f"unknown_failure: capture ended {self.capture_end - ex.query.ts:.1f} s after "
-            "the query, before any answer",
+            _unanswered(self.capture_end - ex.query.ts, "query", self.client_waits),
             "hostname": ex.qname,
             "query_type": TYPE_NAMES.get(ex.qtype, str(ex.qtype)),
         }
@@ -433,6 +516,38 @@ class _Builder:
             entry["x_delay_ms"] = round(response.delay * 1000.0, 3)
         return entry
 
+    def control_lookup_entries(self, names: Iterable[str], start: float, txn: int
+                               ) -> list[dict[str, Any]]:
+        """df-002 entries for the control resolver's answers (DoT or DoH, out of the
+        censor's sight) to `names`.
+
+        A probe asks the control resolver before it starts recording: the lookups are
+        not in the capture (and would be encrypted there), their answers travel in the
+        capture's notes (`CaptureHints.control_answers`, with the resolver under
+        `probe.control_resolver`).  Live and replayed runs read them from there alike.
+        The lookup came before the measurement's first packet: `t0` and `t` are 0.
+        """
+        answers = self.analysis.hints.control_answers
+        probe_notes = self.analysis.hints.raw.get("probe")
+        label = probe_notes.get("control_resolver") if isinstance(probe_notes, dict) else None
+        engine, address = _control_resolver(label if isinstance(label, str) else "")
+        out: list[dict[str, Any]] = []
+        for name in dict.fromkeys(n.lower() for n in names):
+            if name not in answers:
+                continue  # the control lookup failed: the probe reported it, nothing to show
+            txn += 1
+            records = [{"answer_type": "AAAA" if ":" in a else "A", "ttl": None,
+                        "ipv6" if ":" in a else "ipv4": a} for a in answers[name]]
+            out.append({
+                "answers": records, "engine": engine,
+                "failure": None if records else Failure.DNS_NO_ANSWER.value,
+                "hostname": name, "query_type": "A",
+                "resolver_address": address, "resolver_hostname": None, "resolver_port": None,
+                "t0": 0.0, "t": 0.0, "tags": ["control"], "transaction_id": txn,
+                "x_role": "control", "x_from": "capture notes",
+            })
+        return out
+
     def tcp_connect_entry(self, flow: TcpFlow, start: float, txn: int, role: str
                           ) -> dict[str, Any] | None:
         if flow.syn is None and flow.synack is None:
@@ -441,8 +556,7 @@ class _Builder:
         first = flow.syn.ts if flow.syn is not None else flow.first_ts
         if failure == Failure.GENERIC_TIMEOUT.value \
                 and self.analysis.outcome(flow).kind == "pending":
-            failure = (f"unknown_failure: capture ended {self.capture_end - first:.1f} s after "
-                       "the SYN, before any answer")
+            failure = _unanswered(self.capture_end - first, "SYN", self.client_waits)
         if flow.synack is not None:
             end = flow.synack.ts
         elif flow.icmp:
@@ -454,8 +568,8 @@ class _Builder:
         entry: dict[str, Any] = {
             "ip": flow.server,
             "port": flow.server_port,
-            "status": {"blocked": flow.server in self.blocked_addresses,
-                       "failure": failure, "success": failure is None},
+            # df-005: new nettests do not write `status.blocked`; the verdict is in x_fingerprint.
+            "status": {"failure": failure, "success": failure is None},
             "t0": _rel(first, start),
             "t": _rel(end, start),
             "tags": [role],
@@ -475,7 +589,8 @@ class _Builder:
                   ) -> dict[str, Any]:
         assert flow.trigger is not None
         flight = outcome.flight
-        failure = _after_trigger_failure(outcome, flow, self.capture_end, tls=True)
+        failure = _after_trigger_failure(outcome, flow, self.capture_end, tls=True,
+                                         client_waits=self.client_waits)
         certificates = list(flight.certificates) if flight is not None else []
         if failure is None and certificates and flow.client_hello is not None:
             verdict = self.analysis.trust.check(certificates, flow.client_hello.sni)
@@ -511,7 +626,8 @@ class _Builder:
         """df-001 transaction for a plain-HTTP flow: the request as sent, what came back."""
         request = flow.http_request
         assert request is not None and flow.trigger is not None
-        failure = _after_trigger_failure(outcome, flow, self.capture_end, tls=False)
+        failure = _after_trigger_failure(outcome, flow, self.capture_end, tls=False,
+                                         client_waits=self.client_waits)
         response = flow.response
         if failure is None and response is None:
             failure = _NO_HTTP_RESPONSE
@@ -570,7 +686,8 @@ class _Builder:
                        "t0": _rel(flow.trigger.ts, start), "t": _rel(flow.trigger.ts, start),
                        "transaction_id": txn})
         read_failure = _after_trigger_failure(outcome, flow, self.capture_end,
-                                              tls=flow.trigger_kind == "tls")
+                                              tls=flow.trigger_kind == "tls",
+                                              client_waits=self.client_waits)
         if flow.trigger_kind == "tls" and read_failure == Failure.SSL_FAILED_HANDSHAKE.value:
             read_failure = None  # bytes were read; the TLS layer is what failed
         events.append({"address": address, "failure": read_failure,
@@ -635,7 +752,8 @@ def build_measurements(analysis: Analysis, verdicts: Verdicts, catalog: Catalog,
     if not drafts:
         return []
     start_all = test_start_time if test_start_time is not None else min(d[1] for d in drafts)
-    run = run_id or new_run_id(start_all)
+    asn, cc = capture_vantage(probe, analysis.hints.raw)
+    run = run_id or new_run_id(start_all, cc, asn)
     input_names = [str(i) for i in inputs]
     out = []
     for target, start, end, test_keys, x_fp in drafts:
@@ -643,7 +761,8 @@ def build_measurements(analysis: Analysis, verdicts: Verdicts, catalog: Catalog,
         if evidence_pcap is not None:
             x_fp["evidence_pcap"] = evidence_pcap
         test_keys["x_fingerprint"] = x_fp
-        annotations = {"fingerprint_source": source, "fingerprint_platform": target.platform}
+        annotations = engine_annotations()
+        annotations.update({"fingerprint_source": source, "fingerprint_platform": target.platform})
         annotations.update(probe.annotations)
         out.append({
             "annotations": annotations,
@@ -651,8 +770,8 @@ def build_measurements(analysis: Analysis, verdicts: Verdicts, catalog: Catalog,
             "extensions": dict(EXTENSIONS),
             "input": target.target,
             "measurement_start_time": ooni_time(start),
-            "probe_asn": probe.asn,
-            "probe_cc": probe.cc,
+            "probe_asn": asn,
+            "probe_cc": cc,
             "probe_ip": probe_ip,
             "probe_network_name": "",
             "report_id": run,
@@ -713,6 +832,11 @@ def _draft(builder: _Builder, target: _Target, findings_of: dict[str, list[Any]]
         queries.append(builder.query_entry(ex, first, start, txn, role))
         for extra in ex.responses[1:]:
             duplicates.append(builder.query_entry(ex, extra, start, txn, role))
+    if not is_ip_address(target.target):
+        lookups = builder.control_lookup_entries(
+            [target.target, *(ex.qname for ex, role in full_ex if role == "control")], start, txn)
+        queries.extend(lookups)
+        txn += len(lookups)
     for flow, role in sorted(full_flows, key=lambda item: item[0].first_ts):
         txn += 1
         connect = builder.tcp_connect_entry(flow, start, txn, role)
