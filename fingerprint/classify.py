@@ -106,6 +106,11 @@ UNTRUSTED_DETAIL = ("no trusted certificate for the target nor the control SNI: 
                     "intercepted, or the trust anchors are missing (--ca-file)")
 
 
+def _attempts(count: int, noun: str = "attempt") -> str:
+    """'1 attempt', '3 attempts' (evidence notes reach the report as written)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def is_ip_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -796,9 +801,9 @@ class Analysis:
         }
         if outcome.decisive:
             context["response.payload"] = b"".join(p.payload for p in outcome.decisive)
-        notes = [f"{len(failing)} of {len(outcomes)} attempts: {majority}"]
+        notes = [f"{len(failing)} of {_attempts(len(outcomes))}: {majority}"]
         if control_ok:
-            notes.append(f"control ({n_controls} attempts, same address) worked")
+            notes.append(f"control ({_attempts(n_controls)}, same address) worked")
         elif control_ok is None:
             notes.append("no control for this address in the capture")
         if outcome.injected:
@@ -955,7 +960,8 @@ class Analysis:
                 summary = f"(ICMP unreachable code {pkt.icmp_code})"
             fields["summary"] = summary
             ev.append(EvidencePacket(pkt, "response", [], fields))
-        notes = [f"{len(failed)} of {len(full)} connection attempts to {server}:{port}: {majority}"]
+        notes = [f"{len(failed)} of {_attempts(len(full), 'connection attempt')} to {server}:{port}: "
+                 f"{majority}"]
         if control_ok:
             notes.append("control addresses answered on the same port")
         elif control_ok is None:

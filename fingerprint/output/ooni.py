@@ -23,7 +23,8 @@ strings are df-007's.  Key names and types follow ooni/spec and OONI Probe's
 archival structures (internal/model/archival.go in ooni/probe-cli).  Everything of this tool's own
 sits under keys starting with `x_`, which the data-formats README permits
 anywhere.  The test keys are the set of OONI's `urlgetter` model, so OONI's
-Python reader loads them with that model (README, "OONI measurements").  Times `t0`/`t` are seconds since `measurement_start_time`.
+Python reader loads them with that model (README, "OONI measurements").
+Times `t0`/`t` are seconds since `measurement_start_time`.
 
 The probe's own address never appears unless asked: in evidence packets and
 texts it is replaced by `probe_ip`.
@@ -274,6 +275,12 @@ def _request_url(request: HttpRequest, flow: TcpFlow) -> str:
         host = _endpoint(flow.server, flow.server_port) if flow.server_port != 80 else (
             f"[{flow.server}]" if ":" in flow.server else flow.server)
     return f"http://{host}{request.target}"
+
+
+def _status_line(data: bytes) -> str:
+    """The response's first line as sent ("HTTP/1.1 403 Forbidden"), bounded."""
+    line = data[:256].split(b"\n", 1)[0].rstrip(b"\r")
+    return line.decode("latin-1") if line.startswith(b"HTTP/") else ""
 
 
 _NO_HTTP_RESPONSE = "unknown_failure: malformed HTTP response"
@@ -649,6 +656,9 @@ class _Builder:
                 "headers": response_map,
                 "x_body_length": len(response.body),
             }
+            status_line = _status_line(flow.server_data)
+            if status_line:
+                http_response["x_status_line"] = status_line
         elif flow.server_data:
             # Not HTTP (e.g. an injected bare text): keep the bytes, they are the evidence.
             http_response["x_server_data"] = _maybe_binary(flow.server_data)
@@ -759,9 +769,17 @@ def build_measurements(analysis: Analysis, verdicts: Verdicts, catalog: Catalog,
     asn, cc = capture_vantage(probe, analysis.hints.raw)
     run = run_id or new_run_id(start_all, cc, asn)
     input_names = [str(i) for i in inputs]
+    suppressed: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for finding in verdicts.suppressed:
+        suppressed[(finding.platform, finding.target)].append(finding)
     out = []
     for target, start, end, test_keys, x_fp in drafts:
         x_fp.update({"run_id": run, "source": source, "inputs": input_names})
+        mine = suppressed.get((target.platform, target.target))
+        if mine:
+            # Why this target is `accessible` although an answer looked like blocking.
+            x_fp["suppressed"] = scrub.tree([_suppressed_json(f, evidence_frames or {})
+                                             for f in mine])
         if evidence_pcap is not None:
             x_fp["evidence_pcap"] = evidence_pcap
         test_keys["x_fingerprint"] = x_fp
@@ -901,6 +919,14 @@ def _finding_json(finding: Finding, evidence_frames: Mapping[tuple[str | None, i
         written = evidence_frames.get((evidence.packet.capture, evidence.packet.frame))
         if written is not None:
             item["evidence_frame"] = written
+    return out
+
+
+def _suppressed_json(finding: Finding, evidence_frames: Mapping[tuple[str | None, int], int]
+                     ) -> dict[str, Any]:
+    """A finding a false-positive signature suppressed, as `report.suppressed_json`."""
+    out = _finding_json(finding, evidence_frames)
+    out["suppressed_by"] = list(finding.signatures)
     return out
 
 
