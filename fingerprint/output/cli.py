@@ -68,10 +68,12 @@ def measurement_options(command: F, *, with_pcap_out: bool = True) -> F:
                      "platform target, each line flushed as it is written."),
         click.option("--probe-asn", "probe_asn", default="AS0", show_default=True,
                      expose_value=False, callback=_store,
-                     help="Network of the vantage point, recorded in the measurements."),
+                     help="Network of the vantage point, recorded in the measurements "
+                     "(left at AS0: the one the capture's notes record, if any)."),
         click.option("--probe-cc", "probe_cc", default="ZZ", show_default=True,
                      expose_value=False, callback=_store,
-                     help="Country code of the vantage point, recorded in the measurements."),
+                     help="Country code of the vantage point, recorded in the measurements "
+                     "(left at ZZ: the one the capture's notes record, if any)."),
         click.option("--share-ip", "share_ip", is_flag=True, expose_value=False, callback=_store,
                      help="Record the probe's own address (default: 127.0.0.1, and the address "
                      "is replaced in evidence)."),
