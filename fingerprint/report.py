@@ -43,6 +43,14 @@ def finding_json(finding: Finding) -> dict[str, Any]:
     return out
 
 
+def suppressed_json(finding: Finding) -> dict[str, Any]:
+    """A finding a false-positive signature suppressed: what it would have said, and which
+    signature (`suppressed_by`) recognised it as a known look-alike."""
+    out = finding_json(finding)
+    out["suppressed_by"] = list(finding.signatures)
+    return out
+
+
 def build_report(verdicts: Verdicts, catalog: Catalog, source: str,
                  platforms: list[str] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The contract report.  `platforms` lists ids to report even without observations."""
@@ -52,6 +60,9 @@ def build_report(verdicts: Verdicts, catalog: Catalog, source: str,
     ids += sorted(p for p in seen if p not in ids and p != OTHER)
     if OTHER in seen and OTHER not in ids:
         ids.append(OTHER)
+    suppressed: dict[str, list[Finding]] = {}
+    for finding in verdicts.suppressed:
+        suppressed.setdefault(finding.platform, []).append(finding)
     entries = []
     for pid in ids:
         plat_findings = sorted(findings.get(pid, []), key=lambda f: -f.confidence)
@@ -73,6 +84,9 @@ def build_report(verdicts: Verdicts, catalog: Catalog, source: str,
             "tested": [{"target": c.target, "kind": c.kind, "ok": c.ok, "control_ok": c.control_ok,
                         "detail": c.detail} for c in plat_checks],
         }
+        if pid in suppressed:
+            # Why a platform with a blocking-looking answer is `accessible`.
+            entry["suppressed"] = [suppressed_json(f) for f in suppressed[pid]]
         entries.append(entry)
     report: dict[str, Any] = {
         "schema": SCHEMA_ID,

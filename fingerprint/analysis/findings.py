@@ -11,6 +11,11 @@ from fingerprint.analysis.locate import Location
 from fingerprint.model import Technique
 
 
+def count_of(count: int, noun: str) -> str:
+    """'1 attempt', '3 attempts': evidence notes reach the report as written."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 @dataclass(slots=True)
 class Finding:
     platform: str

@@ -25,7 +25,7 @@ from fingerprint.errors import InputError
 from fingerprint.model import Status
 
 __all__ = ["AGGREGATE_SCHEMA", "Aggregate", "Cell", "EvidenceRef", "Network", "PlatformRow",
-           "Skipped", "aggregate", "read_measurements"]
+           "Skipped", "aggregate", "http_page", "read_measurements"]
 
 AGGREGATE_SCHEMA = "fingerprint.aggregate/1"
 MAX_REFS_PER_CELL = 20
@@ -140,16 +140,21 @@ class EvidenceRef:
     notes: list[str]
     packets: list[dict[str, Any]]
     pcap: str | None
+    page: dict[str, Any] | None = None
+    """For an HTTP finding, the response the target got (`http_page`)."""
 
     @property
     def where(self) -> str:
         return f"{self.file}:{self.line}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "run": self.run, "time": self.time,
-                "target": self.target, "technique": self.technique,
-                "confidence": self.confidence, "signatures": self.signatures,
-                "evidence": self.notes, "packets": self.packets, "pcap": self.pcap}
+        out = {"file": self.file, "line": self.line, "run": self.run, "time": self.time,
+               "target": self.target, "technique": self.technique,
+               "confidence": self.confidence, "signatures": self.signatures,
+               "evidence": self.notes, "packets": self.packets, "pcap": self.pcap}
+        if self.page is not None:
+            out["page"] = self.page
+        return out
 
 
 @dataclass(slots=True)
@@ -342,7 +347,71 @@ def _add(agg: Aggregate, loaded: Loaded) -> None:
             signatures=_str_list(finding.get("signatures")),
             notes=_str_list(finding.get("evidence")),
             packets=[p for p in packets if isinstance(p, dict)] if isinstance(packets, list)
-            else [], pcap=pcap))
+            else [], pcap=pcap,
+            page=http_page(m["test_keys"], str(finding.get("target", "")))
+            if technique.startswith("http.") else None))
+
+
+PAGE_EXCERPT_CHARS = 600
+"""Body characters an HTTP finding's evidence shows (a blockpage's text fits; an
+arbitrary page stays bounded)."""
+MAX_PAGE_HEADERS = 8
+_TELLING_HEADERS = ("location", "refresh", "server", "via", "content-type", "content-length")
+"""Headers that tell a blockpage or a censor's redirect from the site's own answer (with
+every X-* header): where it sends the user, which box answered, what was sent."""
+
+
+def _text(value: Any) -> str | None:
+    """df-001 MaybeBinaryData as text (None for base64 data)."""
+    return value if isinstance(value, str) else None
+
+
+def http_page(test_keys: dict[str, Any], target: str) -> dict[str, Any] | None:
+    """The response of the first target request to `target` that got one, bounded for
+    display: status line, telling headers, body excerpt.  None when no response came."""
+    requests = test_keys.get("requests")
+    if not isinstance(requests, list):
+        return None
+    for request in requests:
+        if not isinstance(request, dict) or request.get("tags") != ["target"]:
+            continue
+        response = request.get("response")
+        sent = request.get("request")
+        if not isinstance(response, dict) or not isinstance(sent, dict):
+            continue
+        code = response.get("code")
+        url = sent.get("url")
+        if not isinstance(code, int) or code <= 0 or not isinstance(url, str):
+            continue
+        host = url.split("://", 1)[-1].split("/", 1)[0]
+        if target and host.lower() != target.lower():
+            continue
+        headers: list[list[str]] = []
+        for pair in response.get("headers_list") or []:
+            if not (isinstance(pair, list) and len(pair) == 2):
+                continue
+            name, value = _text(pair[0]), _text(pair[1])
+            if name is None or value is None:
+                continue
+            if name.lower() in _TELLING_HEADERS or name.lower().startswith("x-"):
+                headers.append([name, value[:200]])
+        body = response.get("body")
+        text = _text(body)
+        length = response.get("x_body_length")
+        if not isinstance(length, int):
+            length = len(text.encode("utf-8")) if text is not None else 0
+        status_line = response.get("x_status_line")
+        return {
+            "url": url,
+            "status_line": status_line if isinstance(status_line, str) else f"HTTP {code}",
+            "headers": headers[:MAX_PAGE_HEADERS],
+            "body_excerpt": text[:PAGE_EXCERPT_CHARS] if text is not None else "",
+            "body_is_binary": text is None and bool(body),
+            "body_length": length,
+            "excerpt_is_partial": (text is not None and len(text) > PAGE_EXCERPT_CHARS)
+            or bool(response.get("body_is_truncated")),
+        }
+    return None
 
 
 MAX_SKIPPED_KEPT = 1000

@@ -68,10 +68,12 @@ def measurement_options(command: F, *, with_pcap_out: bool = True) -> F:
                      "platform target, each line flushed as it is written."),
         click.option("--probe-asn", "probe_asn", default="AS0", show_default=True,
                      expose_value=False, callback=_store,
-                     help="Network of the vantage point, recorded in the measurements."),
+                     help="Network of the vantage point, recorded in the measurements "
+                     "(left at AS0: the one the capture's notes record, if any)."),
         click.option("--probe-cc", "probe_cc", default="ZZ", show_default=True,
                      expose_value=False, callback=_store,
-                     help="Country code of the vantage point, recorded in the measurements."),
+                     help="Country code of the vantage point, recorded in the measurements "
+                     "(left at ZZ: the one the capture's notes record, if any)."),
         click.option("--share-ip", "share_ip", is_flag=True, expose_value=False, callback=_store,
                      help="Record the probe's own address (default: 127.0.0.1, and the address "
                      "is replaced in evidence)."),
@@ -149,14 +151,13 @@ class MeasurementSink:
     def __init__(self, jsonl: str, probe: Any, source: str, evidence_pcap: str | None = None,
                  start: float | None = None) -> None:
         from fingerprint.output.jsonl import JsonlWriter
-        from fingerprint.output.ooni import new_run_id
-
         self.writer = JsonlWriter(jsonl)
         self.probe = probe
         self.source = source
         self.evidence_pcap = evidence_pcap
         self.start = start if start is not None else time.time()
-        self.run_id = new_run_id(self.start)
+        self.run_id: str | None = None
+        """Made at the first emit, when the vantage point is known (user's or capture notes)."""
         self.inputs: list[str] = []
 
     @classmethod
@@ -168,8 +169,11 @@ class MeasurementSink:
                    evidence_pcap=opts.get("pcap_out"), start=start)
 
     def emit(self, pipeline: Any, verdicts: Any, platforms: Iterable[str] | None = None) -> int:
-        from fingerprint.output.ooni import measurements_from_pipeline
+        from fingerprint.output.ooni import capture_vantage, measurements_from_pipeline, new_run_id
 
+        if self.run_id is None:
+            asn, cc = capture_vantage(self.probe, pipeline.hints.raw)
+            self.run_id = new_run_id(self.start, cc, asn)
         measurements = measurements_from_pipeline(
             pipeline, verdicts, self.probe, source=self.source, run_id=self.run_id,
             test_start_time=self.start, inputs=self.inputs, evidence_pcap=self.evidence_pcap,

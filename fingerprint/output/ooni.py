@@ -11,15 +11,20 @@ overall verdict rides along under `x_fingerprint` in each of its measurements.
 
 Envelope: df-000 / data-formats README (`measurement_start_time` and
 `test_start_time` as "YYYY-MM-DD hh:mm:ss" UTC, `probe_ip` "127.0.0.1" unless
-the user shares it; `report_id` is the run id; `extensions` names the
-templates used, as OONI Probe does).  `test_keys` use the template shapes where
+the user shares it; `probe_cc` / `probe_asn` are the user's, else the ones the
+capture's notes record; `report_id` is the run id in OONI's form, with country
+and network; `annotations` carry df-000's architecture, engine_name,
+engine_version and platform; `extensions` names the templates used, as OONI
+Probe does).  `test_keys` use the template shapes where
 one exists: df-001 `agent` and `requests` (plain-HTTP exchanges as observed:
 "agent", since no redirect is followed), df-002 `queries`, df-005
 `tcp_connect`, df-006 `tls_handshakes`, df-008 `network_events`; failure
 strings are df-007's.  Key names and types follow ooni/spec and OONI Probe's
 archival structures (internal/model/archival.go in ooni/probe-cli).  Everything of this tool's own
 sits under keys starting with `x_`, which the data-formats README permits
-anywhere.  Times `t0`/`t` are seconds since `measurement_start_time`.
+anywhere.  The test keys are the set of OONI's `urlgetter` model, so OONI's
+Python reader loads them with that model (README, "OONI measurements").
+Times `t0`/`t` are seconds since `measurement_start_time`.
 
 The probe's own address never appears unless asked: in evidence packets and
 texts it is replaced by `probe_ip`.
@@ -30,13 +35,18 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
+import platform as host_platform
 import re
 import secrets
+import string
+import sys
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fingerprint import __version__
+from fingerprint.analysis.addresses import is_ip_address
 from fingerprint.analysis.findings import Check, Finding, Verdicts
 from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.observe import DnsExchange, DnsResponse, TcpFlow
@@ -60,6 +70,8 @@ __all__ = [
     "MeasurementError",
     "ProbeInfo",
     "build_measurements",
+    "capture_vantage",
+    "engine_annotations",
     "measurements_from_pipeline",
     "new_run_id",
     "ooni_time",
@@ -110,10 +122,20 @@ def ooni_time(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime(_OONI_TIME)
 
 
-def new_run_id(start: float) -> str:
-    """Identifies one run (one probe / analyze invocation) across its measurements."""
+_REPORT_ID_CHARS = string.ascii_letters + string.digits
+
+
+def new_run_id(start: float, cc: str = "ZZ", asn: str = "AS0") -> str:
+    """Identifies one run (one probe / analyze invocation) across its measurements.
+
+    OONI's form (the collector's, e.g. `20240214T090617Z_webconnectivity_IT_30722_n1_...`):
+    start time, test name, country, network number, `n1`, 16 random letters and digits.
+    Consumers read the vantage point from it (report file names, Explorer links).
+    """
     stamp = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}_fingerprint_{secrets.token_hex(6)}"
+    number = normalize_asn(asn).removeprefix("AS")
+    tail = "".join(secrets.choice(_REPORT_ID_CHARS) for _ in range(16))
+    return f"{stamp}_{TEST_NAME}_{normalize_cc(cc)}_{number}_n1_{tail}"
 
 
 @dataclass(slots=True)
@@ -147,6 +169,45 @@ class ProbeInfo:
         for key, value in self.annotations.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise MeasurementError("annotations map strings to strings")
+
+
+def capture_vantage(probe: ProbeInfo, notes: Mapping[str, Any]) -> tuple[str, str]:
+    """(probe_asn, probe_cc) for the envelope.
+
+    What the user gave wins; a value left at OONI's "not shared" default (AS0,
+    ZZ) is taken from the capture's notes, where a probe or lab run records the
+    vantage point it measured from (`CaptureHints.raw`).  A note that is not a
+    valid ASN or country code is ignored.
+    """
+    asn, cc = probe.asn, probe.cc
+    if asn == "AS0" and isinstance(notes.get("probe_asn"), str | int):
+        try:
+            asn = normalize_asn(str(notes["probe_asn"]))
+        except MeasurementError:
+            pass
+    if cc == "ZZ" and isinstance(notes.get("probe_cc"), str):
+        try:
+            cc = normalize_cc(notes["probe_cc"])
+        except MeasurementError:
+            pass
+    return asn, cc
+
+
+# Go's GOARCH names, which OONI Probe writes in `annotations.architecture`.
+_ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+                  "i386": "386", "i686": "386", "x86": "386", "armv7l": "arm", "armv6l": "arm"}
+_PLATFORMS = {"linux": "linux", "darwin": "macos", "win32": "windows", "cygwin": "windows"}
+
+
+def engine_annotations() -> dict[str, str]:
+    """The annotations df-000 says a client always adds: what measured, and on what."""
+    machine = host_platform.machine().lower()
+    return {
+        "architecture": _ARCHITECTURES.get(machine, machine or "unknown"),
+        "engine_name": "fingerprint",
+        "engine_version": __version__,
+        "platform": _PLATFORMS.get(sys.platform, sys.platform),
+    }
 
 
 def normalize_asn(text: str) -> str:
@@ -212,6 +273,12 @@ def _request_url(request: HttpRequest, flow: TcpFlow) -> str:
     return f"http://{host}{request.target}"
 
 
+def _status_line(data: bytes) -> str:
+    """The response's first line as sent ("HTTP/1.1 403 Forbidden"), bounded."""
+    line = data[:256].split(b"\n", 1)[0].rstrip(b"\r")
+    return line.decode("latin-1") if line.startswith(b"HTTP/") else ""
+
+
 _NO_HTTP_RESPONSE = "unknown_failure: malformed HTTP response"
 """What OONI's HTTP client reports (as an unknown_failure) when the bytes that came back
 are not an HTTP response, e.g. an injected bare text."""
@@ -242,6 +309,17 @@ def _dns_failure(response: DnsResponse | None, qtype: int) -> str | None:
     return failure.value if failure is not None else DNS_SERVER_MISBEHAVING
 
 
+def _control_resolver(label: str) -> tuple[str, str]:
+    """(df-002 `engine`, `resolver_address`) of a control resolver as the probe notes it:
+    `tls://IP:PORT` (DoT), an https URL (DoH, whose address OONI writes as the URL),
+    `IP:PORT` (plain UDP); "unknown" when the notes do not say."""
+    if label.startswith("tls://"):
+        return "dot", label.removeprefix("tls://")
+    if label.startswith("https://"):
+        return "doh", label
+    return ("udp", label) if label else ("unknown", "")
+
+
 def _connect_failure(flow: TcpFlow) -> str | None:
     if flow.synack is not None:
         return None
@@ -260,8 +338,25 @@ def _connect_failure(flow: TcpFlow) -> str | None:
     return Failure.GENERIC_TIMEOUT.value
 
 
+def _unanswered(waited: float, what: str, client_waits: bool) -> str:
+    """df-007 for a query, SYN or request that the capture shows no answer to, when its
+    answer was not yet due at the capture's last packet (`Analysis.dns_pending`, a
+    `pending` flow outcome).
+
+    `generic_timeout_error` is df-007's "some timer has expired": right when the client's
+    timer is known to have run out, as a fingerprint probe's did (it waits its whole
+    timeout for every answer and says so in the capture's notes; its capture just has no
+    packet for the wait).  Otherwise the capture may have stopped before the timer did:
+    no failure df-007 names fits, so `unknown_failure` with how long the capture lasted.
+    Missing answers that were due are `generic_timeout_error` (see the callers).
+    """
+    if client_waits:
+        return Failure.GENERIC_TIMEOUT.value
+    return f"unknown_failure: capture ended {waited:.1f} s after the {what}, before any answer"
+
+
 def _after_trigger_failure(outcome: FlowOutcome, flow: TcpFlow, capture_end: float,
-                           tls: bool) -> str | None:
+                           tls: bool, client_waits: bool) -> str | None:
     kind = outcome.kind
     if kind in ("tls_ok", "http_response"):
         return None
@@ -278,8 +373,7 @@ def _after_trigger_failure(outcome: FlowOutcome, flow: TcpFlow, capture_end: flo
     if kind in ("alert", "tls_other"):
         return Failure.SSL_FAILED_HANDSHAKE.value
     if kind == "pending" and flow.trigger is not None:
-        waited = capture_end - flow.trigger.ts
-        return f"unknown_failure: capture ended {waited:.1f} s after the request, before any answer"
+        return _unanswered(capture_end - flow.trigger.ts, "request", client_waits)
     return None
 
 
@@ -347,8 +441,10 @@ class _Builder:
         self.analysis = analysis
         self.catalog = catalog
         self.capture_end = analysis.capture_end
-        self.blocked_addresses = {f.target for f in verdicts.findings
-                                  if f.technique.value.startswith("ip.")}
+        probe_notes = analysis.hints.raw.get("probe")
+        self.client_waits = isinstance(probe_notes, dict) and isinstance(
+            probe_notes.get("timeout"), int | float)
+        """The capture's notes say a fingerprint probe made it, waiting out its timeout."""
 
     # -- entries ---------------------------------------------------------------------
     def query_entry(self, ex: DnsExchange, response: DnsResponse | None, start: float, txn: int,
@@ -359,8 +455,7 @@ class _Builder:
             "engine": "udp",
             "failure": _dns_failure(response, ex.qtype) if response is not None
             or not self.analysis.dns_pending(ex) else
-            f"unknown_failure: capture ended {self.capture_end - ex.query.ts:.1f} s after "
-            "the query, before any answer",
+            _unanswered(self.capture_end - ex.query.ts, "query", self.client_waits),
             "hostname": ex.qname,
             "query_type": TYPE_NAMES.get(ex.qtype, str(ex.qtype)),
         }
@@ -385,6 +480,38 @@ class _Builder:
             entry["x_delay_ms"] = round(response.delay * 1000.0, 3)
         return entry
 
+    def control_lookup_entries(self, names: Iterable[str], start: float, txn: int
+                               ) -> list[dict[str, Any]]:
+        """df-002 entries for the control resolver's answers (DoT or DoH, out of the
+        censor's sight) to `names`.
+
+        A probe asks the control resolver before it starts recording: the lookups are
+        not in the capture (and would be encrypted there), their answers travel in the
+        capture's notes (`CaptureHints.control_answers`, with the resolver under
+        `probe.control_resolver`).  Live and replayed runs read them from there alike.
+        The lookup came before the measurement's first packet: `t0` and `t` are 0.
+        """
+        answers = self.analysis.hints.control_answers
+        probe_notes = self.analysis.hints.raw.get("probe")
+        label = probe_notes.get("control_resolver") if isinstance(probe_notes, dict) else None
+        engine, address = _control_resolver(label if isinstance(label, str) else "")
+        out: list[dict[str, Any]] = []
+        for name in dict.fromkeys(n.lower() for n in names):
+            if name not in answers:
+                continue  # the control lookup failed: the probe reported it, nothing to show
+            txn += 1
+            records = [{"answer_type": "AAAA" if ":" in a else "A", "ttl": None,
+                        "ipv6" if ":" in a else "ipv4": a} for a in answers[name]]
+            out.append({
+                "answers": records, "engine": engine,
+                "failure": None if records else Failure.DNS_NO_ANSWER.value,
+                "hostname": name, "query_type": "A",
+                "resolver_address": address, "resolver_hostname": None, "resolver_port": None,
+                "t0": 0.0, "t": 0.0, "tags": ["control"], "transaction_id": txn,
+                "x_role": "control", "x_from": "capture notes",
+            })
+        return out
+
     def tcp_connect_entry(self, flow: TcpFlow, start: float, txn: int, role: str
                           ) -> dict[str, Any] | None:
         if flow.syn is None and flow.synack is None:
@@ -393,8 +520,7 @@ class _Builder:
         first = flow.syn.ts if flow.syn is not None else flow.first_ts
         if failure == Failure.GENERIC_TIMEOUT.value \
                 and self.analysis.outcome(flow).kind == "pending":
-            failure = (f"unknown_failure: capture ended {self.capture_end - first:.1f} s after "
-                       "the SYN, before any answer")
+            failure = _unanswered(self.capture_end - first, "SYN", self.client_waits)
         if flow.synack is not None:
             end = flow.synack.ts
         elif flow.icmp:
@@ -406,8 +532,8 @@ class _Builder:
         entry: dict[str, Any] = {
             "ip": flow.server,
             "port": flow.server_port,
-            "status": {"blocked": flow.server in self.blocked_addresses,
-                       "failure": failure, "success": failure is None},
+            # df-005: new nettests do not write `status.blocked`; the verdict is in x_fingerprint.
+            "status": {"failure": failure, "success": failure is None},
             "t0": _rel(first, start),
             "t": _rel(end, start),
             "tags": [role],
@@ -427,7 +553,8 @@ class _Builder:
                   ) -> dict[str, Any]:
         assert flow.trigger is not None
         flight = outcome.flight
-        failure = _after_trigger_failure(outcome, flow, self.capture_end, tls=True)
+        failure = _after_trigger_failure(outcome, flow, self.capture_end, tls=True,
+                                         client_waits=self.client_waits)
         certificates = list(flight.certificates) if flight is not None else []
         if failure is None and certificates and flow.client_hello is not None:
             verdict = self.analysis.trust.check(certificates, flow.client_hello.sni)
@@ -463,7 +590,8 @@ class _Builder:
         """df-001 transaction for a plain-HTTP flow: the request as sent, what came back."""
         request = flow.http_request
         assert request is not None and flow.trigger is not None
-        failure = _after_trigger_failure(outcome, flow, self.capture_end, tls=False)
+        failure = _after_trigger_failure(outcome, flow, self.capture_end, tls=False,
+                                         client_waits=self.client_waits)
         response = flow.response
         if failure is None and response is None:
             failure = _NO_HTTP_RESPONSE
@@ -481,6 +609,9 @@ class _Builder:
                 "headers": response_map,
                 "x_body_length": len(response.body),
             }
+            status_line = _status_line(flow.server_data)
+            if status_line:
+                http_response["x_status_line"] = status_line
         elif flow.server_data:
             # Not HTTP (e.g. an injected bare text): keep the bytes, they are the evidence.
             http_response["x_server_data"] = _maybe_binary(flow.server_data)
@@ -522,7 +653,8 @@ class _Builder:
                        "t0": _rel(flow.trigger.ts, start), "t": _rel(flow.trigger.ts, start),
                        "transaction_id": txn})
         read_failure = _after_trigger_failure(outcome, flow, self.capture_end,
-                                              tls=flow.trigger_kind == "tls")
+                                              tls=flow.trigger_kind == "tls",
+                                              client_waits=self.client_waits)
         if flow.trigger_kind == "tls" and read_failure == Failure.SSL_FAILED_HANDSHAKE.value:
             read_failure = None  # bytes were read; the TLS layer is what failed
         events.append({"address": address, "failure": read_failure,
@@ -586,15 +718,25 @@ def build_measurements(analysis: ObservationIndex, verdicts: Verdicts, catalog: 
     if not drafts:
         return []
     start_all = test_start_time if test_start_time is not None else min(d[1] for d in drafts)
-    run = run_id or new_run_id(start_all)
+    asn, cc = capture_vantage(probe, analysis.hints.raw)
+    run = run_id or new_run_id(start_all, cc, asn)
     input_names = [str(i) for i in inputs]
+    suppressed: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for finding in verdicts.suppressed:
+        suppressed[(finding.platform, finding.target)].append(finding)
     out = []
     for target, start, end, test_keys, x_fp in drafts:
         x_fp.update({"run_id": run, "source": source, "inputs": input_names})
+        mine = suppressed.get((target.platform, target.target))
+        if mine:
+            # Why this target is `accessible` although an answer looked like blocking.
+            x_fp["suppressed"] = scrub.tree([_suppressed_json(f, evidence_frames or {})
+                                             for f in mine])
         if evidence_pcap is not None:
             x_fp["evidence_pcap"] = evidence_pcap
         test_keys["x_fingerprint"] = x_fp
-        annotations = {"fingerprint_source": source, "fingerprint_platform": target.platform}
+        annotations = engine_annotations()
+        annotations.update({"fingerprint_source": source, "fingerprint_platform": target.platform})
         annotations.update(probe.annotations)
         out.append({
             "annotations": annotations,
@@ -602,8 +744,8 @@ def build_measurements(analysis: ObservationIndex, verdicts: Verdicts, catalog: 
             "extensions": dict(EXTENSIONS),
             "input": target.target,
             "measurement_start_time": ooni_time(start),
-            "probe_asn": probe.asn,
-            "probe_cc": probe.cc,
+            "probe_asn": asn,
+            "probe_cc": cc,
             "probe_ip": probe_ip,
             "probe_network_name": "",
             "report_id": run,
@@ -665,6 +807,11 @@ def _draft(builder: _Builder, target: _Target, findings_of: dict[str, list[Any]]
         queries.append(builder.query_entry(ex, first, start, txn, role))
         for extra in ex.responses[1:]:
             duplicates.append(builder.query_entry(ex, extra, start, txn, role))
+    if not is_ip_address(target.target):
+        lookups = builder.control_lookup_entries(
+            [target.target, *(ex.qname for ex, role in full_ex if role == "control")], start, txn)
+        queries.extend(lookups)
+        txn += len(lookups)
     for flow, role in sorted(full_flows, key=lambda item: item[0].first_ts):
         txn += 1
         connect = builder.tcp_connect_entry(flow, start, txn, role)
@@ -725,6 +872,14 @@ def _finding_json(finding: Finding, evidence_frames: Mapping[tuple[str | None, i
         written = evidence_frames.get((evidence.packet.capture, evidence.packet.frame))
         if written is not None:
             item["evidence_frame"] = written
+    return out
+
+
+def _suppressed_json(finding: Finding, evidence_frames: Mapping[tuple[str | None, int], int]
+                     ) -> dict[str, Any]:
+    """A finding a false-positive signature suppressed, as `report.suppressed_json`."""
+    out = _finding_json(finding, evidence_frames)
+    out["suppressed_by"] = list(finding.signatures)
     return out
 
 

@@ -15,7 +15,8 @@ CSV_COLUMNS = ["probe_asn", "probe_cc", "platform", "platform_name", "latest_sta
 
 
 def render_csv(agg: Aggregate) -> str:
-    """A platform with no technique seen still gets one row (technique empty)."""
+    """A platform with no technique seen still gets one row (technique empty).  The
+    evidence column names each measurement line once, however many findings it holds."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -33,6 +34,6 @@ def render_csv(agg: Aggregate) -> str:
                                  ";".join(sorted(cell.targets)),
                                  ";".join(s for s, _n in cell.signatures.most_common()),
                                  f"{cell.max_confidence:.2f}",
-                                 ";".join(r.where for r in cell.evidence), ";".join(pcaps),
+                                 ";".join(dict.fromkeys(r.where for r in cell.evidence)), ";".join(pcaps),
                                  net.lab_scenario])
     return out.getvalue()

@@ -4,13 +4,15 @@ Inline CSS only (no scripts, fonts, images or links outside the page), so the
 file reads the same offline, in a mail client or years later.  Per network:
 the platform x technique matrix as a coloured grid (each cell links to its
 evidence further down), a timeline of each platform's status when the runs
-span more than one run, and per finding the packets it rests on.
+span more than one run, and per finding the packets it rests on (for an HTTP
+finding also the response: status line, telling headers, a body excerpt).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from html import escape
+from typing import Any
 
 from fingerprint import __version__
 from fingerprint.output.aggregate import (
@@ -70,6 +72,8 @@ margin:6px 0}
 code{font:12px ui-monospace,Menlo,Consolas,monospace;background:#f0f0f0;padding:0 3px;
 border-radius:3px}
 .skipped{color:#8a4b00}
+.page pre{font:12px/1.35 ui-monospace,Menlo,Consolas,monospace;background:#fffde7;
+border:1px solid #eee;padding:6px;margin:4px 0;white-space:pre-wrap;max-height:18em;overflow:auto}
 """
 
 
@@ -132,6 +136,22 @@ def _timeline(net: Network) -> str:
             + "".join(rows) + "</table>")
 
 
+def _page(page: dict[str, Any]) -> str:
+    """An HTTP finding's response: status line, telling headers, a bounded body excerpt
+    (all escaped: the page is the censor's text, never markup of this report)."""
+    head = [str(page.get("status_line", ""))]
+    head += [f"{name}: {value}" for name, value in page.get("headers", [])]
+    length = page.get("body_length", 0)
+    if page.get("body_is_binary"):
+        body = f"({length} bytes, not text)"
+    else:
+        body = str(page.get("body_excerpt", ""))
+        if page.get("excerpt_is_partial"):
+            body += f"\n[... excerpt of {length} bytes]"
+    return (f'<div class="page"><p>response to <code>{_e(str(page.get("url", "")))}</code>'
+            f"</p><pre>{_e(chr(10).join(head))}</pre><pre>{_e(body)}</pre></div>")
+
+
 def _packets(packets: list[dict[str, object]]) -> str:
     head = ("<tr><th>frame</th><th>in evidence capture</th><th>role</th><th>time (UTC)</th>"
             "<th>source</th><th>destination</th><th>IP TTL</th><th>IP ID</th><th>TCP / ICMP</th>"
@@ -190,6 +210,7 @@ def _evidence(net: Network) -> str:
                     + (f"<code>{_e(ref.pcap)}</code> " if ref.pcap else "")
                     + f"{_e(ref.time)} &middot; {_e(ref.target)} &middot; confidence "
                     f"{ref.confidence:.2f}</summary><ul class=facts>{notes}</ul>"
+                    f"{_page(ref.page) if ref.page else ''}"
                     f"{_packets(ref.packets) if ref.packets else ''}</details>")
             more = cell.evidence_total - min(len(cell.evidence), MAX_REFS)
             if more > 0:

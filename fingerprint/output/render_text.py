@@ -42,8 +42,9 @@ def _signatures(cell: Cell, limit: int = 3) -> str:
 
 
 def _refs(cell: Cell) -> str:
-    where = [r.where for r in cell.evidence[:MAX_REFS_SHOWN]]
-    more = cell.evidence_total - len(where)
+    shown = cell.evidence[:MAX_REFS_SHOWN]
+    where = list(dict.fromkeys(r.where for r in shown))  # a line with two findings: once
+    more = cell.evidence_total - len(shown)
     return ", ".join(where) + (f" and {more} more" if more > 0 else "")
 
 

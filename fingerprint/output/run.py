@@ -38,7 +38,12 @@ from fingerprint.catalog import Catalog
 from fingerprint.output.evidence import EvidenceResult, write_evidence
 from fingerprint.output.frames import RawFrame
 from fingerprint.output.jsonl import JsonlWriter
-from fingerprint.output.ooni import ProbeInfo, measurements_from_pipeline, new_run_id
+from fingerprint.output.ooni import (
+    ProbeInfo,
+    capture_vantage,
+    measurements_from_pipeline,
+    new_run_id,
+)
 from fingerprint.signature import SignatureLibrary
 from fingerprint.trust import TrustStore
 
@@ -115,7 +120,9 @@ class LiveMeasurements:
         self.source = source
         self.evidence_pcap = str(evidence_pcap) if evidence_pcap is not None else None
         self.start = start if start is not None else time.time()
-        self.run_id = new_run_id(self.start)
+        self.run_id: str | None = None
+        """Made with the first platform's measurements, when the vantage point is known
+        (the user's, or the one the run records in its notes)."""
         self.expected: dict[str, int] = {}
         """platform -> targets planned (replaced by the count written once it is done)."""
         self.written: dict[str, int] = {}
@@ -137,6 +144,9 @@ class LiveMeasurements:
         todo = list(dict.fromkeys(p for p in platforms if p not in self.written))
         if not todo:
             return
+        if self.run_id is None:
+            asn, cc = capture_vantage(self.probe, pipeline.hints.raw)
+            self.run_id = new_run_id(self.start, cc, asn)
         measurements = measurements_from_pipeline(
             pipeline, verdicts, self.probe, source=self.source, run_id=self.run_id,
             test_start_time=self.start, evidence_pcap=self.evidence_pcap,

@@ -8,8 +8,9 @@ same observations.  It exists so that moving code inside the analysis can be
 proved not to change behaviour: a move must leave every file here unchanged.
 
 Only what legitimately varies between runs is normalised: the report's
-`generated` time, and the OONI run id, report id and measurement start time
-(taken from the clock when none is given).  To record the set again after an
+`generated` time, the OONI run id, report id and measurement start time
+(taken from the clock when none is given), and the annotations naming the
+machine and the tool's version.  To record the set again after an
 intended change of behaviour, run
 
     FINGERPRINT_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/analysis/test_golden.py
@@ -57,6 +58,11 @@ def golden_text(fixture: Fixture, library: SignatureLibrary) -> str:
     assert result.pipeline is not None
     measurements = measurements_from_pipeline(result.pipeline, result.verdicts, run_id=RUN_ID,
                                               test_start_time=START, inputs=[capture])
+    for measurement in measurements:
+        # The machine's architecture and OS (df-000 annotations) are not the analysis'.
+        for key in ("architecture", "platform", "engine_version"):
+            if key in measurement.get("annotations", {}):
+                measurement["annotations"][key] = "(normalised)"
     return dumps_indented({"report": report, "ooni": measurements}) + "\n"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from fingerprint.analysis import confidence
 from fingerprint.analysis.evidence import EvidencePacket, packet_fields
-from fingerprint.analysis.findings import Check, Finding, Verdicts
+from fingerprint.analysis.findings import Check, Finding, Verdicts, count_of
 from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.locate import Seen, SeriesPoint, locate
 from fingerprint.analysis.observe import TcpFlow
@@ -64,7 +64,8 @@ def verdict(index: ObservationIndex, server: str, port: int,
             summary = f"(ICMP unreachable code {pkt.icmp_code})"
         fields["summary"] = summary
         ev.append(EvidencePacket(pkt, "response", [], fields))
-    notes = [f"{len(failed)} of {len(full)} connection attempts to {server}:{port}: {majority}"]
+    notes = [f"{len(failed)} of {count_of(len(full), 'connection attempt')} to {server}:{port}: "
+             f"{majority}"]
     if control_ok:
         notes.append("control addresses answered on the same port")
     elif control_ok is None:

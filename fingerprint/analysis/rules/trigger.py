@@ -14,7 +14,7 @@ from typing import Any
 
 from fingerprint.analysis import confidence
 from fingerprint.analysis.evidence import flow_evidence
-from fingerprint.analysis.findings import Check, Finding, Verdicts
+from fingerprint.analysis.findings import Check, Finding, Verdicts, count_of
 from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.locate import Location, Seen, SeriesPoint, locate
 from fingerprint.analysis.observe import TcpFlow
@@ -156,9 +156,9 @@ def failed_trigger(index: ObservationIndex, kind: str, name: str, server: str, p
     }
     if outcome.decisive:
         context["response.payload"] = b"".join(p.payload for p in outcome.decisive)
-    notes = [f"{len(failing)} of {len(outcomes)} attempts: {majority}"]
+    notes = [f"{len(failing)} of {count_of(len(outcomes), 'attempt')}: {majority}"]
     if control_ok:
-        notes.append(f"control ({n_controls} attempts, same address) worked")
+        notes.append(f"control ({count_of(n_controls, 'attempt')}, same address) worked")
     elif control_ok is None:
         notes.append("no control for this address in the capture")
     if outcome.injected:
