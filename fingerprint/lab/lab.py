@@ -158,6 +158,7 @@ def _teardown(recorded: state.LabState | None) -> list[str]:
     for ns in topology.existing_namespaces():
         run_command(["ip", "netns", "del", ns])
         removed.append(f"namespace {ns}")
+    removed += topology.remove_resolv_conf()
     state.clear()
     return removed
 
