@@ -39,6 +39,8 @@ class ConnectResult:
     connected: bool
     error: str | None = None
     seconds: float = 0.0
+    local_port: int = 0
+    """The client's source port (0 if none was bound): names the flow in the capture."""
 
 
 def _family(address: str) -> int:
@@ -78,11 +80,21 @@ def open_connection(session: Session, address: str, port: int, *, syn_ttl: int |
     try:
         sock.connect((address, port))
     except OSError as exc:
+        local_port = _local_port(sock)
         sock.close()
         reason = "timeout" if isinstance(exc, TimeoutError) else errno.errorcode.get(
             exc.errno or 0, str(exc))
-        return None, ConnectResult(address, port, False, reason, time.monotonic() - start)
-    return sock, ConnectResult(address, port, True, None, time.monotonic() - start)
+        return None, ConnectResult(address, port, False, reason, time.monotonic() - start,
+                                   local_port)
+    return sock, ConnectResult(address, port, True, None, time.monotonic() - start,
+                               _local_port(sock))
+
+
+def _local_port(sock: socket.socket) -> int:
+    try:
+        return int(sock.getsockname()[1])
+    except OSError:
+        return 0
 
 
 def open_trigger_connection(session: Session, address: str, port: int, *,
