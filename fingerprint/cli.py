@@ -109,6 +109,12 @@ def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path
     # The report is built while every observation is still alive: collect rarely here too.
     with fewer_collections():
         result = analyze_files(list(captures), catalog, library, trust, vantage=vantage_hints())
+        from fingerprint.probes.notes import missing_notes_warning
+
+        lost_notes = missing_notes_warning(list(captures), result.hints)
+        if lost_notes is not None:
+            result.problems.append(lost_notes)
+            click.echo(f"warning: {lost_notes}", err=True)
         extra = {"inputs": list(captures), "packets": result.packets, "problems": result.problems}
         report = build_report(result.verdicts, catalog, "analyze", extra=extra)
         emit_report(report, as_json)
