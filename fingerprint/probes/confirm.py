@@ -6,7 +6,8 @@ open platform's test fail while its controls, sent a moment earlier, passed
 (issue 13, case 5).  So after the sweep each finding is re-tested: its
 control first, then the finding's own test, one connection at a time for
 that finding, inside the run's pacing (`--rate`, connections in flight).  A
-censor reproduces; a burst loss does not.
+censor reproduces; a burst loss does not.  (A DNS test is sent once its
+control has an answer, not after the control's whole window: see `_dns_pair`.)
 
 What ran is recorded in the capture notes (`CaptureHints.raw["confirmation"]`,
 the pcapng section comment), so `analyze` reads the same facts as the live run:
@@ -24,6 +25,7 @@ the round, and only those.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -32,6 +34,7 @@ from functools import partial
 from typing import Any
 
 from fingerprint.classify import Finding
+from fingerprint.interrupt import POLL_S
 from fingerprint.probes import dns as dns_probe
 from fingerprint.probes import http as http_probe
 from fingerprint.probes import ip as ip_probe
@@ -94,6 +97,37 @@ def _dns_step(session: Session, resolver: str, name: str) -> int:
     return dns_probe.query_attempt(session, resolver, name).local_port
 
 
+def _dns_pair(session: Session, test: ConfirmationTest, note: dict[str, Any]) -> None:
+    """The control query, then the test query once the control has its first answer.
+
+    A query's window stays open the whole timeout (late genuine answers count),
+    so waiting for the control's window to close would double the round's cost;
+    the control's answer (or its silence for a whole window) is what must come
+    first.
+    """
+    answered = threading.Event()
+    ports: dict[str, int] = {}
+
+    def control() -> None:
+        attempt = dns_probe.query_attempt(session, test.address, test.control,
+                                          on_answer=lambda _name, _addresses: answered.set())
+        ports["control"] = attempt.local_port
+        answered.set()
+
+    at = time.time()
+    worker = threading.Thread(target=control, name="probe-confirm-dns", daemon=True)
+    worker.start()
+    while not answered.wait(POLL_S):
+        session.stop.check()
+    target_at = time.time()
+    target_port = _dns_step(session, test.address, test.target)
+    worker.join()
+    note["control"] = _flow("name", test.control, test.address, test.port,
+                            ports.get("control", 0), "udp", at)
+    note["test"] = _flow("name", test.target, test.address, test.port, target_port, "udp",
+                         target_at)
+
+
 def _tls_step(session: Session, address: str, port: int, name: str) -> int:
     return tls_probe.tls_attempt(session, address, name, port=port).connect.local_port
 
@@ -111,10 +145,7 @@ def _run_one(session: Session, test: ConfirmationTest) -> dict[str, Any]:
     steps: list[tuple[str, str, str, str, Callable[[], int]]] = []
     """(role, "name" or "address", its value, destination, step)"""
     for role, value in (("control", test.control), ("test", test.target)):
-        if test.family == "dns":
-            steps.append((role, "name", value, test.address,
-                          partial(_dns_step, session, test.address, value)))
-        elif test.family == "tls":
+        if test.family == "tls":
             steps.append((role, "name", value, test.address,
                           partial(_tls_step, session, test.address, test.port, value)))
         elif test.family == "http":
@@ -127,15 +158,15 @@ def _run_one(session: Session, test: ConfirmationTest) -> dict[str, Any]:
     note: dict[str, Any] = {"platform": test.platform, "technique": test.technique,
                             "family": test.family, "target": test.target,
                             "address": test.address, "port": test.port}
+    if test.family == "dns":
+        _dns_pair(session, test, note)
+        return note
     for role, kind, value, destination, step in steps:
         session.stop.check()
         at = time.time()
-        # A connection holds a slot to its address like any other; a DNS query is one
-        # datagram under --rate.
-        sport = step() if test.family == "dns" else session.slots.run(destination, step,
-                                                                       session.stop)
-        note[role] = _flow(kind, value, destination, test.port, sport,
-                           "udp" if test.family == "dns" else "tcp", at)
+        # A connection holds a slot to its address like any other.
+        sport = session.slots.run(destination, step, session.stop)
+        note[role] = _flow(kind, value, destination, test.port, sport, "tcp", at)
     return note
 
 
