@@ -89,9 +89,10 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
     \b
     How it paces itself (so a slow or small middlebox does not drop the
     probe's own bursts and make open platforms look blocked):
-    - at most --rate packets sent per second (default 250, replies double it);
-    - at most --per-destination connections to one address (default 6, as a
-      browser) and --in-flight connections overall (default 24);
+    - at most --rate packets sent per second (default 320; replies about
+      double what the path carries);
+    - at most --per-destination connections to one address (default 10) and
+      --in-flight connections overall (default 24);
     - on each address the controls go before the targets;
     - after the sweep, the confirmation round re-tests each finding: its
       control, then the finding's test, one connection after the other.

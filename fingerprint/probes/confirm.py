@@ -42,6 +42,8 @@ from fingerprint.probes import tls as tls_probe
 from fingerprint.probes.runner import Session
 
 NOTES_KEY = "confirmation"
+CONTROL_LEAD_S = 0.5
+"""How long a DNS test waits for its control's answer before it goes anyway."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,10 @@ def _dns_pair(session: Session, test: ConfirmationTest, note: dict[str, Any]) ->
     at = time.time()
     worker = threading.Thread(target=control, name="probe-confirm-dns", daemon=True)
     worker.start()
-    while not answered.wait(POLL_S):
+    # The test goes once the control has an answer, or CONTROL_LEAD_S after it left
+    # when none comes (an address that runs no resolver, a dropped control).
+    lead_until = time.monotonic() + CONTROL_LEAD_S
+    while not answered.wait(POLL_S) and time.monotonic() < lead_until:
         session.stop.check()
     target_at = time.time()
     target_port = _dns_step(session, test.address, test.target)

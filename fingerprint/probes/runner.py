@@ -248,16 +248,18 @@ class RateLimiter:
             time.sleep(min(max(wait, 0.002), 0.05))
 
 
-DEFAULT_RATE = 250.0
+DEFAULT_RATE = 320.0
 """Packets per second the probe sends by default (`--rate`).  Replies add about as
 many again, so a path that forwards 500 packets/s in a userspace hop (issue 13's
 slow middlebox) carries a run without overflowing; a sweep of the built-in
 catalog still takes a few seconds."""
-DEFAULT_PER_DESTINATION = 6
-"""Connections (and DNS queries) in flight to one address at once, as browsers open
-to one host: an ordinary server or firewall takes it as one client's traffic."""
+DEFAULT_PER_DESTINATION = 10
+"""Connections in flight to one address at once: a few more than a browser opens to
+one host (6), far below the per-client limits servers and firewalls set, and
+enough for every control of an address (9 connections) to run side by side, so
+an address that drops everything costs one timeout, not two."""
 DEFAULT_IN_FLIGHT = 24
-"""Connections and queries in flight overall: what a slow middlebox with few
+"""Connections in flight overall: what a slow middlebox with few
 connection slots or a short queue receives as one burst."""
 
 

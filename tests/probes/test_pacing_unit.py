@@ -61,8 +61,8 @@ def test_the_defaults_are_paced_and_documented() -> None:
     text = " ".join(CliRunner().invoke(probe, ["--help"], terminal_width=100).output.split())
     assert f"[default: {DEFAULT_RATE};" in text and f"[default: {DEFAULT_PER_DESTINATION};" in text
     # The pacing paragraph states the same numbers.
-    assert f"(default {DEFAULT_RATE:g}," in text
-    assert f"(default {DEFAULT_PER_DESTINATION}, as a browser)" in text
+    assert f"(default {DEFAULT_RATE:g};" in text
+    assert f"(default {DEFAULT_PER_DESTINATION})" in text
     assert f"(default {DEFAULT_IN_FLIGHT})" in text
     assert "--per-destination" in text and "--in-flight" in text and "--no-confirm" in text
     assert "confirmation round" in text
