@@ -345,6 +345,23 @@ def test_residual_on_the_client_blocks_its_connections_to_every_server() -> None
     assert engine.decide(tcp_packet(flags="S", dst=OTHER_SERVER, sport=41001)) is None
 
 
+def test_a_slow_injector_blocks_from_when_it_acts() -> None:
+    timers: list[tuple[float, Callable[[], None]]] = []
+    rule = behaviour("sni_reset", {"delay_ms": 50, "residual_seconds": 20,
+                                   "residual_scope": "client", "residual_action": "reset"})
+    engine, sent, _clock = engine_with(rule)
+    engine.later = lambda delay, action: timers.append((delay, action))  # type: ignore[method-assign]
+    finish(engine.decide(tcp_packet(client_hello("twitter.com"))))
+    ack_of_server_hello = tcp_packet(b"", flags="A", seq=1500)
+    assert engine.decide(ack_of_server_hello) is None, "the server's answer may arrive first"
+    assert sorted(delay for delay, _ in timers) == [0.05, 0.05]
+    for _, action in timers:
+        action()
+    assert len(sent) == 8  # the injected resets
+    assert engine.decide(tcp_packet(flags="S", dst=OTHER_SERVER, sport=41002)) == \
+        Verdict(drop=True)
+
+
 def test_residual_options_are_checked() -> None:
     with pytest.raises(Exception, match="residual_scope"):
         behaviour("sni_reset", {"residual_scope": "world"})

@@ -85,6 +85,9 @@ class Verdict:
     drop: bool = False
     mark: int = 0
     then: list[Callable[[], None]] = field(default_factory=list)
+    residual_after: float = 0.0
+    """Seconds after the trigger the rule's residual block begins: a slow injector
+    blocks from when it acts, not from when the trigger passed."""
 
 
 @dataclass

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +160,18 @@ class Engine:
                 key: ResidualKey = (packet.src, None, None) \
                     if behaviour.residual_scope == "client" \
                     else (packet.src, packet.dst, packet.dport)
-                with self._lock:
-                    self.residual[key] = (self._clock() + behaviour.residual_seconds,
-                                          behaviour.residual_action)
+                block = partial(self._start_residual, key, behaviour.residual_seconds,
+                                behaviour.residual_action)
+                if verdict.residual_after > 0:
+                    self.later(verdict.residual_after, block)
+                else:
+                    block()
             return verdict
         return None
+
+    def _start_residual(self, key: ResidualKey, seconds: float, action: str) -> None:
+        with self._lock:
+            self.residual[key] = (self._clock() + seconds, action)
 
     def _reset_client(self, packet: Packet) -> None:
         answered = len(packet.payload) + (1 if packet.tcp_flags & SYN else 0)

@@ -88,5 +88,5 @@ class SniReset(Behaviour):
         delay = float(self.options["delay_ms"]) / 1000
         if delay > 0:
             return Verdict(then=[lambda: ctx.later(
-                delay, lambda: _tcp.inject(ctx, self.packets, packet))])
+                delay, lambda: _tcp.inject(ctx, self.packets, packet))], residual_after=delay)
         return Verdict(then=[lambda: _tcp.inject(ctx, self.packets, packet)])
