@@ -18,8 +18,8 @@ the pcapng section comment), so `analyze` reads the same facts as the live run:
          "test": {... same keys ...}}]}
 
 `sport`/`dst`/`dport`/`proto` name each flow of the round exactly (a DNS
-query: UDP from `sport` to `dst`:53); `at` is the time it started (the
-capture's clock).  Every flow that starts between `start` and `end` belongs to
+query: UDP from `sport` to `dst`:53); `at` is when the probe began it (the
+capture's clock; its first packet follows, after any wait for pacing).  Every flow that starts between `start` and `end` belongs to
 the round, and only those.
 """
 
@@ -104,8 +104,8 @@ def _dns_pair(session: Session, test: ConfirmationTest, note: dict[str, Any]) ->
 
     A query's window stays open the whole timeout (late genuine answers count),
     so waiting for the control's window to close would double the round's cost;
-    the control's answer (or its silence for a whole window) is what must come
-    first.
+    the control's answer (or, when none comes, CONTROL_LEAD_S of its silence) is
+    what must come first.
     """
     answered = threading.Event()
     ports: dict[str, int] = {}
@@ -147,6 +147,12 @@ def _ip_step(session: Session, address: str, port: int) -> int:
 
 def _run_one(session: Session, test: ConfirmationTest) -> dict[str, Any]:
     """Control, then the test, one after the other; the note describing both flows."""
+    note: dict[str, Any] = {"platform": test.platform, "technique": test.technique,
+                            "family": test.family, "target": test.target,
+                            "address": test.address, "port": test.port}
+    if test.family == "dns":
+        _dns_pair(session, test, note)
+        return note
     steps: list[tuple[str, str, str, str, Callable[[], int]]] = []
     """(role, "name" or "address", its value, destination, step)"""
     for role, value in (("control", test.control), ("test", test.target)):
@@ -160,12 +166,6 @@ def _run_one(session: Session, test: ConfirmationTest) -> dict[str, Any]:
             address = test.control if role == "control" else test.address
             steps.append((role, "address", address, address,
                           partial(_ip_step, session, address, test.port)))
-    note: dict[str, Any] = {"platform": test.platform, "technique": test.technique,
-                            "family": test.family, "target": test.target,
-                            "address": test.address, "port": test.port}
-    if test.family == "dns":
-        _dns_pair(session, test, note)
-        return note
     for role, kind, value, destination, step in steps:
         session.stop.check()
         at = time.time()
