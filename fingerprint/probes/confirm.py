@@ -19,8 +19,9 @@ the pcapng section comment), so `analyze` reads the same facts as the live run:
 
 `sport`/`dst`/`dport`/`proto` name each flow of the round exactly (a DNS
 query: UDP from `sport` to `dst`:53); `at` is when the probe began it (the
-capture's clock; its first packet follows, after any wait for pacing).  Every flow that starts between `start` and `end` belongs to
-the round, and only those.
+capture's clock; its first packet follows, after any wait for pacing).
+Every flow that starts between `start` and `end` belongs to the round, and
+only those.
 """
 
 from __future__ import annotations
