@@ -17,8 +17,11 @@ flows are kept out of the sweep's index, so they neither add attempts to a
 majority nor count as controls: a finding the round does not reproduce is
 `inconclusive` with both results, one it reproduces stands, noted as confirmed.
 
-Judged: the TCP findings (ip.*, tls.*, http.*).  A throttle needs a transfer and
-DNS findings are left as the sweep found them.
+Judged: every finding but a throttle (it needs a transfer, which the round does not
+send).  A DNS finding is reproduced by the round's query of the name: no answer
+again for dns.drop, the same response code for dns.nxdomain / dns.error, and for
+dns.injection / dns.redirect racing answers again, an answer from the address
+that runs no resolver, or an address the finding flagged.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
 NOTES_KEY = "confirmation"
 MAX_TESTS = 256
 """Tests read from the notes (the probe plans one per finding): bounded on a forged capture."""
-JUDGED_FAMILIES = ("ip", "tls", "http")
+JUDGED_FAMILIES = ("dns", "ip", "tls", "http")
 
 FlowKey = tuple[str, int, str, int]
 """(proto, client port, destination, destination port)"""
@@ -50,8 +53,8 @@ class ConfirmationTest:
     family: str
     target: str
     address: str
-    control: list[TcpFlow] = field(default_factory=list)
-    test: list[TcpFlow] = field(default_factory=list)
+    control: list[TcpFlow | DnsExchange] = field(default_factory=list)
+    test: list[TcpFlow | DnsExchange] = field(default_factory=list)
 
 
 def _flow_key(note: Any) -> FlowKey | None:
@@ -102,11 +105,10 @@ class ConfirmationRound:
             start = item.syn.ts if item.syn is not None else item.first_ts
         named = self._flows.get(key)
         if named is not None:
-            if isinstance(item, TcpFlow):
-                test, role = named
-                flows = test.control if role == "control" else test.test
-                if all(flow is not item for flow in flows):
-                    flows.append(item)
+            test, role = named
+            flows = test.control if role == "control" else test.test
+            if all(flow is not item for flow in flows):
+                flows.append(item)
             return True
         # Unnamed flows inside the round's window are its too (a retry on a new port).
         return self.start is not None and self.end is not None and self.start <= start <= self.end
@@ -128,11 +130,11 @@ def judge(index: ObservationIndex, out: Verdicts) -> None:
             kept.append(finding)
             continue
         controls = [f for t in tests for f in t.control]
-        target_kinds = [index.outcome(f).kind for f in targets]
-        control_kinds = [index.outcome(f).kind for f in controls]
+        target_results = [result_of(index, f) for f in targets]
+        control_results = [result_of(index, f) for f in controls]
         both = (f"sweep: {finding.technique.value} ({finding.notes[0] if finding.notes else ''}); "
-                f"confirmation round: target {', '.join(target_kinds)}, control "
-                f"{', '.join(control_kinds) or 'not run'}")
+                f"confirmation round: target {', '.join(target_results)}, control "
+                f"{', '.join(control_results) or 'not run'}")
         if any(reproduces(index, finding, f) for f in targets):
             finding.notes.append(f"confirmed by the confirmation round ({both})")
             kept.append(finding)
@@ -140,21 +142,41 @@ def judge(index: ObservationIndex, out: Verdicts) -> None:
         for check in out.checks:
             if (check.platform, check.target) == (finding.platform, finding.target):
                 check.ok = False
-        working = WORKING_TLS | {Outcome.HTTP_RESPONSE, Outcome.NO_TRIGGER}
-        control_ok = None if not controls else any(k in working for k in control_kinds)
+        control_ok = None if not controls else any(works(index, f) for f in controls)
         out.checks.append(Check(finding.platform, finding.target, family, False, control_ok,
                                 f"not reproduced: {both}"))
     out.findings = kept
 
 
-def reproduces(index: ObservationIndex, finding: Finding, flow: TcpFlow) -> bool:
+def result_of(index: ObservationIndex, item: TcpFlow | DnsExchange) -> str:
+    """What one attempt of the round came to, for the check's detail."""
+    if isinstance(item, TcpFlow):
+        return str(index.outcome(item).kind)
+    if not item.responses:
+        return "no answer"
+    return "/".join(f"{r.message.rcode_name} {','.join(r.message.addresses) or '-'}"
+                    for r in item.responses[:3])
+
+
+def works(index: ObservationIndex, item: TcpFlow | DnsExchange) -> bool:
+    if isinstance(item, DnsExchange):
+        return bool(item.responses)
+    working = WORKING_TLS | {Outcome.HTTP_RESPONSE, Outcome.NO_TRIGGER}
+    return index.outcome(item).kind in working
+
+
+def reproduces(index: ObservationIndex, finding: Finding, item: TcpFlow | DnsExchange) -> bool:
     """Whether a confirmation attempt of the target failed again the way the finding says:
     no connection for ip.*, an untrusted certificate for tls.mitm, a response with the
     same status for http.blockpage, a failed outcome (reset, FIN, drop) otherwise."""
-    outcome = index.outcome(flow)
+    if isinstance(item, DnsExchange):
+        return dns_reproduces(index, finding, item)
+    outcome = index.outcome(item)
     technique = finding.technique
     if technique.value.startswith("ip."):
-        return flow.synack is None and outcome.kind.is_connect_failure
+        return item.synack is None and outcome.kind.is_connect_failure
+    if technique.value.startswith("dns."):
+        return False
     if technique == Technique.TLS_MITM:
         flight = outcome.flight
         return bool(flight is not None and flight.certificates and not index.trust.check(
@@ -163,3 +185,23 @@ def reproduces(index: ObservationIndex, finding: Finding, flow: TcpFlow) -> bool
         status = finding.context.get("http.status")
         return outcome.response is not None and outcome.response.status == status
     return outcome.kind in FAILED
+
+
+def dns_reproduces(index: ObservationIndex, finding: Finding, ex: DnsExchange) -> bool:
+    technique = finding.technique
+    if technique == Technique.DNS_DROP:
+        # A query whose answer was not due yet when the capture ended proves nothing.
+        return not ex.responses and not index.dns_pending(ex)
+    if not ex.responses:
+        return False
+    if technique in (Technique.DNS_NXDOMAIN, Technique.DNS_ERROR):
+        rcode = finding.context.get("dns.rcode")
+        return any(r.message.rcode_name == rcode and (rcode != "NOERROR" or not r.message.addresses)
+                   for r in ex.responses)
+    if finding.context.get("dns.no_resolver"):
+        return True
+    answer_sets = {(r.message.rcode, frozenset(r.message.addresses)) for r in ex.responses}
+    flagged = {a for e in finding.evidence if e.role != "genuine"
+               for a in e.fields.get("dns.answer", []) or []}
+    flagged |= set(finding.context.get("dns.answer", []) or [])
+    return len(answer_sets) > 1 or any(set(r.message.addresses) & flagged for r in ex.responses)
