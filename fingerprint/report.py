@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any
 
 from fingerprint import __version__
+from fingerprint.analysis.coverage import cut_short_platforms
 from fingerprint.analysis.findings import Check, Finding, Verdicts
 from fingerprint.catalog import OTHER, Catalog
 from fingerprint.model import Status
@@ -95,6 +96,11 @@ def build_report(verdicts: Verdicts, catalog: Catalog, source: str,
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "platforms": entries,
     }
+    if verdicts.ended_early:
+        # Added key (report.schema.json): the capture was cut short, so platforms whose
+        # tests it does not hold are inconclusive, not accessible.
+        report["capture_ended_early"] = {"reasons": list(verdicts.ended_early),
+                                         "platforms": cut_short_platforms(verdicts)}
     if extra:
         report.update(extra)
     return report
@@ -112,6 +118,9 @@ def render_table(report: dict[str, Any], verbose: bool = True) -> str:
     lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
     if not report["platforms"]:
         lines.append("(no platform traffic found)")
+    ended = report.get("capture_ended_early")
+    if ended:
+        lines.append("capture ended early: " + "; ".join(ended["reasons"]))
     if verbose:
         lines += render_findings(report)
     return "\n".join(lines)

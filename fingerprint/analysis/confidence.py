@@ -9,7 +9,9 @@ separately (`Finding.signature_confidence`).
 from __future__ import annotations
 
 WITH_CONTROL = 0.9
-"""The control on the same resolver or address worked: the target's failure is not an outage."""
+"""The control on the same resolver or address worked: the target's failure is not an outage.
+(For tls.mitm of a whole address, a control name whose certificate validates on its own
+control address is that control: it proves the trust anchors are fine.)"""
 NO_CONTROL = 0.6
 """No control in the capture: the failure may still be an outage or a broken server."""
 CEILING = 0.99

@@ -15,15 +15,19 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fingerprint.analysis.addresses import is_ip_address
+from fingerprint.analysis.confirm import ConfirmationRound
 from fingerprint.analysis.evidence import Baseline, EvidencePacket
 from fingerprint.analysis.flowstore import FlowGroup
 from fingerprint.analysis.observe import CaptureHints, DnsExchange, TcpFlow, compact_flow, header_only
 from fingerprint.analysis.outcome import SILENCE_AFTER_S, FlowOutcome, flow_outcome
 from fingerprint.catalog import OTHER, Catalog
 from fingerprint.trust import CertVerdict, TrustStore
+
+if TYPE_CHECKING:
+    from fingerprint.analysis.residual import Residual
 
 MAX_FULL_ITEMS = 8
 """Attempts kept per target at full TTL: enough for a majority, bounded memory on big captures."""
@@ -67,9 +71,18 @@ class ObservationIndex:
         self._control_ports: dict[int, list[tuple[str, bool]]] | None = None
         self._address_platforms: dict[str, str] = {}
         self._max_syn_ttl: dict[str, int] | None = None
+        self._anchor_proof: list[tuple[str, str]] | None = None
+        self._confirmation: tuple[object, ConfirmationRound | None] = (None, None)
+        self.residuals: dict[tuple[str, int] | None, Residual] | None = None
+        """Residual blocks by address and port (None: the client's whole address), found
+        once by `fingerprint.analysis.residual`."""
 
     # -- collection -----------------------------------------------------------
     def add(self, item: DnsExchange | TcpFlow) -> None:
+        round_ = self.confirmation_round()
+        if round_ is not None and round_.claims(item):
+            # The confirmation round re-tests findings after the sweep: judged apart.
+            return
         key: tuple[Any, ...]
         if isinstance(item, DnsExchange):
             key = (item.resolver, item.qname, item.qtype)
@@ -158,6 +171,15 @@ class ObservationIndex:
                 outcome.flight = flight
         if flow.server_data:
             flow.server_data = shared.setdefault(flow.server_data, flow.server_data)
+
+    def confirmation_round(self) -> ConfirmationRound | None:
+        """The probe's confirmation round named in the hints (read again if they change)."""
+        notes = self.hints.raw.get("confirmation")
+        seen, round_ = self._confirmation
+        if notes is not seen:
+            round_ = ConfirmationRound.from_hints(self.hints.raw)
+            self._confirmation = (notes, round_)
+        return round_
 
     # -- per observation ------------------------------------------------------
     def dns_pending(self, exchange: DnsExchange) -> bool:
@@ -317,6 +339,25 @@ class ObservationIndex:
             if outcome.flight is not None and outcome.flight.certificates:
                 return self.trust.check(outcome.flight.certificates, name)
         return None
+
+    def trusted_control_address(self, server: str) -> tuple[str, str] | None:
+        """(address, name) of a control address, other than `server`, whose certificate
+        for the name sent validates: proof that the trust store is complete."""
+        if self._anchor_proof is None:
+            proofs: list[tuple[str, str]] = []
+            for (address, _port, kind, sni), group in sorted(self.tcp_groups.items()):
+                if kind != "tls" or not sni or not self.is_control_address(address):
+                    continue
+                for flow in group:
+                    flight = self.outcome(flow).flight
+                    if flight is None or not flight.certificates:
+                        continue
+                    verdict = self.trust.check(flight.certificates, sni)
+                    if verdict.trusted and verdict.valid_for_name:
+                        proofs.append((address, sni))
+                        break
+            self._anchor_proof = proofs
+        return next(((a, n) for a, n in self._anchor_proof if a != server), None)
 
     def control_addresses_ok(self, server: str, port: int) -> bool | None:
         """Whether any control address (other than `server`) answered a SYN on `port`;

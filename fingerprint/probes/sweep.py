@@ -382,7 +382,10 @@ def _location_pending(verdicts: Verdicts, config: ProbeConfig) -> dict[str, list
     pending: dict[str, list[Finding]] = {}
     if not config.localise:
         return pending
-    for finding in verdicts.findings:
+    # A RST to the SYN shaped like a closed port's is suppressed as one, but a firewall's
+    # REJECT looks the same: TTL-limited SYNs tell them apart (analysis.rules.ip, reset.before_server).
+    closed_port_like = [f for f in verdicts.suppressed if f.technique == Technique.IP_RESET]
+    for finding in [*verdicts.findings, *closed_port_like]:
         if _needs_location(finding):
             pending.setdefault(finding.platform, []).append(finding)
     return pending

@@ -7,13 +7,16 @@
 * `http`: http.blockpage (and http.reset/fin/drop via `trigger`)
 * `ip`: ip.blackhole, ip.reset, ip.reject
 
-`decide` runs them all.  Confidence values come from `fingerprint.analysis.confidence`.
+`decide` runs them all, then `confirm.judge` (the probe's confirmation round) and
+`coverage` (a capture cut short).  Confidence values come from `fingerprint.analysis.confidence`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from fingerprint.analysis import confirm
+from fingerprint.analysis.coverage import coverage
 from fingerprint.analysis.findings import Verdicts
 from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.rules import dns, ip, trigger
@@ -26,6 +29,10 @@ def decide(index: ObservationIndex) -> Verdicts:
     for (server, port), groups in index.servers():
         ip.verdict(index, server, port, groups, out)
         trigger.verdicts(index, server, port, groups, out)
+    # After every rule: the confirmation round judges the findings it re-tested, and a
+    # capture cut short leaves the planned tests it does not hold failed.
+    confirm.judge(index, out)
+    coverage(index, out)
     vantage = vantage_context(index)
     for finding in (*out.findings, *out.candidates):
         finding.context.update(vantage)

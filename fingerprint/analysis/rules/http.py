@@ -56,5 +56,9 @@ def redirects_away(host: str, location: str) -> bool:
     """A redirect to another site (a blockpage host), not within the requested one."""
     if not location or location.startswith("/"):
         return False
-    target = urlsplit(location).hostname or ""
+    try:
+        target = urlsplit(location).hostname or ""
+    except ValueError:
+        # A Location that is no URL ("http://[broken"): not shown to lead elsewhere.
+        return False
     return target != host and not target.endswith("." + host) and not host.endswith("." + target)

@@ -13,14 +13,17 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from fingerprint.analysis import confidence
+from fingerprint.analysis.coverage import ENDED_BEFORE_ANSWER
 from fingerprint.analysis.evidence import flow_evidence
 from fingerprint.analysis.findings import Check, Finding, Verdicts, count_of
 from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.locate import Location, Seen, SeriesPoint, locate
 from fingerprint.analysis.observe import TcpFlow
 from fingerprint.analysis.outcome import FAILED, UNDECIDED, WORKING, WORKING_TLS, FlowOutcome, Outcome
+from fingerprint.analysis.residual import residual, start_of
 from fingerprint.analysis.rules import http, tls
 from fingerprint.capture.packet import FIN, RST
+from fingerprint.catalog import OTHER
 from fingerprint.model import Technique
 
 FAILED_TECHNIQUES = {
@@ -31,6 +34,10 @@ FAILED_TECHNIQUES = {
 }
 """(trigger kind, majority outcome) -> technique, for every outcome in `FAILED`."""
 DROP_TECHNIQUES = (Technique.TLS_SNI_DROP, Technique.HTTP_DROP)
+PORT_KINDS = {443: "tls", 80: "http"}
+CONNECT_WHY = {Outcome.CONNECT_RESET: "reset (RST to the SYN)",
+               Outcome.CONNECT_TIMEOUT: "unanswered",
+               Outcome.CONNECT_ICMP: "refused by ICMP unreachable"}
 
 
 def verdicts(index: ObservationIndex, server: str, port: int,
@@ -45,6 +52,43 @@ def verdicts(index: ObservationIndex, server: str, port: int,
             targets.append((kind, name, flows))
     for kind, name, flows in targets:
         target_verdict(index, server, port, kind, name, flows, controls_by_kind[kind], out)
+    if not targets:
+        untested(index, server, port, [f for _k, _n, fs in groups for f in fs], out)
+
+
+def untested(index: ObservationIndex, server: str, port: int, flows: list[TcpFlow],
+             out: Verdicts) -> None:
+    """A platform's address where no connection got far enough to test TLS or HTTP.
+
+    The address check alone (a RST or silence to the SYN) says nothing of TLS or HTTP:
+    when no connection on the port completed its handshake, that kind of test never ran,
+    so the platform cannot be called accessible from it (a RST shaped like a closed
+    port's, which a false-positive signature clears of ip.reset, included).
+    """
+    kind = PORT_KINDS.get(port)
+    if kind is None or index.is_control_address(server):
+        return
+    platform = index.platform_of_address(server)
+    if platform == OTHER:
+        return
+    if any(f.synack is not None for f in flows):
+        block = residual(index, server, port)
+        if block is not None and block.covers(server, port) and any(
+                f.synack is None and index.outcome(f).kind.is_connect_failure
+                and start_of(f) > block.start for f in flows):
+            out.checks.append(Check(platform, server, kind, False, None,
+                                    f"no {kind.upper()} test ran: connections to "
+                                    f"{server}:{port} failed during {block.describe()}"))
+        return
+    outcomes = Counter(index.outcome(f).kind for f in flows)
+    outcomes.pop(Outcome.PENDING, None)
+    outcomes.pop(Outcome.TIME_EXCEEDED, None)
+    if not outcomes:
+        return
+    majority = outcomes.most_common(1)[0][0]
+    out.checks.append(Check(platform, server, kind, False, index.control_addresses_ok(server, port),
+                            f"no {kind.upper()} test ran: every connection to {server}:{port} "
+                            f"was {CONNECT_WHY.get(majority, majority)}"))
 
 
 def reaching(index: ObservationIndex, flows: list[TcpFlow], all_flows: list[TcpFlow]
@@ -83,12 +127,40 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
     full, limited = reaching(index, flows, every)
     cfull, _climited = reaching(index, controls, every)
     outcomes = [(f, index.outcome(f)) for f in full]
+    pending = sum(o.kind is Outcome.PENDING for _f, o in outcomes)
     outcomes = [(f, o) for f, o in outcomes if o.kind not in UNDECIDED]
+    label = f"{name} at {server}:{port}"
     if not outcomes:
+        if pending:
+            # The capture ended before any answer to this test was due: not tested.
+            out.checks.append(Check(platform, name, kind, False, None,
+                                    f"{label}: {ENDED_BEFORE_ANSWER}"))
         return
-    coutcomes = [index.outcome(f) for f in cfull]
-    coutcomes = [o for o in coutcomes if o.kind not in UNDECIDED]
+    cpairs = [(f, index.outcome(f)) for f in cfull]
+    cpairs = [(f, o) for f, o in cpairs if o.kind not in UNDECIDED]
+    coutcomes = [o for _f, o in cpairs]
     working = WORKING_TLS if kind == "tls" else {Outcome.HTTP_RESPONSE}
+    # Only a failure (of the target or of a control) can be a residual block's.
+    block = residual(index, server, port) if any(
+        o.kind not in working for _f, o in [*outcomes, *cpairs]) else None
+    residual_notes: list[str] = []
+    if block is not None and block.covers(server, port):
+        # Order of events: a control that failed only after the trigger, while the
+        # client was under residual blocking, says nothing about this address.
+        late_failed = [o for f, o in cpairs if start_of(f) > block.start and o.kind not in working]
+        if late_failed:
+            coutcomes = [o for f, o in cpairs if start_of(f) <= block.start or o.kind in working]
+            residual_notes.append(f"{len(late_failed)} control attempt(s) that failed after "
+                                  "the trigger, during residual blocking, are not counted")
+        failing_starts = [f.trigger.ts for f, o in outcomes
+                          if o.kind in FAILED and f.trigger is not None]
+        if not block.is_trigger(name, server, port) and (server, port) in block.failed_at \
+                and failing_starts and min(failing_starts) > block.start:
+            # This target failed only after another trigger had the client blocked, and
+            # other connections to its address failed in that time too.
+            out.checks.append(Check(platform, name, kind, False, None,
+                                    f"{label}: failed only during {block.describe()}"))
+            return
     control_ok: bool | None = None
     if coutcomes:
         control_ok = sum(o.kind in working for o in coutcomes) * 2 >= len(coutcomes)
@@ -98,7 +170,6 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
     if majority is Outcome.SILENCE and working_kinds and working_kinds[0][1] >= top:
         # Loss can make an attempt silent, never make one work: a tie is not a drop.
         majority = working_kinds[0][0]
-    label = f"{name} at {server}:{port}"
     finding: Finding | None = None
     if majority in FAILED:
         finding = failed_trigger(index, kind, name, server, platform, majority, outcomes,
@@ -125,6 +196,11 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
         return
     if limited:
         finding.location = tcp_location(index, finding, limited, controls)
+    if block is not None and block.is_trigger(name, server, port):
+        finding.notes.append(block.describe())
+        finding.context["residual.scope"] = block.scope
+        finding.context["residual.seconds"] = block.seconds
+    finding.notes.extend(residual_notes)
     out.findings.append(finding)
 
 
