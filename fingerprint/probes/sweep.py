@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fingerprint.analysis.addresses import is_bogon
+from fingerprint.analysis.confirm import NOTES_KEY as CONFIRMATION_NOTES_KEY
 from fingerprint.analysis.findings import Finding, Verdicts
 from fingerprint.analysis.observe import CaptureHints
 from fingerprint.analysis.pipeline import Pipeline
@@ -482,7 +483,7 @@ def run_probe(config: ProbeConfig, library: SignatureLibrary, trust: TrustStore,
                 progress.set_phase("confirming")
                 confirm_start = time.monotonic()
                 notes: dict[str, Any] = {"start": round(time.time(), 6), "tests": []}
-                plan.hints.raw[confirm.NOTES_KEY] = notes
+                plan.hints.raw[CONFIRMATION_NOTES_KEY] = notes
                 confirmations: list[Future[dict[str, Any]]] = []
                 confirm.run_confirmations(session, confirming, confirmations)
                 notes["tests"] = wait_all(confirmations, stop)
