@@ -55,6 +55,8 @@ class Verdicts:
     suppressed: list[Finding] = field(default_factory=list)
     """Findings a false-positive signature removed (its id in `signatures`), kept so
     `signatures test` and curious users can see what was suppressed and why."""
+    capture_point: dict[str, Any] = field(default_factory=dict)
+    """Which end of the connections the capture was taken at (`ObservationIndex.capture_point`)."""
 
     def by_platform(self) -> tuple[dict[str, list[Finding]], dict[str, list[Check]]]:
         """Findings and checks grouped by platform id (the report's and the JSONL's rows)."""

@@ -21,7 +21,7 @@ from fingerprint.analysis.addresses import is_ip_address
 from fingerprint.analysis.evidence import Baseline, EvidencePacket
 from fingerprint.analysis.flowstore import FlowGroup
 from fingerprint.analysis.observe import CaptureHints, DnsExchange, TcpFlow, compact_flow, header_only
-from fingerprint.analysis.outcome import SILENCE_AFTER_S, FlowOutcome, flow_outcome
+from fingerprint.analysis.outcome import SILENCE_AFTER_S, FlowOutcome, capture_end_of, flow_outcome
 from fingerprint.catalog import OTHER, Catalog
 from fingerprint.trust import CertVerdict, TrustStore
 
@@ -56,6 +56,9 @@ class ObservationIndex:
         self._kept: dict[tuple[Any, ...], Counter[int]] = defaultdict(Counter)
         self._whole: Counter[tuple[Any, ...]] = Counter()
         self._seen_answers: dict[str, tuple[Any, ...]] = {}
+        self.capture_ends: dict[str, Counter[str]] = defaultdict(Counter)
+        """Per client address, how many of its handshakes say the capture was taken at
+        the client or at the server (`capture_end_of`)."""
         self.pack_closed = True
         """Pack closed flows no finding cites (off for the flows the capture's end closes)."""
         self._shared: dict[Any, Any] = {}
@@ -93,6 +96,9 @@ class ObservationIndex:
             if flows is None:
                 flows = self.tcp_groups[key] = FlowGroup(item.server)  # type: ignore[index]
             group = flows
+            end = capture_end_of(item)
+            if end is not None:
+                self.capture_ends[item.client][end] += 1
             probe_ttl = item.trigger.ttl if item.trigger is not None else 0
             ttl = probe_ttl if item.trigger is not None else (item.syn.ttl if item.syn else 0)
             limited = (item.syn is not None and item.trigger is not None and probe_ttl < item.syn.ttl)
@@ -118,7 +124,7 @@ class ObservationIndex:
         rest only count, so they are reduced to header facts: memory per target
         stays small whatever the capture's length.
         """
-        outcome = flow.outcome = flow_outcome(flow, flow.closed_ts)
+        outcome = flow.outcome = flow_outcome(flow, flow.closed_ts, self.given_vantage())
         self._share_parsed(flow, outcome)
         if limited:
             return
@@ -172,8 +178,30 @@ class ObservationIndex:
         """`flow_outcome`, computed once per flow."""
         cached = flow.outcome
         if cached is None:
-            cached = flow.outcome = flow_outcome(flow, self.capture_end)
+            cached = flow.outcome = flow_outcome(flow, self.capture_end, self.given_vantage())
         return cached
+
+    # -- capture point --------------------------------------------------------
+    def given_vantage(self) -> str | None:
+        """The capture end the user gave (`--vantage`), if any."""
+        given = self.hints.raw.get("capture_point")
+        return given if given in ("client", "server") else None
+
+    def seen_at_server(self, flow: TcpFlow) -> bool:
+        """Whether this flow was captured at its server (given, or guessed from its handshake)."""
+        return (self.given_vantage() or capture_end_of(flow)) == "server"
+
+    def capture_point(self) -> dict[str, Any]:
+        """Which end the capture was taken at, per client address (the report's
+        `capture_point`): a capture may mix clients, or both ends of one."""
+        given = self.given_vantage()
+        by_client = {client: (given or ends.most_common(1)[0][0])
+                     for client, ends in sorted(self.capture_ends.items())}
+        if not by_client:
+            return {}
+        ends = set(by_client.values())
+        return {"end": ends.pop() if len(ends) == 1 else "mixed", "by_client": by_client,
+                "source": "given" if given else "guessed"}
 
     # -- naming ---------------------------------------------------------------
     def platform_of_name(self, name: str) -> str:

@@ -18,7 +18,15 @@ from fingerprint.analysis.findings import Check, Finding, Verdicts, count_of
 from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.locate import Location, Seen, SeriesPoint, locate
 from fingerprint.analysis.observe import TcpFlow
-from fingerprint.analysis.outcome import FAILED, UNDECIDED, WORKING, WORKING_TLS, FlowOutcome, Outcome
+from fingerprint.analysis.outcome import (
+    FAILED,
+    SERVED_OK,
+    UNDECIDED,
+    WORKING,
+    WORKING_TLS,
+    FlowOutcome,
+    Outcome,
+)
 from fingerprint.analysis.rules import http, tls
 from fingerprint.capture.packet import FIN, RST
 from fingerprint.model import Technique
@@ -88,7 +96,7 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
         return
     coutcomes = [index.outcome(f) for f in cfull]
     coutcomes = [o for o in coutcomes if o.kind not in UNDECIDED]
-    working = WORKING_TLS if kind == "tls" else {Outcome.HTTP_RESPONSE}
+    working = (WORKING_TLS if kind == "tls" else {Outcome.HTTP_RESPONSE}) | SERVED_OK
     control_ok: bool | None = None
     if coutcomes:
         control_ok = sum(o.kind in working for o in coutcomes) * 2 >= len(coutcomes)
@@ -163,6 +171,9 @@ def failed_trigger(index: ObservationIndex, kind: str, name: str, server: str, p
         notes.append("no control for this address in the capture")
     if outcome.injected:
         notes.append("injected: " + "; ".join(outcome.injected[0].reasons))
+    if index.seen_at_server(flow):
+        notes.append(f"seen at the server: the remote client {flow.client}'s connection was "
+                     "torn down by packets forged in its name")
     return Finding(platform, name, technique, confidence.capped(conf), server,
                    evidence=evidence, notes=notes, context=context)
 
