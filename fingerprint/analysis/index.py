@@ -40,6 +40,12 @@ TcpKey = tuple[str, int, str, str]
 """(server address, port, trigger kind: tls/http/tcp, SNI or Host or '')"""
 
 
+def flow_time(flow: TcpFlow) -> float:
+    """When the flow's certificate was seen, near enough: its trigger (or first packet).
+    Certificates are judged at this time, not today's (`TrustStore.check`)."""
+    return flow.trigger.ts if flow.trigger is not None else flow.first_ts
+
+
 class ObservationIndex:
     """Collects closed exchanges/flows (as the observer's sink) and indexes them by target."""
 
@@ -59,6 +65,9 @@ class ObservationIndex:
         self.capture_ends: dict[str, Counter[str]] = defaultdict(Counter)
         """Per client address, how many of its handshakes say the capture was taken at
         the client or at the server (`capture_end_of`)."""
+        self.cert_notes: dict[tuple[str, int, str], str] = {}
+        """Certificate notes per (server, port, SNI) for the tested entry's detail: validity
+        at capture time, or why an untrusted-looking certificate is the server's own."""
         self.pack_closed = True
         """Pack closed flows no finding cites (off for the flows the capture's end closes)."""
         self._shared: dict[Any, Any] = {}
@@ -343,7 +352,7 @@ class ObservationIndex:
         for flow in (f for group in self._tls_index.get((address, name), []) for f in group):
             outcome = self.outcome(flow)
             if outcome.flight is not None and outcome.flight.certificates:
-                return self.trust.check(outcome.flight.certificates, name)
+                return self.trust.check(outcome.flight.certificates, name, flow_time(flow))
         return None
 
     def control_addresses_ok(self, server: str, port: int) -> bool | None:

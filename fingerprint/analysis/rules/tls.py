@@ -1,7 +1,8 @@
 """TLS rules for a ClientHello that got the server's answer: interception and throttling.
 
-Techniques: tls.mitm (a certificate not valid for the SNI while the control SNI
-on the same address gets a trusted one), tls.sni_throttle (the SNI's transfer
+Techniques: tls.mitm (a chain that leads to no trusted root while the control SNI
+on the same address gets a trusted one; validity dates judged at the capture's time,
+an expired certificate is a note, never interception by itself), tls.sni_throttle (the SNI's transfer
 far slower than the control's).  The failure techniques (tls.sni_reset,
 tls.sni_fin, tls.sni_drop) are decided in `trigger`.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from fingerprint.analysis import confidence
 from fingerprint.analysis.evidence import EvidencePacket, flow_evidence, packet_fields
 from fingerprint.analysis.findings import Finding
-from fingerprint.analysis.index import ObservationIndex
+from fingerprint.analysis.index import ObservationIndex, flow_time
 from fingerprint.analysis.observe import TcpFlow
 from fingerprint.analysis.outcome import FlowOutcome
 from fingerprint.model import Technique
@@ -40,10 +41,21 @@ def success_checks(index: ObservationIndex, name: str, server: str, platform: st
         flight = outcome.flight
         if flight is None or not flight.certificates:
             continue
-        verdict = index.trust.check(flight.certificates, name)
-        if verdict.trusted and verdict.valid_for_name:
+        at = flow_time(flow)
+        verdict = index.trust.check(flight.certificates, name, at)
+        note_key = (server, flow.server_port, name)
+        if verdict.note:
+            # Expired at capture time, or validity unknown: said, never tls.mitm by itself.
+            index.cert_notes[note_key] = verdict.note
+        if verdict.trusted:
+            # A chain to a trusted root is not interception, even for another name:
+            # that is the server's default certificate for a name it does not host.
+            if not verdict.valid_for_name:
+                index.cert_notes[note_key] = (
+                    f"trusted certificate for another name ({verdict.subject}): the "
+                    "server's own, not interception")
             break
-        control_trusted = [index.trust.check(o.flight.certificates, None).trusted
+        control_trusted = [index.trust.check(o.flight.certificates, None, at).trusted
                            for o in coutcomes if o.flight and o.flight.certificates]
         if control_trusted and not any(control_trusted):
             # The control is intercepted too: nothing SNI-triggered to report, and no
@@ -56,6 +68,8 @@ def success_checks(index: ObservationIndex, name: str, server: str, platform: st
         context = {"trigger.sni": name, "tls.cert.issuer": verdict.issuer,
                    "tls.cert.subject": verdict.subject, "outcome": "mitm"}
         notes = [f"certificate for {name}: {verdict.reason}; issuer {verdict.issuer}"]
+        if verdict.note:
+            notes.append(verdict.note)
         if control_trusted:
             notes.append("control SNI on the same address got a trusted certificate")
         return Finding(platform, name, Technique.TLS_MITM, conf, server, evidence=ev,

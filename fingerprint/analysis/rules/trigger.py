@@ -124,7 +124,9 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
         out.candidates.append(finding)
         finding = None
     ok = finding is None and majority not in FAILED
-    out.checks.append(Check(platform, name, kind, ok, control_ok, label))
+    note = index.cert_notes.get((server, port, name))
+    out.checks.append(Check(platform, name, kind, ok, control_ok,
+                            f"{label}: {note}" if note else label))
     if finding is None:
         return
     if control_ok is False:
