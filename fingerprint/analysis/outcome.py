@@ -168,7 +168,8 @@ def flow_outcome(flow: TcpFlow, capture_end: float, vantage: str | None = None) 
             injected.append(EvidencePacket(pkt, "injected", reasons, fields))
         if first_kind is None and (is_close or pkt.payload):
             if pkt.tcp_flags & FIN and not pkt.tcp_flags & RST and not pkt.payload \
-                    and _overtook_lost_data(pkt, flow.server_packets):
+                    and (_overtook_lost_data(pkt, flow.server_packets)
+                         or _servers_own_close(pkt, flow, trigger, reasons)):
                 continue
             decisive.append(pkt)
             if pkt.tcp_flags & RST:
@@ -235,6 +236,43 @@ def remote_client_outcome(flow: TcpFlow) -> FlowOutcome:
         kind = _RESET if any(p.tcp_flags & RST for p in packets) else _FIN
         return FlowOutcome(kind, packets[:8], injected, flow.flight, flow.response)
     return FlowOutcome(_SERVED, [], [], flow.flight, flow.response)
+
+
+IDLE_CLOSE_S = 5.0
+"""A bare FIN this long after the trigger, with nothing from the server before it, is
+the server closing an idle connection (servers time out idle clients after seconds to
+a minute); an injector answers the trigger within a round trip or two."""
+
+
+def _continues_server_ip_id(pkt: Packet, flow: TcpFlow) -> bool:
+    """The packet's IP ID follows the server's own (a small step after its last one).
+    True when the server's IDs give nothing to compare with (zero or absent)."""
+    earlier = [p for p in (flow.synack, *flow.server_packets)
+               if p is not None and p.ts < pkt.ts and p.ip_id]
+    if not earlier or pkt.ip_id is None:
+        return True
+    last = earlier[-1].ip_id
+    assert last is not None
+    return 0 < (pkt.ip_id - last) & 0xFFFF <= 256
+
+
+def _servers_own_close(fin: Packet, flow: TcpFlow, trigger: Packet, reasons: list[str]) -> bool:
+    """A bare server FIN that is the server's ordinary close, not a censor's: its TTL, DF
+    and IP ID continue the server's own packets, and it comes after the client's own
+    FIN (the client ended the connection) or after a long silence (an idle timeout)."""
+    if reasons or not _continues_server_ip_id(fin, flow):
+        return False
+    if flow.synack is not None:
+        # Past the next byte the server owed: it sent data the capture did not record,
+        # and this FIN closes it; an injected FIN takes the next expected number.
+        owed = (flow.synack.seq + 1 + sum(len(p.payload) for p in flow.server_packets
+                                          if p.ts < fin.ts)) & 0xFFFFFFFF
+        if 0 < (fin.seq - owed) & 0xFFFFFFFF < 1 << 31:
+            return True
+    after_client = flow.client_closed_ts is not None and flow.client_closed_ts < fin.ts
+    idle = fin.ts - trigger.ts >= IDLE_CLOSE_S and not any(
+        p.payload for p in flow.server_packets if p.ts < fin.ts)
+    return after_client or idle
 
 
 def _overtook_lost_data(fin: Packet, server_packets: list[Packet]) -> bool:

@@ -1,7 +1,8 @@
 """HTTP rules for a request that got an answer: the blockpage.
 
-Technique: http.blockpage (an injected response, or a redirect to another site;
-a plain response is a candidate only a blockpage signature promotes).  The
+Technique: http.blockpage (an injected response, or a redirect to another site
+the control Host was not sent to as well; a plain response is a candidate only a
+blockpage signature promotes).  The
 failure techniques (http.reset, http.fin, http.drop) are decided in `trigger`.
 """
 
@@ -30,6 +31,12 @@ def response_check(index: ObservationIndex, host: str, server: str, platform: st
         injected = bool(outcome.injected)
         control_status = {o.response.status for o in coutcomes if o.response}
         redirect_away = 300 <= response.status < 400 and redirects_away(host, location)
+        if redirect_away and not injected and urlsplit(location).hostname in {
+                urlsplit(o.response.location or "").hostname for o in coutcomes
+                if o.response and 300 <= o.response.status < 400}:
+            # The server sends every unknown Host to the same other site (a hosting
+            # provider's default): the control got that redirect too.
+            return None
         conf = confidence.base(bool(coutcomes))
         notes = []
         if injected:

@@ -55,6 +55,15 @@ def success_checks(index: ObservationIndex, name: str, server: str, platform: st
                     f"trusted certificate for another name ({verdict.subject}): the "
                     "server's own, not interception")
             break
+        control_leaves = {o.flight.certificates[0] for o in coutcomes
+                          if o.flight and o.flight.certificates}
+        if flight.certificates[0] in control_leaves:
+            # The very certificate the control SNI got from this server: the server's
+            # own answer to every name (an interceptor forges one per name).
+            index.cert_notes[note_key] = (
+                f"untrusted certificate ({verdict.subject}), the same the control SNI got "
+                "from this server: the server's own")
+            break
         control_trusted = [index.trust.check(o.flight.certificates, None, at).trusted
                            for o in coutcomes if o.flight and o.flight.certificates]
         if control_trusted and not any(control_trusted):

@@ -107,6 +107,13 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
         # Loss can make an attempt silent, never make one work: a tie is not a drop.
         majority = working_kinds[0][0]
     label = f"{name} at {server}:{port}"
+    if same_answer_as_control(majority, outcomes, coutcomes):
+        # The server answers every name so (a non-TLS or closing server): its own
+        # behaviour, not a censor's.
+        out.checks.append(Check(platform, name, kind, True, True,
+                                f"{label}: the same {majority} answer the control got "
+                                "from this server: the server's own"))
+        return
     finding: Finding | None = None
     if majority in FAILED:
         finding = failed_trigger(index, kind, name, server, platform, majority, outcomes,
@@ -136,6 +143,28 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
     if limited:
         finding.location = tcp_location(index, finding, limited, controls)
     out.findings.append(finding)
+
+
+def same_answer_as_control(majority: Outcome, outcomes: list[tuple[TcpFlow, FlowOutcome]],
+                           coutcomes: list[FlowOutcome]) -> bool:
+    """Target and control drew the same uninjected plain answer from one server (e.g.
+    a custom server answering every ClientHello with a few non-TLS bytes)."""
+    if majority is not Outcome.PLAINTEXT or not coutcomes:
+        # A bare FIN for every name could as well be a censor blocking the address.
+        return False
+    failing = [o for _f, o in outcomes if o.kind == majority]
+    if any(o.injected for o in failing) or any(o.injected for o in coutcomes):
+        return False
+    control_kind, _n = Counter(o.kind for o in coutcomes).most_common(1)[0]
+    if control_kind != majority:
+        return False
+
+    def answer(o: FlowOutcome) -> bytes:
+        return b"".join(p.payload for p in o.decisive)
+
+    # The same bytes or at least the same length (a counter or nonce may vary).
+    return {len(answer(o)) for o in failing} <= {len(answer(o)) for o in coutcomes
+                                                 if o.kind == majority}
 
 
 def failed_trigger(index: ObservationIndex, kind: str, name: str, server: str, platform: str,
