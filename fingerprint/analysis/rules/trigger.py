@@ -29,7 +29,7 @@ from fingerprint.analysis.outcome import (
 )
 from fingerprint.analysis.rules import http, tls
 from fingerprint.capture.packet import FIN, RST
-from fingerprint.model import Technique
+from fingerprint.model import Mode, Technique
 
 FAILED_TECHNIQUES = {
     ("tls", Outcome.RESET): Technique.TLS_SNI_RESET, ("tls", Outcome.FIN): Technique.TLS_SNI_FIN,
@@ -93,6 +93,8 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
     outcomes = [(f, index.outcome(f)) for f in full]
     outcomes = [(f, o) for f, o in outcomes if o.kind not in UNDECIDED]
     if not outcomes:
+        if not full and limited:
+            traceroute_verdict(index, server, port, kind, name, platform, limited, controls, out)
         return
     coutcomes = [index.outcome(f) for f in cfull]
     coutcomes = [o for o in coutcomes if o.kind not in UNDECIDED]
@@ -229,3 +231,91 @@ def tcp_location(index: ObservationIndex, finding: Finding, limited: list[TcpFlo
     climited = [f for f in controls if f.trigger is not None and f.syn is not None
                 and f.trigger.ttl < f.syn.ttl]
     return locate([point(f) for f in limited], [point(f) for f in climited], kind)
+
+
+TRACEROUTE_REPLIES = WORKING | {Outcome.RESET, Outcome.FIN, Outcome.PLAINTEXT}
+"""What a TTL-limited trigger can draw besides ICMP time exceeded or nothing."""
+TRACEROUTE_SILENT = frozenset({Outcome.SILENCE, Outcome.PENDING})
+
+
+def traceroute_verdict(index: ObservationIndex, server: str, port: int, kind: str, name: str,
+                       platform: str, limited: list[TcpFlow], controls: list[TcpFlow],
+                       out: Verdicts) -> None:
+    """Runs with no full-TTL attempt (CenTrace's shape: the trigger's TTL rises until
+    something other than ICMP time exceeded comes back, then the run stops).
+
+    The target is judged against the control at equal TTL: blocked from the first
+    TTL where the target draws a reply (RST, FIN, data) the control at that TTL does
+    not, or from where the target goes silent at two or more TTLs at which the
+    control got past (an ICMP from a router further on, or an answer).  The
+    technique follows from what came back; the hop is that TTL; the router is the
+    source of the last ICMP time exceeded before it (CenTrace names it).
+    """
+    climited = [f for f in controls if f.trigger is not None and f.syn is not None
+                and f.trigger.ttl < f.syn.ttl]
+    if not climited:
+        return  # nothing to compare with at equal TTL
+    censor_replies = {Outcome.RESET, Outcome.FIN, Outcome.PLAINTEXT}
+    if kind == "tls":
+        censor_replies.add(Outcome.HTTP_RESPONSE)
+    got_past = TRACEROUTE_REPLIES | {Outcome.TIME_EXCEEDED}
+    target_at: dict[int, list[tuple[TcpFlow, FlowOutcome]]] = defaultdict(list)
+    control_at: dict[int, set[Outcome]] = defaultdict(set)
+    for f in limited:
+        assert f.trigger is not None
+        target_at[f.trigger.ttl].append((f, index.outcome(f)))
+    for f in climited:
+        assert f.trigger is not None
+        control_at[f.trigger.ttl].add(index.outcome(f).kind)
+    paired = [t for t in sorted(target_at) if t in control_at]
+    first: int | None = None
+    failing: list[tuple[TcpFlow, FlowOutcome]] = []
+    for ttl in paired:
+        got = target_at[ttl]
+        reply = [(f, o) for f, o in got if o.kind in censor_replies
+                 or (kind == "http" and o.kind is Outcome.HTTP_RESPONSE and o.injected)]
+        if reply and not control_at[ttl] & TRACEROUTE_REPLIES:
+            first, failing = ttl, reply
+            break
+        silent = all(o.kind in TRACEROUTE_SILENT for _f, o in got)
+        if silent and control_at[ttl] & got_past:
+            # Silent from here on, at two TTLs at least (one lost trigger is not a drop).
+            later = [t for t in paired if t >= ttl]
+            if len(later) >= 2 and all(
+                    all(o.kind in TRACEROUTE_SILENT for _f, o in target_at[t])
+                    and control_at[t] & got_past for t in later):
+                first, failing = ttl, [(f, FlowOutcome(Outcome.SILENCE)) for f, _o in got]
+            break
+    if first is None:
+        return
+    got_kind = Counter(o.kind for _f, o in failing).most_common(1)[0][0]
+    finding: Finding | None
+    if kind == "http" and got_kind is Outcome.HTTP_RESPONSE:
+        finding = http.response_check(index, name, server, platform, failing, [])
+    else:
+        majority = Outcome.PLAINTEXT if got_kind is Outcome.HTTP_RESPONSE else got_kind
+        failing = [(f, FlowOutcome(majority, o.decisive, o.injected, o.flight, o.response))
+                   for f, o in failing]
+        finding = failed_trigger(index, kind, name, server, platform, majority, failing,
+                                 True, len(climited))
+    if finding is None or finding.context.get("candidate"):
+        return
+    finding.notes.insert(0, f"TTL-limited runs only: the target drew {got_kind} at TTL "
+                            f"{first}, where the control at the same TTL did not")
+    finding.location = tcp_location(index, finding, limited, controls)
+    router = None
+    for ttl in sorted(set(target_at) | set(control_at)):
+        if ttl >= first:
+            break
+        for f in (*[g for g, _o in target_at.get(ttl, [])],
+                  *[c for c in climited if c.trigger is not None and c.trigger.ttl == ttl]):
+            router = next((p.src for p in f.icmp if p.is_time_exceeded), router)
+    if finding.location is None:
+        finding.location = Location(first, router, Mode.UNKNOWN, None,
+                                    f"first TTL where the target's run differs from the "
+                                    f"control's: {first}")
+    else:
+        finding.location.hop = finding.location.hop or first
+        finding.location.router = finding.location.router or router
+    out.findings.append(finding)
+    out.checks.append(Check(platform, name, kind, False, True, f"{name} at {server}:{port}"))
