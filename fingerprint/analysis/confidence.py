@@ -33,6 +33,9 @@ UNPROVEN_REDIRECT = -0.1
 (a known blockpage or sinkhole address) promotes."""
 REDIRECT_AWAY = -0.1
 """An HTTP redirect to another site: sites redirect for their own reasons too."""
+ENDPOINT_REFUSAL = -0.1
+"""The server itself refused the Host (nothing forged on the path): a site may refuse
+a Host for reasons of its own (a misconfiguration, a geo-block of its own)."""
 
 
 def base(with_control: bool | None) -> float:

@@ -142,7 +142,7 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
         # Target and control fail alike: an outage or a blocked address, not SNI/Host filtering.
         out.checks[-1].ok = False
         return
-    if limited:
+    if limited and finding.location is None:
         finding.location = tcp_location(index, finding, limited, controls)
     out.findings.append(finding)
 
