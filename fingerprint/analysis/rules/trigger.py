@@ -51,8 +51,20 @@ def verdicts(index: ObservationIndex, server: str, port: int,
             controls_by_kind[kind].extend(flows)
         elif kind in ("tls", "http"):
             targets.append((kind, name, flows))
+    working = frozenset((kind, name) for kind, name, flows in targets
+                        if mostly_working(index, kind, flows))
     for kind, name, flows in targets:
-        target_verdict(index, server, port, kind, name, flows, controls_by_kind[kind], out)
+        target_verdict(index, server, port, kind, name, flows, controls_by_kind[kind], out,
+                       working)
+
+
+def mostly_working(index: ObservationIndex, kind: str, flows: list[TcpFlow]) -> bool:
+    """Most full-TTL attempts of this name got the service's normal answer."""
+    working = (WORKING_TLS if kind == "tls" else {Outcome.HTTP_RESPONSE}) | SERVED_OK
+    kinds = [index.outcome(f).kind for f in flows if f.trigger is not None
+             and f.synack is not None and not (f.syn is not None and f.trigger.ttl < f.syn.ttl)]
+    kinds = [k for k in kinds if k not in UNDECIDED]
+    return bool(kinds) and sum(k in working for k in kinds) * 2 > len(kinds)
 
 
 def reaching(index: ObservationIndex, flows: list[TcpFlow], all_flows: list[TcpFlow]
@@ -85,7 +97,10 @@ def reaching(index: ObservationIndex, flows: list[TcpFlow], all_flows: list[TcpF
 
 
 def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, name: str,
-                   flows: list[TcpFlow], controls: list[TcpFlow], out: Verdicts) -> None:
+                   flows: list[TcpFlow], controls: list[TcpFlow], out: Verdicts,
+                   names_working: frozenset[tuple[str, str]] = frozenset()) -> None:
+    """One target against its controls.  `names_working`: (kind, name) on this address
+    and port whose attempts mostly worked (`failed_otherwise`)."""
     platform = index.platform_of_name(name)
     every = flows + controls
     full, limited = reaching(index, flows, every)
@@ -138,13 +153,40 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
                             f"{label}: {note}" if note else label))
     if finding is None:
         return
-    if control_ok is False:
+    if control_ok is False and not failed_otherwise(kind, name, finding, coutcomes,
+                                                    names_working):
         # Target and control fail alike: an outage or a blocked address, not SNI/Host filtering.
         out.checks[-1].ok = False
         return
     if limited and finding.location is None:
         finding.location = tcp_location(index, finding, limited, controls)
     out.findings.append(finding)
+
+
+def failed_otherwise(kind: str, name: str, finding: Finding, coutcomes: list[FlowOutcome],
+                     names_working: frozenset[tuple[str, str]]) -> bool:
+    """The control failed, but not as the target did, and the address works.
+
+    The target's failure carries injected packets, no control attempt drew one of the
+    same kind, and another name on the same address and port mostly worked: the
+    control met a block of its own (e.g. ECH without an outer SNI, blocked by itself),
+    not an outage, so the target's injected answer is SNI (Host) filtering.  Said in
+    the finding's notes, its confidence capped (`confidence.CONTROL_FAILED_OTHERWISE`).
+    """
+    outcome_kind = finding.context.get("outcome")
+    injected = finding.context.get("injected.count", 0) and any(
+        e.injected for e in finding.evidence)
+    if not injected or any(o.kind == outcome_kind and o.injected for o in coutcomes):
+        return False
+    others = sorted(n for k, n in names_working if k == kind and n != name)
+    if not others:
+        return False
+    control_kinds = ", ".join(sorted({o.kind for o in coutcomes}))
+    finding.notes.append(f"the control failed differently ({control_kinds}); other names "
+                         f"on this address worked ({', '.join(others[:3])})")
+    finding.confidence = confidence.capped(min(finding.confidence,
+                                               confidence.CONTROL_FAILED_OTHERWISE))
+    return True
 
 
 def same_answer_as_control(majority: Outcome, outcomes: list[tuple[TcpFlow, FlowOutcome]],
