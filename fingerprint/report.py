@@ -126,7 +126,7 @@ def capture_point_text(point: Any) -> list[str]:
     its verdicts are then what the remote clients suffered.  Nothing for the usual case."""
     if not isinstance(point, dict) or point.get("end") not in ("server", "mixed"):
         return []
-    how = "as given (--vantage)" if point.get("source") == "given" else \
+    how = "given with --vantage" if point.get("source") == "given" else \
         "guessed from the handshakes' TTLs; --vantage overrides"
     if point["end"] == "server":
         return ["", f"captured at the server ({how}): verdicts are what the remote "

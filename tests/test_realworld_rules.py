@@ -15,7 +15,7 @@ import pytest
 from fingerprint.analysis.observe import CaptureHints
 from fingerprint.analysis.pipeline import analyze_files
 from fingerprint.catalog import load_catalog
-from fingerprint.report import build_report
+from fingerprint.report import build_report, render_table
 from fingerprint.signature import SignatureLibrary, load_library
 from fingerprint.testing.craft import Capture
 from fingerprint.trust import TrustStore
@@ -83,6 +83,17 @@ def test_server_side_capture_judges_what_the_remote_client_suffered(
     assert found["blocked.example"] == {"http.reset"}
     # The server's FIN after the client's is the server's own close, not http.fin.
     assert found["fine.example"] == set() and all_checks_ok(report, "fine.example")
+
+
+def test_text_report_says_the_capture_was_taken_at_the_server(
+        tmp_path: Path, library: SignatureLibrary) -> None:
+    server = render_table(analyze(server_side_capture().write(tmp_path / "s.pcapng"), library))
+    assert "captured at the server (guessed from the handshakes' TTLs" in server
+    given = analyze(server_side_capture().write(tmp_path / "g.pcapng"), library, vantage="server")
+    assert "captured at the server (given with --vantage)" in render_table(given)
+    # At the client, the usual case, the text says nothing about it.
+    at_client = server_side_capture(client_ttl=64, server_ttl=50).write(tmp_path / "c.pcapng")
+    assert "captured at" not in render_table(analyze(at_client, library))
 
 
 def test_vantage_client_overrides_the_guess(tmp_path: Path, library: SignatureLibrary) -> None:
