@@ -60,7 +60,7 @@ class Outcome(StrEnum):
 CONNECT_FAILURES = frozenset({Outcome.CONNECT_TIMEOUT, Outcome.CONNECT_RESET, Outcome.CONNECT_ICMP})
 WORKING_TLS = frozenset({Outcome.TLS_OK, Outcome.ALERT, Outcome.TLS_OTHER})
 """The TLS server answered as a TLS server (an alert is still the server's own answer)."""
-WORKING = WORKING_TLS | {Outcome.HTTP_RESPONSE}
+WORKING = WORKING_TLS | {Outcome.HTTP_RESPONSE, Outcome.SERVED}
 SERVED_OK = frozenset({Outcome.SERVED})
 """Seen at the server, the request was served: working for a TLS or an HTTP trigger alike."""
 FAILED = frozenset({Outcome.RESET, Outcome.FIN, Outcome.PLAINTEXT, Outcome.SILENCE})
