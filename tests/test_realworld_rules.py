@@ -12,9 +12,13 @@ from typing import Any
 
 import pytest
 
+from fingerprint.analysis import index as observation_index
+from fingerprint.analysis.flowstore import PackedFlow
 from fingerprint.analysis.observe import CaptureHints
+from fingerprint.analysis.outcome import Outcome
 from fingerprint.analysis.pipeline import analyze_files
 from fingerprint.catalog import load_catalog
+from fingerprint.output.ooni import measurements_from_pipeline
 from fingerprint.report import build_report, render_table
 from fingerprint.signature import SignatureLibrary, load_library
 from fingerprint.testing.craft import Capture
@@ -416,3 +420,36 @@ def test_one_connection_recorded_at_both_ends_in_one_file(tmp_path: Path,
     assert set(report["capture_point"]["by_client"]) == {"198.51.100.23"}
     assert [t for p in report["platforms"] for t in p["tested"]
             if t["target"] == "blocked.example"]
+
+
+def test_served_flows_are_packed_without_changing_the_output(
+        tmp_path: Path, library: SignatureLibrary, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Many attempts seen at the server, each closed mid-capture: all but the first of
+    # each outcome are packed by the flow store, which must keep `served` as it is.
+    cap = Capture(seed=9, client="198.51.100.23", client_ttl=50)
+    for n in range(6):
+        flow = cap.tcp(SERVER, 80, at=n * 40.0, server_ttl=64, rtt_ms=5)
+        flow.handshake()
+        flow.http_get("fine.example")
+        flow.client_close(at_ms=3000)
+        flow._from_server(flow._after(3001), "FA")
+    path = cap.write(tmp_path / "served.pcapng")
+
+    def run() -> tuple[Any, str]:
+        result = analyze_files([str(path)], load_catalog(None), library, TrustStore(None),
+                               on_problem=lambda _l: None)
+        assert result.pipeline is not None
+        report = build_report(result.verdicts, load_catalog(None), "analyze")
+        report.pop("generated")
+        ooni = measurements_from_pipeline(result.pipeline, result.verdicts, run_id="r",
+                                          test_start_time=0.0)
+        return result, json.dumps([report, ooni], sort_keys=True, default=str)
+
+    packed, packed_text = run()
+    groups = packed.pipeline.index.tcp_groups.values()
+    assert any(isinstance(item, PackedFlow) for group in groups for item in group.items)
+    assert {f.outcome.kind for group in groups for f in group} == {Outcome.SERVED}
+    assert all_checks_ok(json.loads(packed_text)[0], "fine.example")
+    monkeypatch.setattr(observation_index, "EVIDENCE_FLOWS", 10**6)  # every flow whole
+    _whole, whole_text = run()
+    assert packed_text == whole_text
