@@ -3,7 +3,8 @@
 The outcome is read by every rule family (tls, http, ip), by the flow store
 (which packs it as a number) and by the OONI builder (which maps it to a
 failure string), so it is a closed vocabulary here rather than strings written
-in each of them.
+in each of them.  A flow captured at its server (`capture_end_of`, or `--vantage`)
+is judged by what its remote client suffered (`remote_client_outcome`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ SNI / Host (or none) on the same address and port.  The majority outcome of
 the attempts that reached the server decides: a failure (reset, fin, injected
 plaintext, silence) is one of the `FAILED_TECHNIQUES`; a working answer goes on
 to the family's own checks (`tls.success_checks`, `http.response_check`).
+The same plain answer the control got from the server is the server's own
+(`same_answer_as_control`); a control that failed otherwise than the target does
+not hide an injected block (`failed_otherwise`); runs with TTL-limited attempts
+only are judged target against control at equal TTL (`traceroute_verdict`).
 """
 
 from __future__ import annotations
