@@ -971,6 +971,35 @@ def residual_3tuple() -> Capture:
     return cap
 
 
+@case("generic/no-residual-while-the-address-works", "An injected RST, then the address keeps "
+      "working: a later failure on its own is no residual block",
+      shows="The control SNI example.com on 203.0.113.10:443 works. The ClientHello with SNI "
+            "twitter.com draws a forged RST+ACK (TTL 61 against the server's 52, no DF). Then "
+            "the control works again on the same address and port, a bare SYN to it goes "
+            "unanswered (loss, or a connection the client gave up), and the ClientHello with "
+            "SNI www.facebook.com draws a forged RST+ACK of its own. Wanted: both targets "
+            "tls.sni_reset: a connection that worked after the first trigger shows the "
+            "3-tuple was not blocked, so the later failures are not residual blocking (as "
+            "seen on the UPB Iran captures, where an ECH control without SNI that always "
+            "fails followed a blocked SNI).",
+      source="Issue 13 case 3 of this project; Wang et al., 'Your State is Not Mine', IMC 2017, "
+             "sec. 2.1 (a residual block lets no connection of the 3-tuple through)",
+      expect={"twitter": blocked(("twitter.com", "tls.sni_reset", [])),
+              "facebook": blocked(("www.facebook.com", "tls.sni_reset", []))})
+def no_residual_while_the_address_works() -> Capture:
+    cap = Capture(seed=seed_of("no-residual-while-the-address-works"))
+    control_dns(cap, 0.0)
+    control_tls(cap, 0.5)
+    first = target_tls(cap, "twitter.com", 1.0)
+    first.inject("RA", at_ms=30, ttl=61, df=False, window=0)
+    control_tls(cap, 2.0)
+    cap.tcp(SERVER, 443, at=3.0, server_ttl=SERVER_TTL).syn_unanswered()
+    second = target_tls(cap, "www.facebook.com", 6.0)
+    second.inject("RA", at_ms=30, ttl=61, df=False, window=0)
+    control_tls(cap, 7.0)
+    return cap
+
+
 @case("generic/residual-client", "Injected RST, then every connection from the client reset "
       "for a while (whole-address flag)",
       shows="Controls on 203.0.113.10 (twitter.com's address) and on 203.0.113.20 (Facebook's) "

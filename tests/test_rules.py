@@ -131,3 +131,14 @@ def test_a_finding_the_confirmation_round_does_not_reproduce_is_inconclusive(
     assert "sweep: tls.sni_drop" in check["detail"] and "target tls_ok" in check["detail"]
     [finding] = platform(report, "facebook")["findings"]
     assert any(line.startswith("confirmed by the confirmation round") for line in finding["evidence"])
+
+
+def test_no_residual_block_while_the_address_works(library: SignatureLibrary) -> None:
+    """A connection that worked after a trigger shows the 3-tuple was not blocked: a later
+    failure (a lost SYN, a control failing on its own) does not make the next target's
+    own injected reset 'residual' (the UPB Iran captures had this shape)."""
+    report = report_of("generic/no-residual-while-the-address-works", library)
+    for pid, target in (("twitter", "twitter.com"), ("facebook", "www.facebook.com")):
+        [finding] = platform(report, pid)["findings"]
+        assert (finding["target"], finding["technique"]) == (target, "tls.sni_reset")
+        assert not any("residual" in line for line in finding["evidence"])

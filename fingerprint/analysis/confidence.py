@@ -33,8 +33,15 @@ CONTROL_UNANSWERED = -0.2
 UNPROVEN_REDIRECT = -0.1
 """An answer address with no certificate to check it: a candidate only a signature
 (a known blockpage or sinkhole address) promotes."""
+CONTROL_FAILED_OTHERWISE = WITH_CONTROL - 0.1
+"""At most this when the control failed too, but not as the target did (nothing
+injected in it) while other names on the address worked: the control met a block of its
+own, yet without a working control the target's failure is less certain."""
 REDIRECT_AWAY = -0.1
 """An HTTP redirect to another site: sites redirect for their own reasons too."""
+ENDPOINT_REFUSAL = -0.1
+"""The server itself refused the Host (nothing forged on the path): a site may refuse
+a Host for reasons of its own (a misconfiguration, a geo-block of its own)."""
 
 
 def base(with_control: bool | None) -> float:

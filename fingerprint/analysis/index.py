@@ -22,7 +22,7 @@ from fingerprint.analysis.confirm import ConfirmationRound
 from fingerprint.analysis.evidence import Baseline, EvidencePacket
 from fingerprint.analysis.flowstore import FlowGroup
 from fingerprint.analysis.observe import CaptureHints, DnsExchange, TcpFlow, compact_flow, header_only
-from fingerprint.analysis.outcome import SILENCE_AFTER_S, FlowOutcome, flow_outcome
+from fingerprint.analysis.outcome import SILENCE_AFTER_S, FlowOutcome, capture_end_of, flow_outcome
 from fingerprint.catalog import OTHER, Catalog
 from fingerprint.trust import CertVerdict, TrustStore
 
@@ -44,6 +44,12 @@ TcpKey = tuple[str, int, str, str]
 """(server address, port, trigger kind: tls/http/tcp, SNI or Host or '')"""
 
 
+def flow_time(flow: TcpFlow) -> float:
+    """When the flow's certificate was seen, near enough: its trigger (or first packet).
+    Certificates are judged at this time, not today's (`TrustStore.check`)."""
+    return flow.trigger.ts if flow.trigger is not None else flow.first_ts
+
+
 class ObservationIndex:
     """Collects closed exchanges/flows (as the observer's sink) and indexes them by target."""
 
@@ -60,6 +66,12 @@ class ObservationIndex:
         self._kept: dict[tuple[Any, ...], Counter[int]] = defaultdict(Counter)
         self._whole: Counter[tuple[Any, ...]] = Counter()
         self._seen_answers: dict[str, tuple[Any, ...]] = {}
+        self.capture_ends: dict[str, Counter[str]] = defaultdict(Counter)
+        """Per client address, how many of its handshakes say the capture was taken at
+        the client or at the server (`capture_end_of`)."""
+        self.cert_notes: dict[tuple[str, int, str], str] = {}
+        """Certificate notes per (server, port, SNI) for the tested entry's detail: validity
+        at capture time, or why an untrusted-looking certificate is the server's own."""
         self.pack_closed = True
         """Pack closed flows no finding cites (off for the flows the capture's end closes)."""
         self._shared: dict[Any, Any] = {}
@@ -106,6 +118,9 @@ class ObservationIndex:
             if flows is None:
                 flows = self.tcp_groups[key] = FlowGroup(item.server)  # type: ignore[index]
             group = flows
+            end = capture_end_of(item)
+            if end is not None:
+                self.capture_ends[item.client][end] += 1
             probe_ttl = item.trigger.ttl if item.trigger is not None else 0
             ttl = probe_ttl if item.trigger is not None else (item.syn.ttl if item.syn else 0)
             limited = (item.syn is not None and item.trigger is not None and probe_ttl < item.syn.ttl)
@@ -131,7 +146,7 @@ class ObservationIndex:
         rest only count, so they are reduced to header facts: memory per target
         stays small whatever the capture's length.
         """
-        outcome = flow.outcome = flow_outcome(flow, flow.closed_ts)
+        outcome = flow.outcome = flow_outcome(flow, flow.closed_ts, self.given_vantage())
         self._share_parsed(flow, outcome)
         if limited:
             return
@@ -194,8 +209,30 @@ class ObservationIndex:
         """`flow_outcome`, computed once per flow."""
         cached = flow.outcome
         if cached is None:
-            cached = flow.outcome = flow_outcome(flow, self.capture_end)
+            cached = flow.outcome = flow_outcome(flow, self.capture_end, self.given_vantage())
         return cached
+
+    # -- capture point --------------------------------------------------------
+    def given_vantage(self) -> str | None:
+        """The capture end the user gave (`--vantage`), if any."""
+        given = self.hints.raw.get("capture_point")
+        return given if given in ("client", "server") else None
+
+    def seen_at_server(self, flow: TcpFlow) -> bool:
+        """Whether this flow was captured at its server (given, or guessed from its handshake)."""
+        return (self.given_vantage() or capture_end_of(flow)) == "server"
+
+    def capture_point(self) -> dict[str, Any]:
+        """Which end the capture was taken at, per client address (the report's
+        `capture_point`): a capture may mix clients, or both ends of one."""
+        given = self.given_vantage()
+        by_client = {client: (given or ends.most_common(1)[0][0])
+                     for client, ends in sorted(self.capture_ends.items())}
+        if not by_client:
+            return {}
+        ends = set(by_client.values())
+        return {"end": ends.pop() if len(ends) == 1 else "mixed", "by_client": by_client,
+                "source": "given" if given else "guessed"}
 
     # -- naming ---------------------------------------------------------------
     def platform_of_name(self, name: str) -> str:
@@ -337,7 +374,7 @@ class ObservationIndex:
         for flow in (f for group in self._tls_index.get((address, name), []) for f in group):
             outcome = self.outcome(flow)
             if outcome.flight is not None and outcome.flight.certificates:
-                return self.trust.check(outcome.flight.certificates, name)
+                return self.trust.check(outcome.flight.certificates, name, flow_time(flow))
         return None
 
     def trusted_control_address(self, server: str) -> tuple[str, str] | None:

@@ -7,15 +7,21 @@ censors flag the client's whole address.  Connections that fail during that
 time prove nothing about their own target or control, so the rules read the
 order of events: the trigger's technique stands, and the residual block is
 stated with its scope and duration (issue 13 case 3).
+
+A block lets nothing through: a failure counts as the block's only when no
+connection in its scope worked between the injection and that failure, and a
+connection that already failed before any trigger (a control blocked for its own
+sake) is no block's evidence.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.observe import TcpFlow
-from fingerprint.analysis.outcome import FAILED, Outcome
+from fingerprint.analysis.outcome import FAILED, WORKING, Outcome
 
 CLIENT = None
 """The key of a block of the client's whole address in `ObservationIndex.residuals`."""
@@ -79,8 +85,10 @@ def residual(index: ObservationIndex, server: str, port: int) -> Residual | None
 
 def find_residuals(index: ObservationIndex) -> dict[tuple[str, int] | None, Residual]:
     injections: list[tuple[float, str, int, str]] = []
-    timeline: list[tuple[float, str, int, bool]] = []
-    """(start, server, port, worked) of every full-TTL connection that is not a target's."""
+    worked: list[tuple[float, str, int]] = []
+    """(start, server, port) of every full-TTL connection that worked, targets included."""
+    timeline: list[tuple[float, str, int, bool, tuple[str, int, str, str]]] = []
+    """(start, server, port, worked, group) of every full-TTL connection that is not a target's."""
     for (server, port, kind, name), group in index.tcp_groups.items():
         target = bool(name) and kind in ("tls", "http") and not index.catalog.is_control_name(name)
         flows = list(group)
@@ -93,44 +101,61 @@ def find_residuals(index: ObservationIndex) -> dict[tuple[str, int] | None, Resi
             outcome = index.outcome(flow)
             if outcome.kind in (Outcome.PENDING, Outcome.TIME_EXCEEDED):
                 continue
+            if outcome.kind in WORKING and not outcome.injected:
+                worked.append((start_of(flow), server, port))
             if target:
                 if outcome.kind in FAILED and outcome.injected and flow.trigger is not None:
                     injections.append((flow.trigger.ts, server, port, name))
                 continue
             failed = (outcome.kind.is_connect_failure or outcome.kind in FAILED
                       or flow.synack_conflicts > 0)
-            timeline.append((start_of(flow), server, port, not failed))
+            timeline.append((start_of(flow), server, port, not failed, (server, port, kind, name)))
     found: dict[tuple[str, int] | None, Residual] = {}
     if not injections:
         return found
     injections.sort()
     timeline.sort()
+    # A connection that failed before any trigger fails on its own (e.g. a control
+    # blocked for its own sake): its later failures are no residual block's.
+    failing_anyway = {g for t, _s, _p, ok, g in timeline if not ok and t < injections[0][0]}
     first_injection: dict[tuple[str, int], tuple[float, str]] = {}
     for t, s, p, n in injections:
         first_injection.setdefault((s, p), (t, n))
 
+    def blocked(t: float, in_scope: Callable[[str, int], bool]) -> bool:
+        """Whether a failure at `t` falls in a block: after an injection in scope with no
+        connection in scope working in between (a block lets nothing through)."""
+        since = [ti for ti, s, p, _n in injections if ti < t and in_scope(s, p)]
+        if not since:
+            return False
+        return not any(max(since) < tj < t and in_scope(s, p) for tj, s, p in worked)
+
     def block(start: float, server: str, port: int, trigger: str, scope: str,
               failures: list[tuple[float, str, int]]) -> Residual:
         last = max(t for t, _s, _p in failures)
-        recovered = next((t for t, s, p, ok in timeline if ok and t > last
+        recovered = next((t for t, s, p, ok, _g in timeline if ok and t > last
                           and (scope == "client" or (s, p) == (server, port))), None)
         return Residual(start, server, port, trigger, scope, last, recovered,
                         {(s, p) for _t, s, p in failures})
 
     for (server, port), (start, trigger) in first_injection.items():
-        same = [(t, s, p) for t, s, p, ok in timeline
-                if not ok and t > start and (s, p) == (server, port)]
+        def here(s: str, p: int, server: str = server, port: int = port) -> bool:
+            return (s, p) == (server, port)
+        same = [(t, s, p) for t, s, p, ok, g in timeline
+                if not ok and t > start and here(s, p) and g not in failing_anyway
+                and blocked(t, here)]
         if same:
             found[(server, port)] = block(start, server, port, trigger, "3-tuple", same)
     start, server, port, trigger = injections[0]
-    reachable_before = {(s, p) for t, s, p, ok in timeline if ok and t < start}
+    reachable_before = {(s, p) for t, s, p, ok, _g in timeline if ok and t < start}
     # A failure on another address after a trigger of its own is that address's own
     # residual block (per 3-tuple), not the client's.
-    others = [(t, s, p) for t, s, p, ok in timeline
+    others = [(t, s, p) for t, s, p, ok, g in timeline
               if not ok and t > start and (s, p) != (server, port) and (s, p) in reachable_before
+              and g not in failing_anyway and blocked(t, lambda _s, _p: True)
               and not first_injection.get((s, p), (t, ""))[0] < t]
     if others:
-        same = [(t, s, p) for t, s, p, ok in timeline
-                if not ok and t > start and (s, p) == (server, port)]
+        same = [(t, s, p) for t, s, p, ok, g in timeline
+                if not ok and t > start and (s, p) == (server, port) and g not in failing_anyway]
         found[CLIENT] = block(start, server, port, trigger, "client", same + others)
     return found

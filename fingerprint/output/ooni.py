@@ -359,8 +359,8 @@ def _unanswered(waited: float, what: str, client_waits: bool) -> str:
 def _after_trigger_failure(outcome: FlowOutcome, flow: TcpFlow, capture_end: float,
                            tls: bool, client_waits: bool) -> str | None:
     kind = outcome.kind
-    if kind in ("tls_ok", "http_response"):
-        return None
+    if kind in ("tls_ok", "http_response", "served"):
+        return None  # served: seen at the server, the request arrived and was answered
     if kind == "reset":
         return Failure.CONNECTION_RESET.value
     if kind == "fin":

@@ -25,6 +25,7 @@ from fingerprint.analysis.rules import dns, ip, trigger
 def decide(index: ObservationIndex) -> Verdicts:
     """Every rule over a finished index: findings, candidates and checks."""
     out = Verdicts()
+    out.capture_point = index.capture_point()
     dns.verdicts(index, out)
     for (server, port), groups in index.servers():
         ip.verdict(index, server, port, groups, out)

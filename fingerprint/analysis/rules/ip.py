@@ -1,7 +1,8 @@
 """IP rules: an address that does not complete the TCP handshake while control addresses do.
 
 Techniques: ip.blackhole (SYNs unanswered), ip.reset (RST to the SYN), ip.reject
-(ICMP/ICMPv6 destination unreachable).
+(ICMP/ICMPv6 destination unreachable; with some SYNs unanswered too, or only on
+another port of the address, it is still ip.reject alone: routers rate-limit ICMP).
 """
 
 from __future__ import annotations
@@ -52,9 +53,21 @@ def verdict(index: ObservationIndex, server: str, port: int,
         return  # mostly reachable: transient loss, not a block
     kinds = Counter(o.kind for _f, o in failed)
     majority, _ = kinds.most_common(1)[0]
+    rate_limited = False
+    if set(kinds) == {Outcome.CONNECT_TIMEOUT} and rejected_elsewhere(index, server, port):
+        # Silent here, ICMP unreachable on another port of the same address.
+        rate_limited = True
+        majority = Outcome.CONNECT_ICMP
+    elif kinds[Outcome.CONNECT_ICMP] and set(kinds) <= {Outcome.CONNECT_ICMP,
+                                                        Outcome.CONNECT_TIMEOUT}:
+        # Some SYNs drew ICMP unreachable and the others nothing: routers rate-limit
+        # the ICMP they send (RFC 1812 4.3.2.8), so the silent ones were rejected too:
+        # ip.reject alone, never ip.reject plus ip.blackhole.
+        rate_limited = majority is not Outcome.CONNECT_ICMP
+        majority = Outcome.CONNECT_ICMP
     control_ok = index.control_addresses_ok(server, port)
     technique = CONNECT_TECHNIQUES[majority]
-    flow, outcome = next((f, o) for f, o in failed if o.kind == majority)
+    flow, outcome = next(((f, o) for f, o in failed if o.kind == majority), failed[0])
     if control_ok is False:
         out.checks.append(Check(platform, server, "ip", False, False, f"{server}:{port}"))
         return
@@ -72,6 +85,9 @@ def verdict(index: ObservationIndex, server: str, port: int,
         ev.append(EvidencePacket(pkt, "response", [], fields))
     notes = [f"{len(failed)} of {count_of(len(full), 'connection attempt')} to {server}:{port}: "
              f"{majority}"]
+    if rate_limited or (majority is Outcome.CONNECT_ICMP and kinds[Outcome.CONNECT_TIMEOUT]):
+        notes.append(f"{kinds[Outcome.CONNECT_ICMP]} drew ICMP unreachable (here or on another "
+                     f"port), {kinds[Outcome.CONNECT_TIMEOUT]} nothing: ICMP rate limiting")
     if control_ok:
         notes.append("control addresses answered on the same port")
     elif control_ok is None:
@@ -145,3 +161,13 @@ def reset_before_server(index: ObservationIndex, finding: Finding, limited: list
         f"the RSTs arrive with IP TTL {router_ttl}, as the time exceeded of {router} "
         f"(SYN TTL {first - 1}) does, and first answer SYN TTL {first}: they leave that "
         "box on the path, not the server behind it (a server's RST crosses one router more)")
+
+
+def rejected_elsewhere(index: ObservationIndex, server: str, port: int) -> bool:
+    """Whether a SYN to another port of `server` drew ICMP unreachable."""
+    for (addr, p, _k, _n), flows in index.tcp_groups.items():
+        if addr == server and p != port and any(
+                f.synack is None and index.outcome(f).kind is Outcome.CONNECT_ICMP
+                for f in flows):
+            return True
+    return False
