@@ -139,6 +139,15 @@ def judge(index: ObservationIndex, out: Verdicts) -> None:
             finding.notes.append(f"confirmed by the confirmation round ({both})")
             kept.append(finding)
             continue
+        sweep_control_ok = any(c.control_ok for c in out.checks
+                               if (c.platform, c.target, c.kind) == (finding.platform, finding.target,
+                                                                     family))
+        if sweep_control_ok and residual_block_met(index, finding, targets, controls):
+            finding.notes.append("the confirmation round met the censor's residual blocking: "
+                                 "target and control both reset at the SYN, on an address whose "
+                                 f"control worked before the trigger ({both})")
+            kept.append(finding)
+            continue
         for check in out.checks:
             if (check.platform, check.target) == (finding.platform, finding.target):
                 check.ok = False
@@ -146,6 +155,20 @@ def judge(index: ObservationIndex, out: Verdicts) -> None:
         out.checks.append(Check(finding.platform, finding.target, family, False, control_ok,
                                 f"not reproduced: {both}"))
     out.findings = kept
+
+
+def residual_block_met(index: ObservationIndex, finding: Finding, targets: list[Any],
+                       controls: list[Any]) -> bool:
+    """Whether the round's attempts all met a residual block rather than contradicting the
+    finding: a TLS/HTTP trigger finding whose sweep control worked (checked by the caller),
+    and in the round the
+    target and its control alike reset at the SYN.  An outage drops packets; RSTs to the
+    SYNs of a control that connected before the trigger are a censor punishing the client
+    (the GFW resets the 3-tuple for about 90 s, simpler censors the client's address)."""
+    if finding.technique.value.split(".", 1)[0] not in ("tls", "http") or not controls:
+        return False
+    return all(isinstance(f, TcpFlow) and f.synack is None
+               and index.outcome(f).kind is Outcome.CONNECT_RESET for f in (*targets, *controls))
 
 
 def result_of(index: ObservationIndex, item: TcpFlow | DnsExchange) -> str:
