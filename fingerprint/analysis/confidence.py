@@ -34,6 +34,10 @@ UNPROVEN_REDIRECT = -0.1
 REDIRECT_AWAY = -0.1
 """An HTTP redirect to another site: sites redirect for their own reasons too."""
 
+QUIC_TCP_CONTROL = 0.8
+"""QUIC Initials unanswered whatever the SNI while TCP/443 to the same address answered:
+the address is up, but the control is another transport (a server may run no QUIC)."""
+
 
 def base(with_control: bool | None) -> float:
     """The starting confidence: with a working control, or without one."""

@@ -22,6 +22,7 @@ from fingerprint.analysis.evidence import Baseline, EvidencePacket
 from fingerprint.analysis.flowstore import FlowGroup
 from fingerprint.analysis.observe import CaptureHints, DnsExchange, TcpFlow, compact_flow, header_only
 from fingerprint.analysis.outcome import SILENCE_AFTER_S, FlowOutcome, flow_outcome
+from fingerprint.analysis.quic import QuicFlow
 from fingerprint.catalog import OTHER, Catalog
 from fingerprint.trust import CertVerdict, TrustStore
 
@@ -33,6 +34,9 @@ EVIDENCE_FLOWS = 1
 """Flows kept whole per target, SYN TTL and outcome, and per target with a certificate or
 HTTP response: a finding cites the first of its kind.  The other kept flows are packed
 when they close (`fingerprint.analysis.flowstore`)."""
+
+MAX_QUIC_FLOWS = 200_000
+"""QUIC flows kept for the rules (a flow holds at most a few hundred bounded records)."""
 
 DnsKey = tuple[str, str, int]
 """(resolver, query name, query type)"""
@@ -67,8 +71,31 @@ class ObservationIndex:
         self._control_ports: dict[int, list[tuple[str, bool]]] | None = None
         self._address_platforms: dict[str, str] = {}
         self._max_syn_ttl: dict[str, int] | None = None
+        self.quic_flows: list[QuicFlow] = []
+        """Closed QUIC flows (`fingerprint.analysis.quic`), read by `rules.quic`."""
+        self.quic_dropped = 0
 
     # -- collection -----------------------------------------------------------
+    def add_quic(self, flow: QuicFlow) -> None:
+        """The QUIC observer's sink: every closed flow is kept (each is bounded), up to
+        `MAX_QUIC_FLOWS`; past it they are counted only."""
+        if len(self.quic_flows) < MAX_QUIC_FLOWS:
+            self.quic_flows.append(flow)
+        else:
+            self.quic_dropped += 1
+
+    def tcp_reachable(self, server: str, port: int) -> bool | None:
+        """Whether a TCP handshake to `server`:`port` got a SYN-ACK; None when none was tried."""
+        tried = False
+        for (addr, p, _k, _n), flows in self.tcp_groups.items():
+            if addr != server or p != port:
+                continue
+            for flow in flows:
+                tried = True
+                if flow.synack is not None:
+                    return True
+        return False if tried else None
+
     def add(self, item: DnsExchange | TcpFlow) -> None:
         key: tuple[Any, ...]
         if isinstance(item, DnsExchange):

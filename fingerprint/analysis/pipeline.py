@@ -16,6 +16,7 @@ from pathlib import Path
 from fingerprint.analysis.findings import Verdicts
 from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.observe import CaptureHints, Observer
+from fingerprint.analysis.quic import QuicObserver
 from fingerprint.analysis.rules import decide
 from fingerprint.analysis.signatures import apply_signatures
 from fingerprint.capture.packet import Packet
@@ -46,7 +47,8 @@ class Pipeline:
         self.library = library
         self.hints = hints or CaptureHints()
         self.index = ObservationIndex(catalog, trust, self.hints)
-        self.observer = Observer(self.index.add)
+        self.quic = QuicObserver(self.index.add_quic)
+        self.observer = Observer(self.index.add, udp=self.quic)
 
     def feed(self, packet: Packet) -> None:
         self.observer.feed(packet)
@@ -159,6 +161,12 @@ def _analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary
     if vantage is not None:
         pipeline.add_hints(vantage)
     result.verdicts = pipeline.finish()
+    if pipeline.quic.malformed:
+        # Counted and skipped as a reader skips a bad packet: one line, not one per datagram.
+        line = (f"{pipeline.quic.malformed} malformed QUIC datagram(s) skipped "
+                "(truncated, bad lengths or an Initial that did not decrypt)")
+        result.problems.append(line)
+        on_problem(f"warning: {line}")
     result.hints = pipeline.hints
     result.pipeline = pipeline
     return result

@@ -34,7 +34,7 @@ df-008-netevents: a QUIC handshake is recorded like a TLS one):
 
 `--rate`: every datagram is charged to the session's limiter before it leaves.
 Scope: the caller adds the address to the sniffer's scope, as for TCP probes;
-the verdict comes from the sniffed packets (`quic_observe`), the returned
+the verdict comes from the sniffed packets (`fingerprint.analysis.quic`), the returned
 `QuicAttempt` is for scheduling only.  Needs no privilege (a UDP socket).
 """
 
