@@ -38,6 +38,11 @@ when they close (`fingerprint.analysis.flowstore`)."""
 MAX_QUIC_FLOWS = 200_000
 """QUIC flows kept for the rules (a flow holds at most a few hundred bounded records)."""
 
+ECH_KIND = "tls+ech"
+"""The trigger kind of a ClientHello carrying ECH (0xfe0d) or ESNI (0xffce): grouped apart
+from the same outer SNI without it, so "blocks the extension" and "blocks the outer SNI"
+are told apart (`rules.tls.ech_verdicts`)."""
+
 DnsKey = tuple[str, str, int]
 """(resolver, query name, query type)"""
 TcpKey = tuple[str, int, str, str]
@@ -115,7 +120,11 @@ class ObservationIndex:
                     self.name_addresses[item.qname].update(response.message.addresses)
             ttl, limited = item.query_ttl, item.query_ttl < top
         else:
-            key = (item.server, item.server_port, item.trigger_kind or "tcp", item.trigger_name or "")
+            kind = item.trigger_kind or "tcp"
+            if kind == "tls" and item.client_hello is not None and (
+                    item.client_hello.ech_present or item.client_hello.esni_present):
+                kind = ECH_KIND
+            key = (item.server, item.server_port, kind, item.trigger_name or "")
             flows = self.tcp_groups.get(key)  # type: ignore[arg-type]
             if flows is None:
                 flows = self.tcp_groups[key] = FlowGroup(item.server)  # type: ignore[index]
@@ -173,7 +182,8 @@ class ObservationIndex:
             shared.clear()
         hello = flow.client_hello
         if hello is not None:
-            flow.client_hello = shared.setdefault(("hello", hello.sni, hello.offers_tls13, hello.alpn),
+            flow.client_hello = shared.setdefault(("hello", hello.sni, hello.offers_tls13, hello.alpn,
+                                                   hello.ech_present, hello.esni_present),
                                                   hello)
         flight = flow.flight
         if flight is not None and not flight.certificates:

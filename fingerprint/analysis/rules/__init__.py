@@ -6,6 +6,7 @@
 * `tls`: tls.mitm, tls.sni_throttle (and the tls.sni_* failure techniques via `trigger`)
 * `http`: http.blockpage (and http.reset/fin/drop via `trigger`)
 * `ip`: ip.blackhole, ip.reset, ip.reject
+* `ech`: tls.ech_drop, tls.ech_reset (ClientHellos with ECH/ESNI against the same without)
 * `quic`: quic.sni_drop, quic.drop (QUIC flows, `fingerprint.analysis.quic`)
 
 `decide` runs them all.  Confidence values come from `fingerprint.analysis.confidence`.
@@ -17,7 +18,7 @@ from typing import Any
 
 from fingerprint.analysis.findings import Verdicts
 from fingerprint.analysis.index import ObservationIndex
-from fingerprint.analysis.rules import dns, ip, trigger
+from fingerprint.analysis.rules import dns, ech, ip, trigger
 from fingerprint.analysis.rules import quic as quic_rules
 
 
@@ -28,6 +29,7 @@ def decide(index: ObservationIndex) -> Verdicts:
     for (server, port), groups in index.servers():
         ip.verdict(index, server, port, groups, out)
         trigger.verdicts(index, server, port, groups, out)
+        ech.verdicts(index, server, port, groups, out)
     quic_rules.verdicts(index, out)
     vantage = vantage_context(index)
     for finding in (*out.findings, *out.candidates):

@@ -118,7 +118,7 @@ def target_verdict(index: ObservationIndex, server: str, port: int, name: str,
     _flow, conn = unanswered[0]
     context: dict[str, Any] = {
         "trigger.sni": name, "outcome": "silence", "quic.version": conn.version,
-        "quic.ech": conn.ech_present, "quic.initials": len(conn.initials),
+        "trigger.ech": conn.ech_present, "quic.initials": len(conn.initials),
     }
     residual = residual_note(flows, unanswered)
     if residual is not None:
