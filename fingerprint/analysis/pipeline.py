@@ -140,6 +140,7 @@ def _analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary
                 observer = pipeline.observer
                 feed = observer.feed
                 before = observer.packets
+                malformed_before = pipeline.quic.malformed
                 try:
                     if name is None:
                         for packet in reader:
@@ -154,6 +155,13 @@ def _analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary
                     line = f"{path}: packet {problem.frame}: {problem.message}"
                     result.problems.append(line)
                     on_problem(f"warning: {line}")
+                malformed = pipeline.quic.malformed - malformed_before
+                if malformed:
+                    # Counted and skipped as a bad packet is: one line, not one per datagram.
+                    line = (f"{path}: {malformed} malformed QUIC datagram(s) skipped (truncated, "
+                            "bad lengths, or an Initial that did not decrypt)")
+                    result.problems.append(line)
+                    on_problem(f"warning: {line}")
         except CaptureError as exc:
             result.failed_inputs.append(path)
             result.problems.append(str(exc))
@@ -161,12 +169,6 @@ def _analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary
     if vantage is not None:
         pipeline.add_hints(vantage)
     result.verdicts = pipeline.finish()
-    if pipeline.quic.malformed:
-        # Counted and skipped as a reader skips a bad packet: one line, not one per datagram.
-        line = (f"{pipeline.quic.malformed} malformed QUIC datagram(s) skipped "
-                "(truncated, bad lengths or an Initial that did not decrypt)")
-        result.problems.append(line)
-        on_problem(f"warning: {line}")
     result.hints = pipeline.hints
     result.pipeline = pipeline
     return result

@@ -67,7 +67,6 @@ def verdicts(index: ObservationIndex, server: str, port: int,
                 if finding.address == server and finding.target == name \
                         and finding.technique.value.startswith("tls.sni_"):
                     finding.notes.append(f"with ECH too: {len(outcomes)} attempt(s), {majority}")
-                    finding.context["trigger.ech"] = "both"
             out.checks.append(Check(platform, shown, "tls", False, False, label))
         elif not control_name:
             before = len(out.findings)

@@ -34,12 +34,14 @@ Attempt = tuple[QuicFlow, QuicConnection]
 def verdicts(index: ObservationIndex, out: Verdicts) -> None:
     """Every QUIC target (address, port, SNI) against its endpoint's controls."""
     by_endpoint: dict[tuple[str, int], list[Attempt]] = defaultdict(list)
+    flows_at: dict[tuple[str, int], list[QuicFlow]] = defaultdict(list)
     for flow in index.quic_flows:
+        flows_at[(flow.server, flow.server_port)].append(flow)
         for conn in flow.connections:
             if conn.initials and conn.client_hello is not None:
                 by_endpoint[(flow.server, flow.server_port)].append((flow, conn))
     for (server, port), attempts in by_endpoint.items():
-        endpoint_verdicts(index, server, port, attempts, out)
+        endpoint_verdicts(index, server, port, attempts, flows_at[(server, port)], out)
 
 
 def is_control(index: ObservationIndex, sni: str | None) -> bool:
@@ -47,7 +49,8 @@ def is_control(index: ObservationIndex, sni: str | None) -> bool:
 
 
 def endpoint_verdicts(index: ObservationIndex, server: str, port: int, attempts: list[Attempt],
-                      out: Verdicts) -> None:
+                      flows: list[QuicFlow], out: Verdicts) -> None:
+    """`flows`: every QUIC flow to the endpoint, with Initials or not (residual blocking)."""
     # A TTL-limited Initial is one sent with a lower TTL than the largest seen to the endpoint.
     full_ttl = max(conn.trigger_ttl for _f, conn in attempts)
     controls = [a for a in attempts if is_control(index, a[1].sni)
@@ -60,7 +63,6 @@ def endpoint_verdicts(index: ObservationIndex, server: str, port: int, attempts:
         if not is_control(index, conn.sni):
             assert conn.sni is not None
             targets[conn.sni].append((flow, conn))
-    flows = list({id(f): f for f, _c in attempts}.values())
     for name, tried in targets.items():
         full = [a for a in tried if a[1].trigger_ttl == full_ttl and not pending(index, a[1])]
         limited = [a for a in tried if a[1].trigger_ttl < full_ttl]
