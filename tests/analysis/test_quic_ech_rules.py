@@ -181,3 +181,26 @@ def test_malformed_quic_is_counted_and_skipped(tmp_path: Path) -> None:
     run = replay(_write(cap, tmp_path))
     assert not run.findings
     assert any("malformed QUIC" in p for p in run.result.problems)
+
+
+def test_quic_ech_with_an_outer_sni_answered_without_ech_is_tls_ech_drop(tmp_path: Path) -> None:
+    cap = Capture(seed=26)
+    _quic(cap, CONTROL, 0.0, answered=True)
+    _quic(cap, "cloudflare-ech.com", 1.0, answered=True)
+    _quic(cap, "cloudflare-ech.com", 2.0, answered=False, ech=True)
+    _quic(cap, "cloudflare-ech.com", 3.0, answered=False, ech=True)
+    run = replay(_write(cap, tmp_path))
+    finding = run.expect(technique="tls.ech_drop")
+    assert finding.context["trigger.ech"] is True and finding.context["quic.version"] == 1
+    assert not [f for f in run.findings if f.technique.value.startswith("quic.")]
+
+
+def test_one_unanswered_variant_against_the_other_answered_is_loss(tmp_path: Path) -> None:
+    cap = Capture(seed=27)
+    _quic(cap, CONTROL, 0.0, answered=True)
+    _quic(cap, TARGET, 1.0, answered=True)
+    _quic(cap, TARGET, 2.0, answered=False, ech=True)
+    run = replay(_write(cap, tmp_path))
+    assert not run.findings
+    checks = [c for c in run.result.verdicts.checks if c.kind == "quic" and c.target == TARGET]
+    assert checks and all(c.ok for c in checks) and "taken as loss" in checks[-1].detail

@@ -58,15 +58,21 @@ def endpoint_verdicts(index: ObservationIndex, server: str, port: int, attempts:
     control_ok: bool | None = None
     if controls:
         control_ok = sum(answered(c) for _f, c in controls) * 2 >= len(controls)
-    targets: dict[str, list[Attempt]] = defaultdict(list)
+    # With and without ECH apart (plain first): the same outer SNI blocked only with ECH
+    # (TSPU 2024, net4people/bbs#417) is the extension's doing, not the name's.
+    targets: dict[tuple[str, bool], list[Attempt]] = defaultdict(list)
     for flow, conn in attempts:
         if not is_control(index, conn.sni):
             assert conn.sni is not None
-            targets[conn.sni].append((flow, conn))
-    for name, tried in targets.items():
-        full = [a for a in tried if a[1].trigger_ttl == full_ttl and not pending(index, a[1])]
-        limited = [a for a in tried if a[1].trigger_ttl < full_ttl]
-        target_verdict(index, server, port, name, full, limited, controls, control_ok, flows, out)
+            targets[(conn.sni, conn.ech_present)].append((flow, conn))
+    split = {key: ([a for a in tried if a[1].trigger_ttl == full_ttl and not pending(index, a[1])],
+                   [a for a in tried if a[1].trigger_ttl < full_ttl])
+             for key, tried in targets.items()}
+    variant_ok = {key: sum(answered(c) for _f, c in full) * 2 >= len(full)
+                  for key, (full, _limited) in split.items() if full}
+    for (name, ech), (full, limited) in sorted(split.items()):
+        target_verdict(index, server, port, name, full, limited, controls, control_ok, flows, out,
+                       ech=ech, other_variant_ok=variant_ok.get((name, not ech)))
 
 
 def pending(index: ObservationIndex, conn: QuicConnection) -> bool:
@@ -80,7 +86,10 @@ def answered(conn: QuicConnection) -> bool:
 
 def target_verdict(index: ObservationIndex, server: str, port: int, name: str,
                    full: list[Attempt], limited: list[Attempt], controls: list[Attempt],
-                   control_ok: bool | None, flows: list[QuicFlow], out: Verdicts) -> None:
+                   control_ok: bool | None, flows: list[QuicFlow], out: Verdicts, *,
+                   ech: bool = False, other_variant_ok: bool | None = None) -> None:
+    """`other_variant_ok`: whether the same SNI with ECH (for plain attempts) or without it
+    (for ECH attempts) was mostly answered; None when not tried."""
     platform = index.platform_of_name(name)
     label = f"{name} at {server}:{port} (QUIC)"
     if not full:
@@ -90,10 +99,34 @@ def target_verdict(index: ObservationIndex, server: str, port: int, name: str,
     if len(unanswered) * 2 <= len(full):
         out.checks.append(Check(platform, name, "quic", True, control_ok, label))
         return
+    variant = "with ECH" if ech else "without ECH"
+    other = "without ECH" if ech else "with ECH"
+    if other_variant_ok and len(unanswered) < 2:
+        # One unanswered attempt against the same outer SNI answered in the other form: a
+        # lost datagram explains it as well as a block does, and a block must be the likelier.
+        out.checks.append(Check(platform, name, "quic", True, control_ok,
+                                f"{label}: 1 Initial {variant} unanswered, taken as loss: the same "
+                                f"SNI {other} answered"))
+        return
     technique: Technique | None = None
     notes = [f"{len(unanswered)} of {count_of(len(full), 'Initial')} unanswered"]
     conf = 0.0
-    if control_ok:
+    plain_answered = other_variant_ok if ech else None
+    if plain_answered is False:
+        # The SNI fails without ECH too: the plain attempts' finding stands for both.
+        for finding in out.findings:
+            if finding.address == server and finding.target == name \
+                    and finding.technique is Technique.QUIC_SNI_DROP:
+                finding.notes.append(f"with ECH too: {len(unanswered)} of "
+                                     f"{count_of(len(full), 'Initial')} unanswered")
+        out.checks.append(Check(platform, name, "quic", False, control_ok, label + " with ECH"))
+        return
+    if plain_answered:
+        technique = Technique.TLS_ECH_DROP
+        conf = confidence.WITH_CONTROL
+        notes.append("the same Initials without ECH (same SNI and address) answered: the ECH "
+                     "extension with this outer SNI triggers the drop")
+    elif control_ok:
         technique = Technique.QUIC_SNI_DROP
         conf = confidence.WITH_CONTROL
         notes.append(f"control ({count_of(len(controls), 'Initial')} with the control SNI or "
