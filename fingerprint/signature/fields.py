@@ -81,6 +81,7 @@ FIELDS: tuple[Field, ...] = (
     Field("trigger.host", "string", (F,), "the Host of the blocked HTTP request"),
     Field("trigger.qname", "string", (F,), "the DNS name asked"),
     Field("trigger.ech", "bool", (F,), "the blocked ClientHello (TLS or in a QUIC Initial) carried ECH or ESNI"),
+    Field("trigger.esni", "bool", (F,), "the blocked ClientHello carried ESNI (0xffce), the 2018-2020 draft"),
     Field("quic.version", "int", (F,), "QUIC version of the unanswered Initials (1, 0x6b3343cf for v2)"),
     Field("quic.initials", "int", (F,), "datagrams carrying the first unanswered connection's Initials"),
     Field("quic.residual_s", "number", (F,),

@@ -81,6 +81,30 @@ def client_hello(sni: str | None, rng: random.Random, *, tls13: bool = True) -> 
     return b"\x16\x03\x01" + struct.pack("!H", len(handshake)) + handshake
 
 
+def esni_client_hello(sni: str | None, rng: random.Random) -> bytes:
+    """A TLS 1.3 ClientHello carrying encrypted_server_name (0xffce, draft-ietf-tls-esni-02..06:
+    cipher suite, key share, record digest, encrypted SNI; random contents, as a middlebox
+    cannot read them anyway) and no clear server_name unless `sni` is given."""
+    record = client_hello(sni, rng)
+    key = rng.randbytes(32)
+    body = (struct.pack("!H", 0x1301) + struct.pack("!HH", 0x1D, 32) + key
+            + struct.pack("!H", 32) + rng.randbytes(32) + struct.pack("!H", 276) + rng.randbytes(276))
+    extension = struct.pack("!HH", 0xFFCE, len(body)) + body
+    handshake = bytearray(record[5:])
+    # Append the extension: extensions are last, so only the three lengths grow.
+    handshake += extension
+    body_len = int.from_bytes(handshake[1:4], "big") + len(extension)
+    handshake[1:4] = body_len.to_bytes(3, "big")
+    session_len = handshake[4 + 34]
+    pos = 4 + 35 + session_len
+    suites_len = int.from_bytes(handshake[pos:pos + 2], "big")
+    pos += 2 + suites_len
+    pos += 1 + handshake[pos]
+    ext_len = int.from_bytes(handshake[pos:pos + 2], "big") + len(extension)
+    handshake[pos:pos + 2] = ext_len.to_bytes(2, "big")
+    return b"\x16\x03\x01" + struct.pack("!H", len(handshake)) + bytes(handshake)
+
+
 def server_flight(rng: random.Random, chain: Sequence[bytes] = ()) -> bytes:
     """TLS 1.2 ServerHello, Certificate (when `chain` is given) and ServerHelloDone."""
     hello = (struct.pack("!H", TLS12) + bytes(rng.getrandbits(8) for _ in range(32)) + b"\x00"
@@ -409,9 +433,13 @@ class TcpFlow:
         self.client_seq = (self.client_seq + len(payload)) & 0xFFFFFFFF
         return raw
 
-    def client_hello(self, sni: str | None, *, ttl: int | None = None, ech: bool = False) -> bytes:
+    def client_hello(self, sni: str | None, *, ttl: int | None = None, ech: bool = False,
+                     esni: bool = False) -> bytes:
         """The ClientHello for `sni`; `ech` adds a GREASE encrypted_client_hello extension
-        (RFC 9849 section 6.2: on the wire it looks like real ECH; `sni` is the outer name)."""
+        (RFC 9849 section 6.2: on the wire it looks like real ECH; `sni` is the outer name);
+        `esni` an encrypted_server_name extension (0xffce) as Firefox sent in 2020."""
+        if esni:
+            return self.send(esni_client_hello(sni, self.capture.rng), ttl=ttl)
         if ech:
             return self.send(tls_proto.build_client_hello(sni, self.capture.rng, grease_ech=True),
                              ttl=ttl)

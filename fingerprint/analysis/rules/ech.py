@@ -34,6 +34,8 @@ ECH_TECHNIQUES = {Outcome.SILENCE: Technique.TLS_ECH_DROP, Outcome.RESET: Techni
 """Majority outcome of the ECH attempts -> technique (injected text then a reset is a reset)."""
 NO_OUTER_SNI = "(ECH without outer SNI)"
 """The target of an ECH finding whose ClientHellos named no outer SNI."""
+NO_SNI_ESNI = "(ESNI without SNI)"
+"""The same for encrypted_server_name (ESNI) ClientHellos."""
 
 
 def verdicts(index: ObservationIndex, server: str, port: int,
@@ -51,7 +53,8 @@ def verdicts(index: ObservationIndex, server: str, port: int,
         majority, outcomes = decide(index, flows, every)
         if majority is None:
             continue
-        shown = name or NO_OUTER_SNI
+        esni = any(f.client_hello is not None and f.client_hello.esni_present for f in flows)
+        shown = name or (NO_SNI_ESNI if esni else NO_OUTER_SNI)
         platform = index.platform_of_name(name) if name else index.platform_of_address(server)
         label = f"{shown} at {server}:{port} with ECH"
         plain_majority, plain_outcomes = decide(index, same_plain, every)
@@ -123,11 +126,14 @@ def ech_finding(index: ObservationIndex, server: str, port: int, shown: str, nam
     finding = Finding(platform, shown, technique, base.confidence, server,
                       evidence=base.evidence, context=base.context)
     outer = f"outer SNI {name}" if name else "no outer SNI"
+    what = "ESNI" if shown == NO_SNI_ESNI else "ECH"
     finding.notes = [base.notes[0],
-                     f"the ClientHello carried ECH ({outer}); the same without ECH "
+                     f"the ClientHello carried {what} ({outer}); the same without {what} "
                      f"({count_of(n_plain, 'attempt')}, same address) worked"]
     finding.notes += [n for n in base.notes[1:] if n.startswith("injected")]
     finding.context["trigger.ech"] = True
+    finding.context["trigger.esni"] = any(
+        f.client_hello is not None and f.client_hello.esni_present for f, _o in failing)
     if not name:
         finding.context.pop("trigger.sni", None)
     out.checks.append(Check(platform, shown, "tls", False, True, label))

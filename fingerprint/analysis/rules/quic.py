@@ -177,16 +177,25 @@ def residual_note(flows: list[QuicFlow], unanswered: list[Attempt]) -> tuple[str
     tuples = {f.three_tuple for f, _c in unanswered[:1]}
     blocks = [b for b in residual_blocks(f for f in flows if f.three_tuple in tuples)
               if id(b.trigger) in triggers]
-    if not blocks or not blocks[0].unanswered:
+    if not blocks:
         return None
     block = blocks[0]
+    # Initials naming the same SNI are attempts of their own (each could trigger the block):
+    # only the other datagrams show a block that outlasts the trigger.
+    sni = block.trigger.sni
+    attempts = {id(p) for f in flows if f.three_tuple == block.three_tuple
+                for c in f.connections if c.sni == sni for p in c.initials}
+    later = [p for p in block.unanswered if id(p) not in attempts]
+    if not later:
+        return None
+    blocked_for = later[-1].ts - block.trigger.first_ts
     client, server, port = block.three_tuple
-    text = (f"residual block: {count_of(len(block.unanswered), 'later datagram')} from {client} "
+    text = (f"residual block: {count_of(len(later), 'later datagram')} from {client} "
             f"to {server}:{port} (any source port) unanswered for at least "
-            f"{block.blocked_for:.0f} s after the trigger")
+            f"{blocked_for:.0f} s after the trigger")
     if block.lifted_within is not None:
         text += f"; answered again {block.lifted_within:.0f} s after it"
-    return text, round(block.blocked_for, 1)
+    return text, round(blocked_for, 1)
 
 
 def quic_location(limited: list[Attempt], flows: list[QuicFlow]) -> Location | None:
