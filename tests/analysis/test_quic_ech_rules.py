@@ -204,3 +204,21 @@ def test_one_unanswered_variant_against_the_other_answered_is_loss(tmp_path: Pat
     assert not run.findings
     checks = [c for c in run.result.verdicts.checks if c.kind == "quic" and c.target == TARGET]
     assert checks and all(c.ok for c in checks) and "taken as loss" in checks[-1].detail
+
+
+def test_quic_handshakes_in_the_ooni_measurement(tmp_path: Path) -> None:
+    from fingerprint.output.ooni import measurements_from_pipeline
+
+    cap = Capture(seed=28)
+    _quic(cap, CONTROL, 0.0, answered=True)
+    _quic(cap, TARGET, 1.0, answered=False)
+    _quic(cap, TARGET, 2.0, answered=False)
+    run = replay(_write(cap, tmp_path))
+    assert run.result.pipeline is not None
+    found = measurements_from_pipeline(run.result.pipeline, run.result.verdicts)
+    mine = next(m for m in found if m["input"] == TARGET)
+    handshakes = mine["test_keys"]["quic_handshakes"]
+    assert [h["tags"] for h in handshakes] == [["control"], ["target"], ["target"]]
+    assert all(h["network"] == "udp" and h["address"] == f"{SERVER}:443" for h in handshakes)
+    assert handshakes[0]["failure"] is None and handshakes[0]["server_name"] == CONTROL
+    assert [h["failure"] for h in handshakes[1:]] == ["generic_timeout_error"] * 2

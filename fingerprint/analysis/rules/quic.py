@@ -26,7 +26,9 @@ from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.locate import Location, Seen, SeriesPoint, locate
 from fingerprint.analysis.outcome import SILENCE_AFTER_S
 from fingerprint.analysis.quic import REPLY_WINDOW_S, QuicConnection, QuicFlow, residual_blocks
+from fingerprint.capture.packet import Packet
 from fingerprint.model import Technique
+from fingerprint.protocols.quic import QUIC_V1, QUIC_V2
 
 Attempt = tuple[QuicFlow, QuicConnection]
 
@@ -156,13 +158,29 @@ def target_verdict(index: ObservationIndex, server: str, port: int, name: str,
         "trigger.ech": conn.ech_present, "quic.initials": len(conn.initials),
     }
     residual = residual_note(flows, unanswered)
+    later: list[Packet] = []
     if residual is not None:
-        note, seconds = residual
+        note, seconds, later = residual
         notes.append(note)
         context["quic.residual_s"] = seconds
     if conn.ech_present:
         notes.append(f"the ClientHello carried ECH (outer SNI {name})")
-    evidence = [EvidencePacket(p, "trigger", [], packet_fields(p, None)) for p in conn.initials[:2]]
+    version = "v2" if conn.version == QUIC_V2 else ("v1" if conn.version == QUIC_V1 else
+                                                    f"0x{conn.version:08x}")
+    what = f"QUIC {version} Initial, SNI {name}" + (" with ECH" if conn.ech_present else "")
+    evidence = [EvidencePacket(p, "trigger", [f"{what}: no server Initial or Handshake"],
+                               packet_fields(p, None)) for p in conn.initials[:2]]
+    answer = next((c.first_answer for _f, c in controls if c.first_answer is not None), None)
+    if answer is not None and technique is Technique.QUIC_SNI_DROP:
+        evidence.append(EvidencePacket(answer.packet, "genuine",
+                                       [f"server's {answer.kind} to the control SNI"],
+                                       packet_fields(answer.packet, None)))
+    first = conn.first_ts
+    # The first and the last datagram the residual block swallowed.
+    picks = later[:1] + (later[-1:] if len(later) > 1 else [])
+    evidence += [EvidencePacket(p, "residual", [f"unanswered, {p.ts - first:.0f} s after the "
+                                               "trigger (residual block)"], packet_fields(p, None))
+                 for p in picks]
     finding = Finding(platform, name, technique, confidence.capped(conf), server,
                       evidence=evidence, notes=notes, context=context)
     if limited:
@@ -171,7 +189,8 @@ def target_verdict(index: ObservationIndex, server: str, port: int, name: str,
     out.findings.append(finding)
 
 
-def residual_note(flows: list[QuicFlow], unanswered: list[Attempt]) -> tuple[str, float] | None:
+def residual_note(flows: list[QuicFlow], unanswered: list[Attempt]
+                  ) -> tuple[str, float, list[Packet]] | None:
     """The residual block after the first unanswered Initial, when later datagrams show it."""
     triggers = {id(c) for _f, c in unanswered[:1]}
     tuples = {f.three_tuple for f, _c in unanswered[:1]}
@@ -195,7 +214,7 @@ def residual_note(flows: list[QuicFlow], unanswered: list[Attempt]) -> tuple[str
             f"{blocked_for:.0f} s after the trigger")
     if block.lifted_within is not None:
         text += f"; answered again {block.lifted_within:.0f} s after it"
-    return text, round(blocked_for, 1)
+    return text, round(blocked_for, 1), later
 
 
 def quic_location(limited: list[Attempt], flows: list[QuicFlow]) -> Location | None:
