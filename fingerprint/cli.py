@@ -210,6 +210,12 @@ def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path
             # (a file cut short still gave its first packets: those are reported).
             code = 1
         else:
+            from fingerprint.probes.notes import missing_notes_warning
+
+            lost_notes = missing_notes_warning(list(captures), result.hints)
+            if lost_notes is not None:
+                result.problems.append(lost_notes)
+                click.echo(f"warning: {lost_notes}", err=True)
             extra = {"inputs": list(captures), "packets": result.packets,
                      "problems": result.problems}
             report = build_report(result.verdicts, catalog, "analyze", extra=extra)

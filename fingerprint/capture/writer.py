@@ -3,9 +3,11 @@
     with CaptureWriter("evidence.pcapng.gz", section_comment=json.dumps(meta)) as out:
         out.write(time.time(), bytes(ip_packet), comment="probe 3, TTL 7")
 
-The format follows the file name: `.pcapng` (or `.pcapng.gz`) writes pcapng
-with one section and one interface, anything else classic pcap (microsecond
-magic, little-endian); a `.gz` suffix adds gzip.  Comments exist only in
+The format follows the file name unless the caller chooses (`pcapng=True`):
+`.pcapng` (or `.pcapng.gz`) writes pcapng with one section and one interface,
+anything else classic pcap (microsecond magic, little-endian); a `.gz` suffix
+adds gzip.  The probe always asks for pcapng, whatever the name the user gave:
+its run notes live in the section comment, and replay needs them.  Comments exist only in
 pcapng (SHB and EPB `opt_comment`, which Wireshark shows as frame.comment); a
 pcap file drops them.  Each packet is flushed to the OS (gzip with a sync
 flush) so a run that is killed leaves a capture that reads up to its last
@@ -25,7 +27,7 @@ from fingerprint import __version__
 from fingerprint.capture.dissect import LINKTYPE_RAW
 from fingerprint.errors import CaptureError
 
-__all__ = ["SNAPLEN", "CaptureWriter"]
+__all__ = ["SNAPLEN", "CaptureWriter", "name_says_pcapng"]
 
 SNAPLEN = 262144
 """Snapshot length announced in file headers (the largest that tcpdump uses)."""
@@ -56,6 +58,11 @@ def _block(block_type: int, body: bytes) -> bytes:
     return _BLOCK_HEADER.pack(block_type, length) + body + struct.pack("<I", length)
 
 
+def name_says_pcapng(path: str | Path) -> bool:
+    """Whether the file name asks for pcapng (`.pcapng`, `.pcapng.gz`)."""
+    return str(path).lower().removesuffix(".gz").endswith(".pcapng")
+
+
 def _ticks(ts: float) -> int:
     """Microseconds since the epoch, rounded (a float's precision is about 0.5 us today)."""
     return round(ts * 1_000_000)
@@ -65,16 +72,18 @@ class CaptureWriter:
     """Writes packets of one link type to a pcap or pcapng file (see module docstring).
 
     `sync=False` skips the per-packet flush, for bulk writers such as the
-    benchmarks that do not need a readable file before `close()`.
+    benchmarks that do not need a readable file before `close()`.  `pcapng`:
+    True or False chooses the format whatever the name; None goes by the name.
     """
 
     def __init__(self, path: str | Path, linktype: int = LINKTYPE_RAW,
-                 section_comment: str | None = None, *, sync: bool = True) -> None:
+                 section_comment: str | None = None, *, sync: bool = True,
+                 pcapng: bool | None = None) -> None:
         self.path = str(path)
         self.linktype = linktype
         name = self.path.lower()
         self.compressed = name.endswith(".gz")
-        self.pcapng = name.removesuffix(".gz").endswith(".pcapng")
+        self.pcapng = name_says_pcapng(self.path) if pcapng is None else pcapng
         self._sync = sync
         self.packets = 0
         try:

@@ -158,6 +158,7 @@ def _teardown(recorded: state.LabState | None) -> list[str]:
     for ns in topology.existing_namespaces():
         run_command(["ip", "netns", "del", ns])
         removed.append(f"namespace {ns}")
+    removed += topology.remove_resolv_conf()
     state.clear()
     return removed
 
@@ -253,7 +254,7 @@ def _setup_censor(info: LabInfo, recorded: state.LabState) -> dict[str, Path]:
         addresses = tuple(a for p in platforms for a in p.addresses)
         behaviour = build_behaviour(rule.behaviour, rule.options, domains, addresses)
         behaviour.prepare(setup)
-        queues |= behaviour.queues
+        queues |= behaviour.queued()
         rules.append({"behaviour": rule.behaviour, "options": rule.options,
                       "domains": list(domains), "addresses": list(addresses)})
     censor_ns = topology.namespace("censor")

@@ -17,8 +17,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from fingerprint.lab._system import LabError, in_netns, run
 
@@ -193,6 +195,7 @@ def build(server_addresses: list[str], wait: bool = True) -> None:
         per_node[node] += [f"route add {destination} via {via}"
                            for destination, via in _routes_for(index)]
     run(["ip", "-batch", "-"], stdin="\n".join(host) + "\n")
+    write_resolv_conf()
     for node in NODES:
         ns = namespace(node)
         # Settings first, while the new interfaces are still down (no IPv6 chatter).
@@ -220,6 +223,43 @@ def wait_links_up(timeout: float = 5.0) -> None:
             if time.monotonic() > deadline:
                 raise LabError(f"links in {namespace(node)} did not come up")
             time.sleep(0.05)
+
+
+NETNS_ETC = Path("/etc/netns")
+"""`ip netns exec NS` bind-mounts each file of /etc/netns/NS/ over its /etc namesake."""
+
+
+def resolv_conf_path(ns: str) -> Path:
+    return NETNS_ETC / ns / "resolv.conf"
+
+
+def write_resolv_conf() -> None:
+    """Give every lab namespace a resolv.conf naming the lab resolver.
+
+    Without it a namespace reads the host's resolv.conf, whose resolver the lab
+    cannot reach (no route leaves the lab): `fingerprint lab exec -- curl
+    https://twitter.com/` could not resolve a name.
+    """
+    text = (f"# written by `fingerprint lab up` (instance {instance_name() or 'default'})\n"
+            f"nameserver {RESOLVER_ADDRESS}\n")
+    for ns in all_namespaces():
+        path = resolv_conf_path(ns)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def remove_resolv_conf() -> list[str]:
+    """Remove what `write_resolv_conf` wrote (and the folder, when nothing else is in it)."""
+    removed: list[str] = []
+    for ns in all_namespaces():
+        path = resolv_conf_path(ns)
+        if path.exists():
+            path.unlink()
+            removed.append(str(path))
+        folder = path.parent
+        if folder.is_dir() and not any(folder.iterdir()):
+            shutil.rmtree(folder, ignore_errors=True)
+    return removed
 
 
 def existing_namespaces() -> list[str]:

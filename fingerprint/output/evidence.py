@@ -119,21 +119,22 @@ def _merge(existing: str | None, new: str) -> str:
 
 
 def write_evidence(path: str | Path, frames: Iterable[RawFrame], findings: Iterable[Finding],
-                   *, section_comment: str | None = None, only_evidence: bool = False
-                   ) -> EvidenceResult:
+                   *, section_comment: str | None = None, only_evidence: bool = False,
+                   any_name: bool = False) -> EvidenceResult:
     """Write `frames` to pcapng at `path`, commenting each packet a finding rests on.
 
     `only_evidence` keeps just the commented packets (a small file to attach to
     a report; it no longer replays to the same verdicts, since controls are
     left out).  Frames whose bytes do not match the evidence packet get no
-    comment and are listed in `missing`.
+    comment and are listed in `missing`.  `any_name`: pcapng whatever the file
+    is called (a probe's `--pcap-out evidence.pcap`).
     """
-    if not str(path).lower().removesuffix(".gz").endswith(".pcapng"):
+    if not any_name and not str(path).lower().removesuffix(".gz").endswith(".pcapng"):
         # CaptureWriter picks the format from the name, and only pcapng has comments.
         raise InputError(str(path), "evidence captures are pcapng: name the file *.pcapng")
     notes = _notes(findings)
     result = EvidenceResult(str(path))
-    with CaptureWriter(path, LINKTYPE_RAW, section_comment) as out:
+    with CaptureWriter(path, LINKTYPE_RAW, section_comment, pcapng=True) as out:
         for frame in frames:
             note = notes.pop((frame.capture, frame.frame), None)
             comment = frame.comment

@@ -174,16 +174,14 @@ def annotate_run_capture(path: str | Path, raw: Sequence[RecordedPacket], hints:
 
     The new file (same packets in the same order, the final hints in its
     section comment) is written next to the old one and then renamed over it,
-    so at every moment `path` is a whole, readable capture.  Classic pcap has
-    no comments: it is left as streamed (None returned).
+    so at every moment `path` is a whole, readable capture.  The probe writes
+    pcapng whatever the file's name (its notes need the section comment).
     """
     target = Path(path)
-    if not target.name.lower().removesuffix(".gz").endswith(".pcapng"):
-        return None
     partial = target.with_name(f".{os.getpid()}-{target.name}")
     try:
         written = write_evidence(partial, _frames(raw), findings,
-                                 section_comment=hints.to_comment())
+                                 section_comment=hints.to_comment(), any_name=True)
         os.replace(partial, target)
     finally:
         if partial.exists():

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from fingerprint.capture.writer import name_says_pcapng
 from fingerprint.errors import FingerprintError, InputError
 from fingerprint.output.cli import jsonl_options, jsonl_path, probe_info_from_options
+from fingerprint.probes.runner import DEFAULT_IN_FLIGHT, DEFAULT_PER_DESTINATION, DEFAULT_RATE
 
 if TYPE_CHECKING:
     from fingerprint.interrupt import Interrupted
@@ -40,11 +42,17 @@ class ProbeUsageError(FingerprintError):
                    "default: the system store.")
 @click.option("--timeout", type=click.FloatRange(min=0.2), default=5.0, show_default=True,
               help="Seconds each probe waits for answers.")
-@click.option("--rate", type=click.FloatRange(min=1), default=None,
+@click.option("--rate", type=click.FloatRange(min=0), default=DEFAULT_RATE, show_default=True,
               help="At most this many packets sent per second, counting every packet of the "
                    "probe's connections (kernel ACKs and FINs too); a 1 s window may exceed it by "
-                   "25% when the kernel sends late packets of open connections (default: no "
-                   "limit).")
+                   "25% when the kernel sends late packets of open connections; 0: no limit.")
+@click.option("--per-destination", type=click.IntRange(1, 64), default=DEFAULT_PER_DESTINATION,
+              show_default=True, help="Connections in flight to one address at once.")
+@click.option("--in-flight", type=click.IntRange(1, 256), default=DEFAULT_IN_FLIGHT,
+              show_default=True, help="Connections in flight overall.")
+@click.option("--no-confirm", "no_confirm", is_flag=True,
+              help="Skip the confirmation round (each finding tested again after the sweep, "
+                   "its control just before it).")
 @click.option("--repeats", type=click.IntRange(1, 10), default=2, show_default=True,
               help="Attempts per target trigger.")
 @click.option("--all-domains", is_flag=True, help="Probe every domain of each platform, not "
@@ -57,14 +65,16 @@ class ProbeUsageError(FingerprintError):
               help="Seconds to wait before localisation (censors that keep blocking a flow "
                    "for a while after a trigger).")
 @click.option("--pcap-out", type=click.Path(dir_okay=False),
-              help="Write every packet sent and received as it is recorded (name it .pcapng: "
-                   "it then keeps the probe's notes and a comment on each evidence packet).")
+              help="Write every packet sent and received as it is recorded, as pcapng whatever "
+                   "the file's name (it keeps the probe's notes, which replay needs, and a "
+                   "comment on each evidence packet).")
 @click.option("--json", "as_json", is_flag=True, help="Print the contract report as JSON.")
 @click.option("--exit-code", is_flag=True, help="Exit with 3 when any platform is blocked.")
 @jsonl_options
 def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_path: str | None,
           resolver: str | None, control_spec: str | None, control_sni: str | None,
-          ca_file: str | None, timeout: float, rate: float | None, repeats: int,
+          ca_file: str | None, timeout: float, rate: float, per_destination: int,
+          in_flight: int, no_confirm: bool, repeats: int,
           all_domains: bool, no_localise: bool, max_hops: int, residual_pause: float,
           pcap_out: str | None, as_json: bool, exit_code: bool) -> None:
     """Probe the platforms live and report, per platform, which technique blocks it.
@@ -72,8 +82,21 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
     DNS (crafted queries, every answer kept, a query to an address that runs no
     resolver, control answers over DoH/DoT), TLS (target SNI vs control SNI and
     no SNI on the same address), HTTP (target Host vs control Host) and IP (SYNs
-    to platform and control addresses), concurrently; then TTL-limited repeats
-    for the blocked targets.  Needs root or CAP_NET_RAW.
+    to platform and control addresses), concurrently; then every finding is
+    tested again, alone (the confirmation round), and TTL-limited repeats
+    localise the blocked targets.  Needs root or CAP_NET_RAW.
+
+    \b
+    How it paces itself (so a slow or small middlebox does not drop the
+    probe's own bursts and make open platforms look blocked):
+    - at most --rate packets sent per second (default 320; replies about
+      double what the path carries);
+    - at most --per-destination connections to one address (default 10) and
+      --in-flight connections overall (default 24);
+    - on each address the controls go before the targets;
+    - after the sweep, the confirmation round re-tests each finding: its
+      control, then the finding's test, one connection after the other.
+      Which flows belong to the round is recorded in the capture's notes.
 
     \b
     What it sends packets to, and nothing else:
@@ -122,11 +145,16 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
                                                       ("probe_asn", info.asn, "AS0"))
                if value != unknown}
     created = _check_writable(pcap_out) if pcap_out is not None else False
+    if pcap_out is not None and not name_says_pcapng(pcap_out):
+        click.echo(f"note: {pcap_out} is written as pcapng (its run notes need it); tools that "
+                   "go by the name may want it renamed .pcapng", err=True)
     jsonl = jsonl_path()
     lines = LiveMeasurements(jsonl, info, source="probe", evidence_pcap=pcap_out) \
         if jsonl else None
     config = ProbeConfig(catalog, ids, resolver, control, control_name, timeout=timeout,
-                         rate=rate, ca_file=ca_file, repeats=repeats, all_domains=all_domains,
+                         rate=rate or None, per_destination=per_destination,
+                         in_flight=in_flight, confirm=not no_confirm,
+                         ca_file=ca_file, repeats=repeats, all_domains=all_domains,
                          localise=not no_localise, max_hops=max_hops,
                          residual_pause=residual_pause, vantage=vantage)
     stop = StopSignal()
@@ -153,6 +181,7 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
         "packets": len(run.packets),
         "timing": {"control_resolver_s": round(run.control_seconds, 3),
                    "sweep_s": round(run.sweep_seconds, 3),
+                   "confirmation_s": round(run.confirmation_seconds, 3),
                    "localisation_s": round(run.localisation_seconds, 3)},
         "problems": run.problems,
     }

@@ -175,6 +175,8 @@ class DnsAttempt:
     ttl: int | None
     responses: list[bytes] = field(default_factory=list)
     error: str | None = None
+    local_port: int = 0
+    """The query's source port: names it in the capture."""
 
 
 AnswerCallback = Callable[[str, list[str]], None]
@@ -214,6 +216,7 @@ def query_attempt(session: Session, resolver: str, name: str, *, ttl: int | None
         except OSError as exc:
             attempt.error = exc.strerror or str(exc)
             return attempt
+        attempt.local_port = int(sock.getsockname()[1])
         sent = _send(session, sock, payload, attempt)
         # The window opens when the query leaves: under --rate the send may wait in the
         # limiter, and a window counted from before that could close before the answer.

@@ -38,8 +38,12 @@ class HttpAttempt:
     received: int = 0
 
 
+USER_AGENT = "fingerprint-probe"
+"""Also how `analyze` recognises a capture the probe wrote (`notes.py`)."""
+
+
 def http_request(host: str) -> bytes:
-    return (f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: fingerprint-probe\r\n"
+    return (f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
             "Accept: */*\r\nConnection: close\r\n\r\n").encode("ascii")
 
 

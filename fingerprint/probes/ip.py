@@ -39,6 +39,8 @@ class ConnectResult:
     connected: bool
     error: str | None = None
     seconds: float = 0.0
+    local_port: int = 0
+    """The client's source port (0 if none was bound): names the flow in the capture."""
 
 
 def _family(address: str) -> int:
@@ -78,11 +80,21 @@ def open_connection(session: Session, address: str, port: int, *, syn_ttl: int |
     try:
         sock.connect((address, port))
     except OSError as exc:
+        local_port = _local_port(sock)
         sock.close()
         reason = "timeout" if isinstance(exc, TimeoutError) else errno.errorcode.get(
             exc.errno or 0, str(exc))
-        return None, ConnectResult(address, port, False, reason, time.monotonic() - start)
-    return sock, ConnectResult(address, port, True, None, time.monotonic() - start)
+        return None, ConnectResult(address, port, False, reason, time.monotonic() - start,
+                                   local_port)
+    return sock, ConnectResult(address, port, True, None, time.monotonic() - start,
+                               _local_port(sock))
+
+
+def _local_port(sock: socket.socket) -> int:
+    try:
+        return int(sock.getsockname()[1])
+    except OSError:
+        return 0
 
 
 def open_trigger_connection(session: Session, address: str, port: int, *,
@@ -91,19 +103,23 @@ def open_trigger_connection(session: Session, address: str, port: int, *,
                             ) -> tuple[socket.socket | None, ConnectResult]:
     """A connection ready for its trigger (ClientHello, HTTP request).
 
-    Connected at full TTL; then the trigger's IP TTL is set (TTL-limited repeats) and
-    its packets are reserved under --rate.  `on_trigger(connected)` is told once the
+    Its packets are reserved under --rate with the connection's; connected at full
+    TTL, then the trigger's IP TTL is set (TTL-limited repeats).  `on_trigger(connected)` is told once the
     trigger may leave (True) or that the connection failed (False), so targets can
     wait for their controls.
     """
-    sock, connect = open_connection(session, address, port)
+    # The trigger's packets are reserved with the connection's, before the SYN: a wait
+    # under --rate between the handshake and the trigger would leave the connection idle,
+    # and a server that gives up on an idle client (a TLS handshake timeout) closes it
+    # with a FIN the analysis would rightly read as an answer to the trigger.
+    sock, connect = open_connection(session, address, port,
+                                    packets=CONNECT_PACKETS + trigger_packets)
     if sock is None:
         if on_trigger is not None:
             on_trigger(False)
         return None, connect
     if trigger_ttl is not None:
         set_ttl(sock, trigger_ttl)
-    session.limiter.take(trigger_packets)
     if on_trigger is not None:
         on_trigger(True)
     return sock, connect

@@ -248,6 +248,69 @@ class RateLimiter:
             time.sleep(min(max(wait, 0.002), 0.05))
 
 
+DEFAULT_RATE = 320.0
+"""Packets per second the probe sends by default (`--rate`).  Replies add about as
+many again, so a path that forwards 500 packets/s in a userspace hop (issue 13's
+slow middlebox) carries a run without overflowing; a sweep of the built-in
+catalog still takes a few seconds."""
+DEFAULT_PER_DESTINATION = 10
+"""Connections in flight to one address at once: a few more than a browser opens to
+one host (6), far below the per-client limits servers and firewalls set, and
+enough for every control of an address (9 connections) to run side by side, so
+an address that drops everything costs one timeout, not two."""
+DEFAULT_IN_FLIGHT = 24
+"""Connections in flight overall: what a slow middlebox with few
+connection slots or a short queue receives as one burst."""
+
+
+class ConnectionSlots:
+    """At most `per_destination` probe tasks in flight to one address and `overall` in all.
+
+    A task holds its slot from before its first packet to its end (its timeout at
+    worst), so a burst never exceeds what the limits allow, whatever the rate.
+    """
+
+    def __init__(self, per_destination: int = DEFAULT_PER_DESTINATION,
+                 overall: int = DEFAULT_IN_FLIGHT) -> None:
+        self.per_destination = max(1, per_destination)
+        self.overall = max(1, overall)
+        self._all = threading.BoundedSemaphore(self.overall)
+        self._per: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+        self.peak = 0
+        self._in_flight = 0
+
+    def _destination(self, address: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            if address not in self._per:
+                self._per[address] = threading.BoundedSemaphore(self.per_destination)
+            return self._per[address]
+
+    def run(self, address: str, task: Callable[[], T], stop: StopSignal | None = None) -> T:
+        """`task()` once a slot to `address` and an overall slot are free."""
+        own = self._destination(address)
+        # Destination first: tasks queued behind one slow address do not hold overall
+        # slots other addresses could use.
+        while not own.acquire(timeout=POLL_S):
+            if stop is not None:
+                stop.check()
+        try:
+            while not self._all.acquire(timeout=POLL_S):
+                if stop is not None:
+                    stop.check()
+            try:
+                with self._lock:
+                    self._in_flight += 1
+                    self.peak = max(self.peak, self._in_flight)
+                return task()
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                self._all.release()
+        finally:
+            own.release()
+
+
 @dataclass
 class Progress:
     """A one-line live status on stderr, only when stderr is a terminal."""
@@ -296,19 +359,25 @@ class Session:
     """IP TTL of ordinary (not TTL-limited) probe packets."""
     stop: StopSignal = field(default_factory=StopSignal)
     """Once set, queued tasks end at once (with `Interrupted`) instead of probing."""
+    slots: ConnectionSlots = field(default_factory=ConnectionSlots)
+    """Connections in flight per destination and overall (`--per-destination`,
+    `--in-flight`)."""
 
     def __post_init__(self) -> None:
         if self.limiter.rate is not None:
             self.sniffer.on_sent = self.limiter.sent
             self.limiter.observing = True
 
-    def submit(self, task: Callable[[], T]) -> Future[T]:
+    def submit(self, task: Callable[[], T], destination: str | None = None) -> Future[T]:
+        """Run `task` in the pool; with `destination`, inside a connection slot to it."""
         self.progress.add(1)
 
         def run() -> T:
             try:
                 self.stop.check()
-                return task()
+                if destination is None:
+                    return task()
+                return self.slots.run(destination, task, self.stop)
             finally:
                 self.progress.step()
         return self.pool.submit(run)

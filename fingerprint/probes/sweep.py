@@ -11,9 +11,16 @@ live verdicts.
 Order matters against residual blocking (a censor that keeps blocking a
 client/server/port for a while after a trigger, as the GFW's 90 s): on each
 address the controls (bare connections, control SNI, no SNI, control Host)
-send their triggers before any target does.  Localisation runs after the
-sweep, for the targets the analysis of the sweep found blocked, after an
-optional pause (`residual_pause`).
+send their triggers before any target does.  After the sweep, the
+confirmation round (`confirm.py`) tests every finding again, its control just
+before it, and notes which flows it sent in the capture hints.  Localisation
+runs after that, for the targets the analysis of the sweep found blocked,
+after an optional pause (`residual_pause`).
+
+Pacing (`ProbeConfig.rate`, `per_destination`, `in_flight`): every packet sent
+counts against the rate, and every connection holds a slot to its address
+and an overall slot while it runs, so no burst exceeds what an ordinary
+network tolerates (issue 13, case 5).
 """
 
 from __future__ import annotations
@@ -36,11 +43,16 @@ from fingerprint.capture.writer import CaptureWriter
 from fingerprint.catalog import Catalog, Platform
 from fingerprint.interrupt import POLL_S, StopSignal
 from fingerprint.model import Technique
+from fingerprint.probes import confirm
 from fingerprint.probes import dns as dns_probe
 from fingerprint.probes import http as http_probe
 from fingerprint.probes import ip as ip_probe
 from fingerprint.probes import tls as tls_probe
 from fingerprint.probes.runner import (
+    DEFAULT_IN_FLIGHT,
+    DEFAULT_PER_DESTINATION,
+    DEFAULT_RATE,
+    ConnectionSlots,
     Progress,
     RateLimiter,
     RawPacket,
@@ -69,7 +81,12 @@ class ProbeConfig:
     control_resolver: dns_probe.ControlResolver
     control_sni: str
     timeout: float = 3.0
-    rate: float | None = None
+    rate: float | None = DEFAULT_RATE
+    """Packets sent per second at most (None: no limit)."""
+    per_destination: int = DEFAULT_PER_DESTINATION
+    in_flight: int = DEFAULT_IN_FLIGHT
+    confirm: bool = True
+    """Re-test every finding after the sweep (the confirmation round)."""
     ca_file: str | None = None
     repeats: int = 2
     """Attempts per target trigger (loss must not look like blocking)."""
@@ -94,6 +111,7 @@ class ProbeRun:
     localisation_seconds: float = 0.0
     control_seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+    confirmation_seconds: float = 0.0
 
 
 @dataclass
@@ -197,13 +215,15 @@ def _address_probes(session: Session, config: ProbeConfig, address: str, targets
         # connected attempts, and one attempt is lost to 5% loss about once in a hundred.
         for _ in range(IP_CHECK_ATTEMPTS):
             futures.append(session.submit(partial(ip_probe.connect_attempt, session, address,
-                                                  port)))
+                                                  port), address))
     futures.append(session.submit(partial(tls_probe.tls_attempt, session, address,
-                                          config.control_sni, on_trigger=partial(gate.done, 443))))
+                                          config.control_sni, on_trigger=partial(gate.done, 443)),
+                                  address))
     futures.append(session.submit(partial(tls_probe.tls_attempt, session, address, None,
-                                          on_trigger=partial(gate.done, 443))))
+                                          on_trigger=partial(gate.done, 443)), address))
     futures.append(session.submit(partial(http_probe.http_attempt, session, address,
-                                          config.control_sni, on_trigger=partial(gate.done, 80))))
+                                          config.control_sni, on_trigger=partial(gate.done, 80)),
+                                  address))
 
     def targets_after_controls() -> None:
         while not gate.open.wait(POLL_S):
@@ -213,10 +233,10 @@ def _address_probes(session: Session, config: ProbeConfig, address: str, targets
             for attempt in range(max(config.repeats, TRANSFER_SAMPLES)):
                 if gate.connected.get(443):
                     futures.append(session.submit(partial(tls_probe.tls_attempt, session,
-                                                          address, name)))
+                                                          address, name), address))
                 if gate.connected.get(80) and attempt < config.repeats:
                     futures.append(session.submit(partial(http_probe.http_attempt, session,
-                                                          address, name)))
+                                                          address, name), address))
     futures.append(session.pool.submit(targets_after_controls))
 
 
@@ -237,7 +257,7 @@ def _dns_probes(session: Session, config: ProbeConfig, plan: _Plan,
                 continue
             session.sniffer.add_scope(address)
             futures.append(session.submit(partial(tls_probe.tls_attempt, session, address, name,
-                                                  download=False)))
+                                                  download=False), address))
 
     for names in plan.names.values():
         for name in names:
@@ -286,8 +306,10 @@ def _localise(session: Session, config: ProbeConfig, findings: list[Finding],
             task = partial(_http_repeat, session, address, name)
         else:
             task = partial(_syn_repeat, session, address, _finding_port(finding))
+        # TCP repeats are connections (slots); a DNS repeat is one datagram (rate only).
+        slot = None if family == "dns" else address
         for k in hops:
-            futures.append(session.submit(partial(task, k)))
+            futures.append(session.submit(partial(task, k), slot))
 
 
 def _dns_repeat(session: Session, resolver: str, name: str, ttl: int) -> Any:
@@ -337,7 +359,7 @@ def analyse_pipeline(raw: list[RawPacket], catalog: Catalog, library: SignatureL
 
 def write_capture(path: str | Path, raw: list[RawPacket], hints: CaptureHints) -> None:
     """Write recorded packets after the fact (a live run streams them: `run_probe(pcap_out=)`)."""
-    with CaptureWriter(path, section_comment=hints.to_comment()) as out:
+    with CaptureWriter(path, section_comment=hints.to_comment(), pcapng=True) as out:
         for item in raw:
             out.write(item.ts, item.data)
 
@@ -416,11 +438,12 @@ def run_probe(config: ProbeConfig, library: SignatureLibrary, trust: TrustStore,
                  *(a for addrs in plan.addresses.values() for a in addrs)}
         if plan.no_resolver:
             scope.add(plan.no_resolver)
-        writer = CaptureWriter(pcap_out, section_comment=plan.hints.to_comment()) \
+        writer = CaptureWriter(pcap_out, section_comment=plan.hints.to_comment(), pcapng=True) \
             if pcap_out is not None else None
         sniffer = Sniffer(scope, writer)
         session = Session(config.timeout, limiter, sniffer, pool, progress,
-                          config.full_ttl, stop)
+                          config.full_ttl, stop,
+                          ConnectionSlots(config.per_destination, config.in_flight))
         sniffer.start()
         try:
             progress.set_phase("probing")
@@ -430,21 +453,45 @@ def run_probe(config: ProbeConfig, library: SignatureLibrary, trust: TrustStore,
             for address in plan.control_addresses:
                 for port in (443, 80):
                     futures.append(session.submit(partial(ip_probe.connect_attempt, session,
-                                                          address, port)))
+                                                          address, port), address))
             for pid in config.platform_ids:
                 for address in plan.addresses[pid]:
                     _address_probes(session, config, address, plan.names[pid], futures)
             _run_until_done(futures, stop)
             sweep_seconds = time.monotonic() - sweep_start
-            localisation_seconds = 0.0
+            localisation_seconds = confirmation_seconds = 0.0
             pending: dict[str, list[Finding]] = {}
-            if config.localise or listener is not None:
+            confirming: list[confirm.ConfirmationTest] = []
+            if config.localise or config.confirm or listener is not None:
                 pipeline, verdicts = analyse_pipeline(sniffer.snapshot(), config.catalog,
                                                       library, trust, plan.hints)
                 pending = _location_pending(verdicts, config)
+                if config.confirm:
+                    confirming = confirm.plan_confirmations(
+                        verdicts.findings, config.resolver, config.control_sni,
+                        plan.control_addresses[0] if plan.control_addresses else None)
                 if listener is not None:
-                    done = [pid for pid in config.platform_ids if pid not in pending]
+                    busy = set(pending) | {t.platform for t in confirming}
+                    done = [pid for pid in config.platform_ids if pid not in busy]
                     if done:
+                        listener.finished(pipeline, verdicts, done)
+            if confirming:
+                progress.set_phase("confirming")
+                confirm_start = time.monotonic()
+                notes: dict[str, Any] = {"start": round(time.time(), 6), "tests": []}
+                plan.hints.raw[confirm.NOTES_KEY] = notes
+                confirmations: list[Future[dict[str, Any]]] = []
+                confirm.run_confirmations(session, confirming, confirmations)
+                notes["tests"] = wait_all(confirmations, stop)
+                # Late packets of the round (FINs, answers) before anything else starts.
+                time.sleep(0.05)
+                notes["end"] = round(time.time(), 6)
+                confirmation_seconds = time.monotonic() - confirm_start
+                if listener is not None:
+                    done = sorted({t.platform for t in confirming} - set(pending))
+                    if done:
+                        pipeline, verdicts = analyse_pipeline(
+                            sniffer.snapshot(), config.catalog, library, trust, plan.hints)
                         listener.finished(pipeline, verdicts, done)
             if pending:
                 progress.set_phase("localising")
@@ -479,4 +526,4 @@ def run_probe(config: ProbeConfig, library: SignatureLibrary, trust: TrustStore,
         seen = {c.platform for c in verdicts.checks} | {f.platform for f in verdicts.findings}
         listener.finished(pipeline, verdicts, [*config.platform_ids, *sorted(seen)])
     return ProbeRun(raw, plan.hints, verdicts, sweep_seconds, localisation_seconds,
-                    control_seconds, problems)
+                    control_seconds, problems, confirmation_seconds)

@@ -85,22 +85,24 @@ def tls_attempt(session: Session, address: str, sni: str | None, *, port: int = 
     (True) or the connection failed (False), so targets can wait for their controls.
     """
     window = session.timeout if window is None else window
-    sock, connect = open_trigger_connection(session, address, port, trigger_ttl=trigger_ttl,
-                                            trigger_packets=HANDSHAKE_PACKETS, on_trigger=on_trigger)
+    transfer = download and trigger_ttl is None
+    # The transfer's packets are reserved with the handshake's: a wait under --rate between
+    # the handshake and the request would count as transfer time and fake a slow transfer.
+    sock, connect = open_trigger_connection(
+        session, address, port, trigger_ttl=trigger_ttl,
+        trigger_packets=HANDSHAKE_PACKETS + (TRANSFER_PACKETS if transfer else 0),
+        on_trigger=on_trigger)
     attempt = TlsAttempt(address, sni, trigger_ttl, connect)
     if sock is None:
         return attempt
     try:
         # Time spent waiting in the --rate limiter is not the server's: the window
-        # starts once the ClientHello may leave, and is extended by the transfer's wait.
+        # starts once the ClientHello may leave.
         deadline = time.monotonic() + window
         sock.settimeout(window)
         tls = _context().wrap_socket(sock, server_hostname=sni, do_handshake_on_connect=False)
         attempt.outcome = _handshake(tls)
-        if attempt.outcome == "handshake_ok" and download and trigger_ttl is None:
-            waiting_since = time.monotonic()
-            session.limiter.take(TRANSFER_PACKETS)
-            deadline += time.monotonic() - waiting_since
+        if attempt.outcome == "handshake_ok" and transfer:
             attempt.outcome, attempt.received = _transfer(tls, sni or address, deadline)
         if attempt.outcome in ("timeout", "transfer_timeout"):
             abort(tls)

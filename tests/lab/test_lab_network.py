@@ -144,6 +144,23 @@ def test_clean_lab_serves_every_platform_with_the_lab_ca() -> None:
             assert "Verification: OK" in dot.stderr + dot.stdout
 
 
+def test_lab_exec_resolves_names_through_the_lab_resolver_and_down_removes_it() -> None:
+    """`fingerprint lab exec -- curl https://twitter.com/` as the README shows it: the
+    namespaces read a resolv.conf naming the lab resolver, not the host's."""
+    with running("clean") as info:
+        for ns in topology.all_namespaces():
+            assert topology.resolv_conf_path(ns).read_text().splitlines()[-1] == \
+                f"nameserver {topology.RESOLVER_ADDRESS}"
+        proc = subprocess.run([sys.executable, "-m", "fingerprint", "lab", "exec", "--", "curl",
+                               "-s", "-o", "/dev/null", "-w", "%{http_code} %{remote_ip}",
+                               "--max-time", "4", "--cacert", str(info.ca_path),
+                               "https://twitter.com/"],
+                              capture_output=True, text=True, timeout=30, check=False)
+        assert proc.stdout == f"200 {address_of(info, 'twitter')}", proc.stderr
+    for ns in topology.all_namespaces():
+        assert not topology.resolv_conf_path(ns).parent.exists()
+
+
 def test_uzbekistan_2021_drops_the_twitter_client_hello_but_not_example_com() -> None:
     from scapy.layers.inet import TCP
 

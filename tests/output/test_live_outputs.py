@@ -89,13 +89,18 @@ def test_annotated_rewrite_keeps_every_packet_in_order(catalog_file: Path,
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_classic_pcap_is_left_as_streamed(catalog_file: Path, signatures_dir: Path,
-                                          tmp_path: Path) -> None:
+def test_a_pcap_name_still_gets_pcapng_with_the_run_notes(catalog_file: Path,
+                                                          signatures_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """`--pcap-out evidence.pcap`: the notes replay needs survive whatever the name."""
     run = _analysed(catalog_file, signatures_dir)
     capture = tmp_path / "ev.pcap"
-    with CaptureWriter(capture) as out:
+    with CaptureWriter(capture, pcapng=True) as out:
         for item in run.raw:
             out.write(item.ts, item.data)
-    before = capture.read_bytes()
-    assert annotate_run_capture(capture, run.raw, run.hints, run.verdicts.findings) is None
-    assert capture.read_bytes() == before
+    written = annotate_run_capture(capture, run.raw, run.hints, run.verdicts.findings)
+    assert written is not None and written.commented > 0
+    with open_capture(capture) as reader:
+        assert reader.format == "pcapng"
+        hints = CaptureHints.from_comments(reader.section_comments)
+    assert hints.no_resolver == run.hints.no_resolver

@@ -17,7 +17,7 @@ from fingerprint.lab.censors._wire import Packet
 from fingerprint.lab.censors.base import Behaviour, Verdict, pick
 
 if TYPE_CHECKING:
-    from fingerprint.lab.censors.engine import Engine
+    from fingerprint.lab.censors.base import CensorContext
 
 
 def reply_wire(query: dns.message.Message, *, flags: int, rcode: int = dns.rcode.NOERROR,
@@ -32,14 +32,14 @@ def reply_wire(query: dns.message.Message, *, flags: int, rcode: int = dns.rcode
     return reply.to_wire()
 
 
-def send_reply(engine: Engine, trigger: Packet, wire: bytes, fields: Mapping[str, Any]) -> None:
+def send_reply(ctx: CensorContext, trigger: Packet, wire: bytes, fields: Mapping[str, Any]) -> None:
     """Send `wire` to the querier as if from the queried address, with these IP fields."""
     packet = IP(src=trigger.dst, dst=trigger.src,
                 ttl=pick(fields.get("ttl", 64), "ttl", copied=trigger.ttl),
                 id=pick(fields.get("ip_id", "random"), "ip_id"),
                 flags="DF" if fields.get("df", False) else 0
                 ) / UDP(sport=trigger.dport, dport=trigger.sport) / Raw(wire)
-    engine.send("client", packet)
+    ctx.send("client", packet)
 
 
 RESOLVER_LIKE: dict[str, Any] = {"flags": 0x8180, "dns_ttl": 300, "ttl": 61,
@@ -62,7 +62,7 @@ class InPathDns(Behaviour):
     def answer(self, query: dns.message.Message) -> bytes | None:
         raise NotImplementedError
 
-    def on_dns(self, engine: Engine, packet: Packet, query: dns.message.Message
+    def on_dns(self, ctx: CensorContext, packet: Packet, query: dns.message.Message
                ) -> Verdict | None:
         question = query.question[0]
         if question.rdclass != dns.rdataclass.IN or not self.matches_name(
@@ -72,6 +72,6 @@ class InPathDns(Behaviour):
             return None
         wire = self.answer(query)
         if wire is not None:
-            engine.later(float(self.options.get("delay_ms", 0)) / 1000,
-                         lambda: send_reply(engine, packet, wire, self.options))
+            ctx.later(float(self.options.get("delay_ms", 0)) / 1000,
+                         lambda: send_reply(ctx, packet, wire, self.options))
         return Verdict(drop=True)

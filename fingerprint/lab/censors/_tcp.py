@@ -21,7 +21,7 @@ from fingerprint.lab.censors._wire import SYN, Packet
 from fingerprint.lab.censors.base import pick
 
 if TYPE_CHECKING:
-    from fingerprint.lab.censors.engine import Engine
+    from fingerprint.lab.censors.base import CensorContext
 
 _KEYS = {"to", "flags", "seq", "seq_offset", "ack", "ttl", "ip_id", "window", "df", "payload"}
 
@@ -61,7 +61,7 @@ def build(spec: Mapping[str, Any], trigger: Packet, index: int) -> tuple[str, An
     return str(spec["to"]), packet
 
 
-def inject(engine: Engine, specs: list[Mapping[str, Any]], trigger: Packet) -> None:
+def inject(ctx: CensorContext, specs: list[Mapping[str, Any]], trigger: Packet) -> None:
     for index, spec in enumerate(specs):
         direction, packet = build(spec, trigger, index)
-        engine.send(direction, packet)
+        ctx.send(direction, packet)

@@ -1,4 +1,4 @@
-"""What a censor behaviour is, and what the engine offers it.
+"""What a censor behaviour is, and what the engine offers it (`CensorContext`).
 
 A behaviour is configured by a scenario rule (options plus the domains and
 addresses of the platforms it applies to).  It can
@@ -9,6 +9,18 @@ addresses of the platforms it applies to).  It can
   (`on_dns`), the first data segment of a TLS flow carrying an SNI (`on_tls`),
   an HTTP request carrying a Host (`on_http`), a TCP SYN (`on_syn`).  Returning a Verdict means the
   behaviour fired; None lets the packet on to the next behaviour.
+
+A behaviour acts only through the `CensorContext` it is handed (send a packet,
+drop the rest of a flow, do something later), never on sockets or timers of
+its own: the engine is the real context, and the unit tests hand it a fake
+one that records what the behaviour did, so each behaviour is tested on
+crafted packets without root.
+
+Residual blocking (any behaviour, options `residual_seconds`,
+`residual_action` drop|reset, `residual_scope` 3-tuple|client) is applied by
+the engine after a behaviour fired: the GFW blocks (client, server, port) for
+about 90 s (Wang et al., IMC 2017 §2.1; Rambert et al., WWW 2021), simpler
+censors flag the client's whole address.
 """
 
 from __future__ import annotations
@@ -17,15 +29,31 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from fingerprint.lab._system import LabError
-from fingerprint.lab.censors._wire import Packet, name_matches
+from fingerprint.lab.censors._wire import Flow, Packet, name_matches
 
 if TYPE_CHECKING:
     import dns.message
 
-    from fingerprint.lab.censors.engine import Engine
+FLOW_DROP_SECONDS = 300.0
+"""How long a dropped flow stays dropped unless the behaviour says otherwise."""
+
+RESIDUAL_OPTIONS = frozenset({"residual_seconds", "residual_action", "residual_scope"})
+
+
+class CensorContext(Protocol):
+    """What a behaviour may do beyond its verdict on the queued packet."""
+
+    def send(self, direction: str, ip_packet: Any) -> None:
+        """Put a scapy IP packet on the wire towards "client" or "server"."""
+
+    def drop_flow(self, flow: Flow, seconds: float = FLOW_DROP_SECONDS) -> None:
+        """Drop every later queued packet of `flow` for `seconds`."""
+
+    def later(self, delay: float, action: Callable[[], None]) -> None:
+        """Run `action` after `delay` seconds (a slow injector, a delayed answer)."""
 
 FieldSpec = int | str | list[int]
 """An injected header field: a fixed value, "random", "copy" (TTL only: the
@@ -57,6 +85,9 @@ class Verdict:
     drop: bool = False
     mark: int = 0
     then: list[Callable[[], None]] = field(default_factory=list)
+    residual_after: float = 0.0
+    """Seconds after the trigger the rule's residual block begins: a slow injector
+    blocks from when it acts, not from when the trigger passed."""
 
 
 @dataclass
@@ -96,7 +127,7 @@ class Behaviour:
                 known = ", ".join(sorted(self.profiles)) or "none"
                 raise LabError(f"{self.name}: unknown profile {profile!r} (known: {known})")
             merged.update(self.profiles[profile])
-        unknown = sorted(set(options) - set(merged) - {"residual_seconds", "residual_action"})
+        unknown = sorted(set(options) - set(merged) - RESIDUAL_OPTIONS)
         if unknown:
             raise LabError(f"{self.name}: unknown option {unknown[0]!r}")
         merged.update(options)
@@ -108,6 +139,17 @@ class Behaviour:
         self.residual_action = str(options.get("residual_action", "drop"))
         if self.residual_action not in ("drop", "reset"):
             raise LabError(f"{self.name}: residual_action must be drop or reset")
+        self.residual_scope = str(options.get("residual_scope", "3-tuple"))
+        if self.residual_scope not in ("3-tuple", "client"):
+            raise LabError(f"{self.name}: residual_scope must be 3-tuple or client")
+
+    def queued(self) -> frozenset[str]:
+        """The traffic the engine must queue for this rule: the behaviour's own, plus
+        every TCP connection of the web ports when a residual block covers the whole
+        client (its later connections to any server must reach the engine)."""
+        if self.residual_seconds > 0 and self.residual_scope == "client":
+            return self.queues | {"tls", "http"}
+        return self.queues
 
     def matches_name(self, name: str) -> bool:
         return name_matches(name, self.domains)
@@ -115,15 +157,15 @@ class Behaviour:
     def prepare(self, setup: CensorSetup) -> None:
         """Add iptables/tc commands and helper processes (default: none)."""
 
-    def on_dns(self, engine: Engine, packet: Packet, query: dns.message.Message
+    def on_dns(self, ctx: CensorContext, packet: Packet, query: dns.message.Message
                ) -> Verdict | None:
         return None
 
-    def on_tls(self, engine: Engine, packet: Packet, sni: str) -> Verdict | None:
+    def on_tls(self, ctx: CensorContext, packet: Packet, sni: str) -> Verdict | None:
         return None
 
-    def on_http(self, engine: Engine, packet: Packet, host: str) -> Verdict | None:
+    def on_http(self, ctx: CensorContext, packet: Packet, host: str) -> Verdict | None:
         return None
 
-    def on_syn(self, engine: Engine, packet: Packet) -> Verdict | None:
+    def on_syn(self, ctx: CensorContext, packet: Packet) -> Verdict | None:
         return None

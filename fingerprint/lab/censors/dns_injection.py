@@ -38,7 +38,7 @@ from fingerprint.lab.censors._wire import Packet
 from fingerprint.lab.censors.base import Behaviour, Verdict
 
 if TYPE_CHECKING:
-    from fingerprint.lab.censors.engine import Engine
+    from fingerprint.lab.censors.base import CensorContext
 
 GFW_FORGED_ADDRESSES = ["8.7.198.45", "37.61.54.158", "46.82.174.68", "78.16.49.15",
                         "93.46.8.89", "159.106.121.75", "203.98.7.65", "59.24.3.173",
@@ -61,7 +61,7 @@ class DnsInjection(Behaviour):
         "ttl-copy": {"ttl": "copy"},
     }
 
-    def on_dns(self, engine: Engine, packet: Packet, query: dns.message.Message
+    def on_dns(self, ctx: CensorContext, packet: Packet, query: dns.message.Message
                ) -> Verdict | None:
         question = query.question[0]
         if (question.rdtype != dns.rdatatype.A or question.rdclass != dns.rdataclass.IN
@@ -71,5 +71,5 @@ class DnsInjection(Behaviour):
         wire = _dns.reply_wire(query, flags=int(self.options["flags"]), addresses=[forged],
                                dns_ttl=int(self.options["dns_ttl"]))
         # Sent before the query is let through: the forged answer always wins.
-        _dns.send_reply(engine, packet, wire, self.options)
+        _dns.send_reply(ctx, packet, wire, self.options)
         return Verdict()

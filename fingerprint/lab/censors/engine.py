@@ -10,8 +10,12 @@ socket, so every header field is exactly what the behaviour configured (a raw
 IP socket would let the kernel fill in a zero IP ID).
 
 Flow state: flows a behaviour chose to drop (the rest of the connection after
-a dropped ClientHello), and residual blocks on (client, server, port) after a
-trigger, as the GFW's 90 s penalty.
+a dropped ClientHello), and residual blocks after a trigger, on (client,
+server, port) as the GFW's 90 s penalty or on the client's whole address.
+
+The Engine is the behaviours' `CensorContext`.  Its decisions (`decide`) need
+no socket: given a `send` function and a clock instead of the AF_PACKET
+sockets, the unit tests run it on crafted packets without root.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,33 +41,46 @@ from fingerprint.lab.censors import build_behaviours
 from fingerprint.lab.censors._wire import ACK, RST, SYN, Flow, Packet, http_host, parse, tls_sni
 from fingerprint.lab.censors._wire import TCP as TCP_PROTO
 from fingerprint.lab.censors._wire import UDP as UDP_PROTO
-from fingerprint.lab.censors.base import Behaviour, Verdict
+from fingerprint.lab.censors.base import FLOW_DROP_SECONDS, Behaviour, Verdict
 
 QUEUE_NUMBER = 0
-FLOW_DROP_SECONDS = 300.0
+
+ResidualKey = tuple[str, str | None, int | None]
+"""(client, server, port) for a 3-tuple block; (client, None, None) for the whole client."""
 
 
 class Engine:
-    def __init__(self, behaviours: list[Behaviour], log_path: Path | None) -> None:
+    """`send`: where injected packets go (default: the censor's AF_PACKET sockets, which
+    need root); `clock`: monotonic seconds (a test moves time by hand)."""
+
+    def __init__(self, behaviours: list[Behaviour], log_path: Path | None, *,
+                 send: Callable[[str, Any], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.behaviours = behaviours
         self._log = log_path.open("a", buffering=1) if log_path else None
         self._lock = threading.Lock()
+        self._clock = clock
         self.dropped_flows: dict[Flow, float] = {}
-        self.residual: dict[tuple[str, str, int], tuple[float, str]] = {}
+        self.residual: dict[ResidualKey, tuple[float, str]] = {}
         client, server = topology.CENSOR_CLIENT_LINK, topology.CENSOR_SERVER_LINK
         self._links = {
             "client": (client.right_interface, client.right_mac, client.left_mac),
             "server": (server.left_interface, server.left_mac, server.right_mac),
         }
         self._sockets: dict[str, socket.socket] = {}
-        for direction, (ifname, _, _) in self._links.items():
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-            sock.bind((ifname, 0))
-            self._sockets[direction] = sock
+        self._send = send
+        if send is None:
+            for direction, (ifname, _, _) in self._links.items():
+                sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+                sock.bind((ifname, 0))
+                self._sockets[direction] = sock
 
-    # -- services for behaviours -------------------------------------------------
+    # -- services for behaviours (CensorContext) -----------------------------------------
     def send(self, direction: str, ip_packet: Any) -> None:
         """Send a scapy IP packet towards the client or the server side."""
+        if self._send is not None:
+            self._send(direction, ip_packet)
+            return
         _, own_mac, peer_mac = self._links[direction]
         frame = Ether(src=own_mac, dst=peer_mac) / ip_packet
         try:
@@ -75,7 +93,7 @@ class Engine:
 
     def drop_flow(self, flow: Flow, seconds: float = FLOW_DROP_SECONDS) -> None:
         with self._lock:
-            self.dropped_flows[flow] = time.monotonic() + seconds
+            self.dropped_flows[flow] = self._clock() + seconds
 
     def later(self, delay: float, action: Callable[[], None]) -> None:
         timer = threading.Timer(delay, action)
@@ -87,13 +105,21 @@ class Engine:
             self._log.write(json.dumps({"time": time.time(), **event}) + "\n")
 
     # -- packet handling ------------------------------------------------------------
+    def _residual_for(self, packet: Packet, now: float) -> tuple[float, str] | None:
+        with self._lock:
+            for key in ((packet.src, packet.dst, packet.dport), (packet.src, None, None)):
+                block = self.residual.get(key)
+                if block is not None and block[0] > now:
+                    return block
+        return None
+
     def decide(self, packet: Packet) -> Verdict | None:
-        now = time.monotonic()
+        now = self._clock()
         if packet.proto == TCP_PROTO:
+            residual = self._residual_for(packet, now)
             with self._lock:
-                residual = self.residual.get((packet.src, packet.dst, packet.dport))
                 dropped = self.dropped_flows.get(packet.flow, 0.0) > now
-            if residual is not None and residual[0] > now:
+            if residual is not None:
                 if residual[1] == "reset" and not packet.tcp_flags & RST:
                     self._reset_client(packet)
                 self.log(event="residual", flow=packet.flow, action=residual[1])
@@ -131,11 +157,21 @@ class Engine:
                      trigger=trigger, name=name, flow=packet.flow, ttl=packet.ttl,
                      drop=verdict.drop, mark=verdict.mark)
             if behaviour.residual_seconds > 0 and packet.proto == TCP_PROTO:
-                with self._lock:
-                    self.residual[(packet.src, packet.dst, packet.dport)] = (
-                        time.monotonic() + behaviour.residual_seconds, behaviour.residual_action)
+                key: ResidualKey = (packet.src, None, None) \
+                    if behaviour.residual_scope == "client" \
+                    else (packet.src, packet.dst, packet.dport)
+                block = partial(self._start_residual, key, behaviour.residual_seconds,
+                                behaviour.residual_action)
+                if verdict.residual_after > 0:
+                    self.later(verdict.residual_after, block)
+                else:
+                    block()
             return verdict
         return None
+
+    def _start_residual(self, key: ResidualKey, seconds: float, action: str) -> None:
+        with self._lock:
+            self.residual[key] = (self._clock() + seconds, action)
 
     def _reset_client(self, packet: Packet) -> None:
         answered = len(packet.payload) + (1 if packet.tcp_flags & SYN else 0)

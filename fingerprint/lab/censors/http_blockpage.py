@@ -25,7 +25,7 @@ from fingerprint.lab.censors._wire import Packet
 from fingerprint.lab.censors.base import Behaviour, Verdict
 
 if TYPE_CHECKING:
-    from fingerprint.lab.censors.engine import Engine
+    from fingerprint.lab.censors.base import CensorContext
 
 
 def _redirect(location: str) -> str:
@@ -55,11 +55,11 @@ class HttpBlockpage(Behaviour):
         "russia": {"response": _redirect("http://blocklist.rkn.gov.ru/")},
     }
 
-    def on_http(self, engine: Engine, packet: Packet, host: str) -> Verdict | None:
+    def on_http(self, ctx: CensorContext, packet: Packet, host: str) -> Verdict | None:
         if not self.matches_name(host):
             return None
         spec = {"to": "client", "flags": "FPA", "payload": str(self.options["response"]),
                 **{k: self.options[k] for k in ("ttl", "ip_id", "window", "df")}}
-        engine.drop_flow(packet.flow)
-        _tcp.inject(engine, [spec], packet)
+        ctx.drop_flow(packet.flow)
+        _tcp.inject(ctx, [spec], packet)
         return Verdict(drop=True)

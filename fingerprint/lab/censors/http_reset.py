@@ -18,7 +18,7 @@ from fingerprint.lab.censors.base import Behaviour, Verdict
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from fingerprint.lab.censors.engine import Engine
+    from fingerprint.lab.censors.base import CensorContext
 
 
 class HttpReset(Behaviour):
@@ -35,7 +35,7 @@ class HttpReset(Behaviour):
         super().__init__(options, domains, addresses)
         self.packets = _tcp.check_specs(self.name, self.options["packets"])
 
-    def on_http(self, engine: Engine, packet: Packet, host: str) -> Verdict | None:
+    def on_http(self, ctx: CensorContext, packet: Packet, host: str) -> Verdict | None:
         if not self.matches_name(host):
             return None
-        return Verdict(then=[lambda: _tcp.inject(engine, self.packets, packet)])
+        return Verdict(then=[lambda: _tcp.inject(ctx, self.packets, packet)])

@@ -29,7 +29,7 @@ from fingerprint.lab.censors.base import Behaviour, Verdict
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from fingerprint.lab.censors.engine import Engine
+    from fingerprint.lab.censors.base import CensorContext
 
 
 def _gfw_2025_packets() -> list[dict[str, Any]]:
@@ -50,10 +50,10 @@ class IpReset(Behaviour):
         super().__init__(options, domains, addresses)
         self.packets = _tcp.check_specs(self.name, self.options["packets"])
 
-    def on_syn(self, engine: Engine, packet: Packet) -> Verdict | None:
+    def on_syn(self, ctx: CensorContext, packet: Packet) -> Verdict | None:
         if packet.dst not in self.addresses:
             return None
         if self.options["drop_trigger"]:
-            _tcp.inject(engine, self.packets, packet)
+            _tcp.inject(ctx, self.packets, packet)
             return Verdict(drop=True)
-        return Verdict(then=[lambda: _tcp.inject(engine, self.packets, packet)])
+        return Verdict(then=[lambda: _tcp.inject(ctx, self.packets, packet)])

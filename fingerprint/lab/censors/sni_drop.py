@@ -17,7 +17,7 @@ from fingerprint.lab.censors._wire import Packet
 from fingerprint.lab.censors.base import Behaviour, Verdict
 
 if TYPE_CHECKING:
-    from fingerprint.lab.censors.engine import Engine
+    from fingerprint.lab.censors.base import CensorContext
 
 
 class SniDrop(Behaviour):
@@ -27,8 +27,8 @@ class SniDrop(Behaviour):
     queues = frozenset({"tls"})
     defaults: ClassVar[dict[str, Any]] = {"flow_seconds": 300}
 
-    def on_tls(self, engine: Engine, packet: Packet, sni: str) -> Verdict | None:
+    def on_tls(self, ctx: CensorContext, packet: Packet, sni: str) -> Verdict | None:
         if not self.matches_name(sni):
             return None
-        engine.drop_flow(packet.flow, float(self.options["flow_seconds"]))
+        ctx.drop_flow(packet.flow, float(self.options["flow_seconds"]))
         return Verdict(drop=True)

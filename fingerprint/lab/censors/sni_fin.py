@@ -19,7 +19,7 @@ from fingerprint.lab.censors._wire import Packet
 from fingerprint.lab.censors.base import Behaviour, Verdict
 
 if TYPE_CHECKING:
-    from fingerprint.lab.censors.engine import Engine
+    from fingerprint.lab.censors.base import CensorContext
 
 MIDDLEBOX_PAYLOAD = "Middlebox v 1.0\r\n"
 
@@ -35,15 +35,15 @@ class SniFin(Behaviour):
     }
     profiles: ClassVar[dict[str, dict[str, Any]]] = {"uzbekistan": {}}
 
-    def on_tls(self, engine: Engine, packet: Packet, sni: str) -> Verdict | None:
+    def on_tls(self, ctx: CensorContext, packet: Packet, sni: str) -> Verdict | None:
         if not self.matches_name(sni):
             return None
         fields = {k: self.options[k] for k in ("ttl", "ip_id", "window")}
         payload = str(self.options["payload"])
         fin = {"to": "client", "flags": "FPA", "payload": payload, **fields}
         rst = {"to": "client", "flags": "RA", "seq_offset": len(payload.encode()) + 1, **fields}
-        engine.drop_flow(packet.flow)
-        _tcp.inject(engine, [fin], packet)
-        engine.later(float(self.options["rst_delay"]),
-                     lambda: _tcp.inject(engine, [rst], packet))
+        ctx.drop_flow(packet.flow)
+        _tcp.inject(ctx, [fin], packet)
+        ctx.later(float(self.options["rst_delay"]),
+                     lambda: _tcp.inject(ctx, [rst], packet))
         return Verdict(drop=True)

@@ -22,7 +22,13 @@ offset, IP TTL, IP ID, window, DF.  Profiles:
   bol-van/zapret docs/readme.eng.md).
 
 Option `residual_seconds` (e.g. 90) adds the GFW's penalty box on (client,
-server, port) (Rambert et al., WWW 2021).
+server, port) (Rambert et al., WWW 2021); `residual_scope: client` flags the
+client's whole address instead, as simpler censors do (see `base.py`).
+
+Option `delay_ms` sends the resets that long after the trigger, on-path only:
+a slow injector (a monitor off the fast path, as the GFW's, Wang et al.
+IMC 2017 §2) may let the server's ServerHello reach the client first; the
+injected resets are still the censor's answer.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from fingerprint.lab.censors.base import Behaviour, Verdict
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from fingerprint.lab.censors.engine import Engine
+    from fingerprint.lab.censors.base import CensorContext
 
 
 def _gfw_packets() -> list[dict[str, Any]]:
@@ -54,7 +60,8 @@ class SniReset(Behaviour):
     techniques = ("tls.sni_reset",)
     title = "forged RSTs on a matching ClientHello SNI"
     queues = frozenset({"tls"})
-    defaults: ClassVar[dict[str, Any]] = {"packets": _gfw_packets(), "drop_trigger": False}
+    defaults: ClassVar[dict[str, Any]] = {"packets": _gfw_packets(), "drop_trigger": False,
+                                          "delay_ms": 0}
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         "gfw": {},
         "turkmenistan": {"drop_trigger": True, "packets": [
@@ -70,12 +77,16 @@ class SniReset(Behaviour):
         super().__init__(options, domains, addresses)
         self.packets = _tcp.check_specs(self.name, self.options["packets"])
 
-    def on_tls(self, engine: Engine, packet: Packet, sni: str) -> Verdict | None:
+    def on_tls(self, ctx: CensorContext, packet: Packet, sni: str) -> Verdict | None:
         if not self.matches_name(sni):
             return None
         if self.options["drop_trigger"]:
-            engine.drop_flow(packet.flow)
-            _tcp.inject(engine, self.packets, packet)
+            ctx.drop_flow(packet.flow)
+            _tcp.inject(ctx, self.packets, packet)
             return Verdict(drop=True)
         # On-path: the ClientHello goes on, the resets race the server's answer.
-        return Verdict(then=[lambda: _tcp.inject(engine, self.packets, packet)])
+        delay = float(self.options["delay_ms"]) / 1000
+        if delay > 0:
+            return Verdict(then=[lambda: ctx.later(
+                delay, lambda: _tcp.inject(ctx, self.packets, packet))], residual_after=delay)
+        return Verdict(then=[lambda: _tcp.inject(ctx, self.packets, packet)])

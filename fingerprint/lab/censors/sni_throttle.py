@@ -23,7 +23,7 @@ from fingerprint.lab.censors._wire import Packet
 from fingerprint.lab.censors.base import Behaviour, CensorSetup, Verdict
 
 if TYPE_CHECKING:
-    from fingerprint.lab.censors.engine import Engine
+    from fingerprint.lab.censors.base import CensorContext
 
 THROTTLE_MARK = 0x7
 THROTTLE_CLASS = "1:20"
@@ -64,7 +64,7 @@ class SniThrottle(Behaviour):
         ]
         setup.once("throttle", commands)
 
-    def on_tls(self, engine: Engine, packet: Packet, sni: str) -> Verdict | None:
+    def on_tls(self, ctx: CensorContext, packet: Packet, sni: str) -> Verdict | None:
         if not self.matches_name(sni):
             return None
         return Verdict(mark=THROTTLE_MARK)

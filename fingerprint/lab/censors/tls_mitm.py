@@ -1,4 +1,5 @@
-"""TLS interception with an untrusted CA, only when the SNI matches.
+"""TLS interception with an untrusted CA, when the SNI matches or (option
+`intercept: address`) for every connection to the platform's addresses.
 
 Kazakhstan 2019: SNI-triggered interception for at least 37 domains with a
 fake root CA the government asked users to install (censoredplanet.org/
@@ -12,6 +13,14 @@ that name by a CA the client does not trust (generated at `up`, not the lab
 CA), and the decrypted bytes are relayed over a new TLS connection to the
 real server.  Any other SNI is spliced byte for byte to the original
 destination, so control handshakes see the genuine certificate.
+
+Address-wide interception (`intercept: address`, issue 13 case 2): every TLS
+connection to the intercepted addresses gets a forged certificate for the SNI
+it sent, target and control names alike, while the control name still
+validates on its own address.  Corporate and ISP interception boxes that
+intercept by destination rather than by name do this (Durumeric et al., "The
+Security Impact of HTTPS Interception", NDSS 2017: middleboxes terminating
+every TLS connection they forward, with their own root).
 
 Run as `python -m fingerprint.lab.censors.tls_mitm --config FILE`.
 """
@@ -27,10 +36,12 @@ import struct
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from fingerprint.lab import pki, topology
+from fingerprint.lab._system import LabError
 from fingerprint.lab.censors._wire import name_matches, tls_sni
 from fingerprint.lab.censors.base import Behaviour, CensorSetup
 
@@ -47,6 +58,7 @@ class TlsMitm(Behaviour):
     defaults: ClassVar[dict[str, Any]] = {
         "ca_name": "Lab Interception Root CA (not trusted)",
         "ca_organization": "fingerprint lab interception",
+        "intercept": "sni",
     }
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         # The 2019 root's published name (press reports of the certificate users were
@@ -54,6 +66,12 @@ class TlsMitm(Behaviour):
         "kazakhstan": {"ca_name": "Qaznet Trust Network",
                        "ca_organization": "Qaznet Trust Network (lab emulation)"},
     }
+
+    def __init__(self, options: Mapping[str, Any], domains: tuple[str, ...],
+                 addresses: tuple[str, ...]) -> None:
+        super().__init__(options, domains, addresses)
+        if self.options["intercept"] not in ("sni", "address"):
+            raise LabError(f"{self.name}: intercept must be sni or address")
 
     def prepare(self, setup: CensorSetup) -> None:
         config_path = setup.state_dir / f"mitm-{len(setup.processes)}.json"
@@ -63,6 +81,7 @@ class TlsMitm(Behaviour):
                             ca_cert, ca_key)
         port = PROXY_PORT + len(setup.processes)
         config_path.write_text(json.dumps({"domains": list(self.domains), "port": port,
+                                           "intercept": self.options["intercept"],
                                            "ca_cert": str(ca_cert), "ca_key": str(ca_key)}))
         # Only the intercepted platforms' addresses go through the proxy (a control
         # SNI sent there is spliced); every other flow stays on the fast path.
@@ -79,6 +98,13 @@ def _original_destination(sock: socket.socket) -> tuple[str, int]:
     raw = sock.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
     port = struct.unpack_from("!H", raw, 2)[0]
     return socket.inet_ntoa(raw[4:8]), port
+
+
+def intercepts(sni: str | None, domains: tuple[str, ...], intercept: str) -> bool:
+    """Whether the proxy forges a certificate for a ClientHello with this SNI."""
+    if sni is None:
+        return False  # no name to forge a certificate for: spliced as it came
+    return intercept == "address" or name_matches(sni, domains)
 
 
 def _peek_client_hello(sock: socket.socket) -> bytes:
@@ -125,6 +151,7 @@ def _relay(a: socket.socket, b: socket.socket) -> None:
 class Proxy:
     def __init__(self, config: dict[str, Any]) -> None:
         self.domains = tuple(config["domains"])
+        self.intercept = str(config.get("intercept", "sni"))
         self.port = int(config["port"])
         self.authority = pki.load_authority(Path(config["ca_cert"]), Path(config["ca_key"]))
         self._contexts: dict[str, ssl.SSLContext] = {}
@@ -146,7 +173,7 @@ class Proxy:
         try:
             destination = _original_destination(client)
             sni = tls_sni(_peek_client_hello(client))
-            if sni is not None and name_matches(sni, self.domains):
+            if sni is not None and intercepts(sni, self.domains, self.intercept):
                 tls_client = self.forged_context(sni).wrap_socket(client, server_side=True)
                 upstream_context = ssl.create_default_context()
                 upstream_context.check_hostname = False

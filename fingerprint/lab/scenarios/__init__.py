@@ -5,10 +5,13 @@ Keys: `title` (one line: what it emulates), `sources` (where the behaviour is
 documented), `rules` (a list of {behaviour, platforms, options}), and optionally
 `vantage` ({cc, asn}: the network the scenario emulates, given to the probe as
 its vantage point so country-scoped signatures can name the censor) and
-`signatures` (ids the run must match: the scenario's censor is recognised).  The
-techniques a probe should report per platform follow from the behaviours
+`signatures` (ids the run must match: the scenario's censor is recognised), and
+`open_may_be_inconclusive` (true: the network degrades what it does not block,
+so a platform no rule blocks may come out `inconclusive`, never `blocked`).
+The techniques a probe should report per platform follow from the behaviours
 (`Behaviour.techniques`); every platform not named by a rule must come out
-accessible.
+accessible.  A behaviour without techniques (a path-wide effect such as a slow
+middlebox) may omit `platforms`: it applies to every flow.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class Scenario:
     vantage_cc: str | None = None
     vantage_asn: str | None = None
     signatures: tuple[str, ...] = ()
+    open_may_be_inconclusive: bool = False
+    """Platforms no rule blocks may be `inconclusive` (never `blocked`)."""
 
     def expected(self, platform_ids: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
         """Techniques the probe should find per platform ([] means accessible)."""
@@ -63,7 +68,8 @@ def scenario_from_data(scenario_id: str, data: Any) -> Scenario:
         if behaviour not in BEHAVIOURS:
             raise LabError(f"{where}: rule {index}: unknown behaviour {behaviour!r}")
         platforms = raw.get("platforms") or []
-        if not isinstance(platforms, list) or not platforms:
+        path_wide = not BEHAVIOURS[behaviour].techniques
+        if not isinstance(platforms, list) or not (platforms or path_wide):
             raise LabError(f"{where}: rule {index}: platforms must be a non-empty list")
         rules.append(Rule(behaviour, tuple(str(p) for p in platforms),
                           dict(raw.get("options") or {})))
@@ -75,12 +81,16 @@ def scenario_from_data(scenario_id: str, data: Any) -> Scenario:
         raise LabError(f"{where}: vantage cc must be a two-letter country code")
     if asn is not None and not re.fullmatch(r"AS[0-9]{1,10}", str(asn)):
         raise LabError(f"{where}: vantage asn must look like AS8193")
+    open_inconclusive = data.get("open_may_be_inconclusive", False)
+    if not isinstance(open_inconclusive, bool):
+        raise LabError(f"{where}: open_may_be_inconclusive must be true or false")
     signatures = data.get("signatures") or []
     if not isinstance(signatures, list) or not all(isinstance(s, str) for s in signatures):
         raise LabError(f"{where}: signatures must be a list of signature ids")
     return Scenario(scenario_id, data["title"].strip(),
                     tuple(str(s) for s in data.get("sources") or []), tuple(rules),
-                    cc.upper() if cc else None, str(asn) if asn else None, tuple(signatures))
+                    cc.upper() if cc else None, str(asn) if asn else None, tuple(signatures),
+                    open_inconclusive)
 
 
 def _folder() -> Any:

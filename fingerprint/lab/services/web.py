@@ -19,7 +19,12 @@ from pathlib import Path
 from fingerprint.lab.services import _http
 
 MAX_BYTES = 10_000_000
-IDLE_TIMEOUT = 20.0
+IDLE_TIMEOUT = 60.0
+"""How long the server waits for a TLS handshake or a request before it closes with a
+FIN: nginx's defaults (ssl_handshake_timeout and client_header_timeout, 60 s; nginx.org
+ngx_http_ssl_module and ngx_http_core_module docs).  A shorter wait let the server of a
+flow whose ClientHello the censor dropped close it within a paced run, a FIN arriving
+long after the trigger."""
 
 
 @dataclass(frozen=True)
