@@ -233,12 +233,12 @@ def schedule_address(session: Session, address: str, targets: list[str], control
                 gate.set()
 
     futures.append(session.submit(partial(quic_attempt, session, address, control_sni, port=port,
-                                          on_sent=control_done)))
+                                          on_sent=control_done), address))
     if ech:
         for grease in (False, True):
             futures.append(session.submit(partial(tls_probe.ech_attempt, session, address,
                                                   control_sni, grease_ech=grease, port=port,
-                                                  on_trigger=control_done)))
+                                                  on_trigger=control_done), address))
 
     def targets_after_controls() -> None:
         while not gate.wait(POLL_S):
@@ -246,11 +246,13 @@ def schedule_address(session: Session, address: str, targets: list[str], control
                 return
         for name in targets:
             for _ in range(repeats):
-                futures.append(session.submit(partial(quic_attempt, session, address, name, port=port)))
+                futures.append(session.submit(partial(quic_attempt, session, address, name,
+                                                      port=port), address))
             if ech:
                 for grease in (False, True):
                     futures.append(session.submit(partial(tls_probe.ech_attempt, session, address,
-                                                          name, grease_ech=grease, port=port)))
+                                                          name, grease_ech=grease, port=port),
+                                                  address))
     helper = session.pool.submit(targets_after_controls)
     futures.append(helper)
     return helper

@@ -59,7 +59,9 @@ def verdicts(index: ObservationIndex, server: str, port: int,
         label = f"{shown} at {server}:{port} with ECH"
         plain_majority, plain_outcomes = decide(index, same_plain, every)
         if majority not in FAILED:
-            out.checks.append(Check(platform, shown, "tls", True, plain_ok(plain_majority), label))
+            if not control_name:  # a working control is no target of its own
+                out.checks.append(Check(platform, shown, "tls", True, plain_ok(plain_majority),
+                                        label))
             continue
         if plain_majority is not None and plain_majority not in FAILED:
             ech_finding(index, server, port, shown, name, platform, majority, outcomes,

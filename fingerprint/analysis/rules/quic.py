@@ -55,7 +55,9 @@ def endpoint_verdicts(index: ObservationIndex, server: str, port: int, attempts:
     """`flows`: every QUIC flow to the endpoint, with Initials or not (residual blocking)."""
     # A TTL-limited Initial is one sent with a lower TTL than the largest seen to the endpoint.
     full_ttl = max(conn.trigger_ttl for _f, conn in attempts)
-    controls = [a for a in attempts if is_control(index, a[1].sni)
+    # A control Initial sent after a target's on the same flow (the TTL-localisation
+    # follow-up) tests the residual block, not the address: only first connections count.
+    controls = [a for a in attempts if is_control(index, a[1].sni) and a[1] is a[0].connections[0]
                 and a[1].trigger_ttl == full_ttl and not pending(index, a[1])]
     control_ok: bool | None = None
     if controls:
