@@ -184,9 +184,12 @@ def blocked_exit(report: dict[str, Any], exit_code: bool) -> int:
               help="Trust anchors (PEM) for certificate checks; default: the system store.")
 @click.option("--json", "as_json", is_flag=True, help="Print the contract report as JSON.")
 @click.option("--exit-code", is_flag=True, help="Exit with 3 when any platform is blocked.")
+@click.option("--vantage", type=click.Choice(["client", "server"]), default=None,
+              help="Which end of the connections the capture was taken at "
+                   "(default: guessed from the handshakes' TTLs).")
 @measurement_options
 def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path: str | None,
-            ca_file: str | None, as_json: bool, exit_code: bool) -> None:
+            ca_file: str | None, as_json: bool, exit_code: bool, vantage: str | None) -> None:
     """Analyse pcap/pcapng captures (gzip too) and report, per platform, how it is blocked.
 
     Several captures are analysed together, so a control run in one file serves the
@@ -204,7 +207,13 @@ def analyze(captures: tuple[str, ...], catalog_path: str | None, signatures_path
     trust = TrustStore(ca_file)
     # The report is built while every observation is still alive: collect rarely here too.
     with fewer_collections():
-        result = analyze_files(list(captures), catalog, library, trust, vantage=vantage_hints())
+        hints = vantage_hints()
+        if vantage is not None:
+            from fingerprint.analysis.observe import CaptureHints
+
+            hints = hints or CaptureHints()
+            hints.raw["capture_point"] = vantage
+        result = analyze_files(list(captures), catalog, library, trust, vantage=hints)
         if result.packets == 0 and set(captures) <= set(result.failed_inputs):
             # Nothing was read: the one-line errors are the whole answer, no empty report
             # (a file cut short still gave its first packets: those are reported).

@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any
 
 from fingerprint import __version__
+from fingerprint.analysis.coverage import cut_short_platforms
 from fingerprint.analysis.findings import Check, Finding, Verdicts
 from fingerprint.catalog import OTHER, Catalog
 from fingerprint.model import Status
@@ -95,6 +96,14 @@ def build_report(verdicts: Verdicts, catalog: Catalog, source: str,
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "platforms": entries,
     }
+    if verdicts.ended_early:
+        # Added key (report.schema.json): the capture was cut short, so platforms whose
+        # tests it does not hold are inconclusive, not accessible.
+        report["capture_ended_early"] = {"reasons": list(verdicts.ended_early),
+                                         "platforms": cut_short_platforms(verdicts)}
+    if verdicts.capture_point:
+        # Added key (the contract allows extra keys): which end the capture was taken at.
+        report["capture_point"] = verdicts.capture_point
     if extra:
         report.update(extra)
     return report
@@ -112,9 +121,28 @@ def render_table(report: dict[str, Any], verbose: bool = True) -> str:
     lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
     if not report["platforms"]:
         lines.append("(no platform traffic found)")
+    ended = report.get("capture_ended_early")
+    if ended:
+        lines.append("capture ended early: " + "; ".join(ended["reasons"]))
+    lines += capture_point_text(report.get("capture_point"))
     if verbose:
         lines += render_findings(report)
     return "\n".join(lines)
+
+
+def capture_point_text(point: Any) -> list[str]:
+    """A line saying the capture was taken at the server (or at both ends), when it was:
+    its verdicts are then what the remote clients suffered.  Nothing for the usual case."""
+    if not isinstance(point, dict) or point.get("end") not in ("server", "mixed"):
+        return []
+    how = "given with --vantage" if point.get("source") == "given" else \
+        "guessed from the handshakes' TTLs; --vantage overrides"
+    if point["end"] == "server":
+        return ["", f"captured at the server ({how}): verdicts are what the remote "
+                    "clients' connections suffered"]
+    servers = sorted(c for c, end in point.get("by_client", {}).items() if end == "server")
+    return ["", f"captured at the client for some connections and at the server for those of "
+                f"{', '.join(servers[:5])} ({how})"]
 
 
 def location_text(location: dict[str, Any]) -> str:
@@ -123,6 +151,8 @@ def location_text(location: dict[str, Any]) -> str:
         where.append(f"after router {location['router']}")
     if location.get("ttl_copying"):
         where.append("copies the probe's TTL")
+    if location.get("endpoint"):
+        where.append("at the endpoint (the server or a firewall beside it)")
     return ", ".join(where)
 
 

@@ -3,11 +3,20 @@
 A chain is *trusted* when it verifies against the trust anchors (`--ca-file`,
 default the system store) and *valid for a name* when, in addition, the leaf's
 subjectAltName (or CN when there is none) covers the name.
+
+Whether the chain leads to a trusted root does not depend on when it is checked;
+whether its certificates were within their validity does, and a capture is
+judged at the time it was taken, not today: a certificate that expired since is
+no sign of interception.  The chain is therefore verified without time checks,
+and the validity dates are compared with the capture's timestamp separately
+(`CertVerdict.note`); without a usable timestamp validity is unknown.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import ssl
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +39,36 @@ class CertVerdict:
     subject: str
     issuer: str
     reason: str
+    note: str = ""
+    """Validity at capture time when it is not simply fine: expired or not yet valid
+    then (a note, not interception), or unknown (no usable timestamp)."""
+
+
+X509_V_FLAG_NO_CHECK_TIME = 0x200000
+"""OpenSSL's flag (x509_vfy.h): build and verify the chain without comparing dates."""
+EARLIEST_CAPTURE = 946684800.0
+"""2000-01-01 UTC: earlier packet times are unset clocks, not capture times."""
+
+
+def usable_capture_time(ts: float | None) -> float | None:
+    """`ts` when it can be a real capture time (after 2000, not in the future)."""
+    if ts is None or ts != ts or ts < EARLIEST_CAPTURE or ts > time.time() + 86400:
+        return None
+    return ts
+
+
+def _validity_note(certs: list[x509.Certificate], at: float | None) -> str:
+    if at is None:
+        return "validity unknown: the capture has no usable timestamps"
+    when = dt.datetime.fromtimestamp(at, dt.UTC)
+    for cert in certs:
+        if when > cert.not_valid_after_utc:
+            return (f"certificate {cert.subject.rfc4514_string()} had expired at capture time "
+                    f"({cert.not_valid_after_utc:%Y-%m-%d} < {when:%Y-%m-%d})")
+        if when < cert.not_valid_before_utc:
+            return (f"certificate {cert.subject.rfc4514_string()} was not yet valid at capture "
+                    f"time ({cert.not_valid_before_utc:%Y-%m-%d} > {when:%Y-%m-%d})")
+    return ""
 
 
 def _names(cert: x509.Certificate) -> list[str]:
@@ -70,9 +109,14 @@ class TrustStore:
             store.load_locations(path)
         except crypto.Error as exc:
             raise InputError(path, f"cannot load CA certificates: {exc}") from exc
+        # Dates are judged against the capture's time (`check`), not today's.
+        store.set_flags(X509_V_FLAG_NO_CHECK_TIME)
         return store
 
-    def check(self, chain_der: list[bytes], name: str | None) -> CertVerdict:
+    def check(self, chain_der: list[bytes], name: str | None,
+              at: float | None = None) -> CertVerdict:
+        """Verify a chain (DER, leaf first) for `name`; `at` is the capture time of the
+        flow that carried it (None: unknown, dates not judged)."""
         from cryptography import x509
         from OpenSSL import crypto
 
@@ -86,9 +130,11 @@ class TrustStore:
         except (ValueError, IndexError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
             return CertVerdict(False, False, "", "", "unparseable certificate")
         valid_name = name is None or any(name_matches(p, name.lower()) for p in names)
+        note = ""
         try:
-            intermediates = [crypto.X509.from_cryptography(x509.load_der_x509_certificate(d))
-                             for d in chain_der[1:8]]
+            parsed = [x509.load_der_x509_certificate(d) for d in chain_der[1:8]]
+            note = _validity_note([leaf, *parsed], usable_capture_time(at))
+            intermediates = [crypto.X509.from_cryptography(c) for c in parsed]
             context = crypto.X509StoreContext(self._store, crypto.X509.from_cryptography(leaf),
                                               intermediates)
             context.verify_certificate()
@@ -100,4 +146,4 @@ class TrustStore:
             trusted, reason = False, f"unparseable chain: {exc}"
         if trusted and not valid_name:
             reason = f"certificate not valid for {name}"
-        return CertVerdict(trusted, valid_name, subject, issuer, reason)
+        return CertVerdict(trusted, valid_name, subject, issuer, reason, note)

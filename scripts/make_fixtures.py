@@ -31,12 +31,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
+from scapy.layers.inet import TCP
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fingerprint.signature import load_library  # noqa: E402
-from fingerprint.testing.craft import Capture, TcpFlow, app_data, http_response  # noqa: E402
+from fingerprint.testing.craft import START, Capture, TcpFlow, app_data, http_response  # noqa: E402
 from fingerprint.testing.fixtures import Fixture, verdict_summary  # noqa: E402
 
 CAPTURE_NAME = "capture.pcapng.gz"
@@ -731,11 +732,12 @@ dns_answer_case("by/dns-mts", "by1", "twitter.com", "twitter", "134.17.0.7",
       shows="SYN to 203.0.113.20:443 (the address the probe tested for Signal) is answered by "
             "RST+ACK with seq 0, window 0, DF set and IP ID 0 - what Linux sends for a closed "
             "port - while the control address answers on 443. Without the false-positive "
-            "signature this reads as ip.reset.",
+            "signature this reads as ip.reset; with it, no ip.reset, but no TLS test could run "
+            "either: inconclusive, not accessible.",
       source="Linux net/ipv4/tcp_ipv4.c tcp_v4_send_reset and ip_send_unicast_reply (RST from "
              "the per-netns control socket: DF set, IP ID 0); Weaver et al., 'Detecting Forged "
              "TCP Reset Packets', NDSS 2009 (ordinary stacks also reset)",
-      expect={"signal": ACCESSIBLE})
+      expect={"signal": ("inconclusive", [])})
 def fp_closed_port() -> Capture:
     cap = Capture(seed=seed_of("fp1"), hints={"address_platform": {SERVER2: "signal"}})
     control_dns(cap, 0.0)
@@ -785,6 +787,356 @@ redirect_case("false-positive/google-cctld", "fp2r", "google.com", "google",
               "redirect to the visitor's country domain, not a blockpage.",
               "Google's country redirect (google.com -> www.google.<cc>, parameter gws_rd=cr), "
               "documented in Google Search Help 'Change your Google domain'")
+
+
+# =========================================================================== firewalls, interception, residual blocking
+
+def traced_syn(cap: Capture, server: str, port: int, at: float, syn_ttl: int, *,
+               router: str | None = None, router_ttl: int = 64, rst_ttl: int | None = None,
+               delay_ms: float = 4.0) -> None:
+    """One SYN sent with IP TTL `syn_ttl` (a TTL-limited repeat of the connection attempt):
+    it expires at `router` (ICMP time exceeded arriving with `router_ttl`) or draws a
+    RST+ACK shaped like Linux's (seq 0, window 0, DF, IP ID 0) arriving with `rst_ttl`."""
+    sport = cap.rng.randrange(32768, 61000)
+    isn = cap.rng.getrandbits(32)
+    raw = cap.emit(at, cap.ip(cap.client, server, ttl=syn_ttl)
+                   / TCP(sport=sport, dport=port, flags="S", seq=isn, window=64240))
+    if router is not None:
+        cap.time_exceeded(at + delay_ms / 1000.0, router, raw, ttl=router_ttl)
+    elif rst_ttl is not None:
+        cap.emit(at + delay_ms / 1000.0,
+                 cap.ip(server, cap.client, ttl=rst_ttl, ip_id=0, df=True)
+                 / TCP(sport=port, dport=sport, flags="RA", seq=0,
+                       ack=(isn + 1) & 0xFFFFFFFF, window=0))
+
+
+@case("generic/firewall-syn-reset", "A firewall on the path resets SYNs to the platform's address",
+      shows="SYNs to 203.0.113.20:443 (Signal's address) draw a RST+ACK shaped like a Linux "
+            "kernel's (seq 0, window 0, DF, IP ID 0: iptables REJECT --reject-with tcp-reset "
+            "builds it so) arriving with IP TTL 63, while the control address answers on 443. "
+            "TTL-limited SYNs: TTL 1 expires at 192.0.2.1, TTL 2 at 192.0.2.2 (its time exceeded "
+            "arrives with IP TTL 63), TTL 3 to 5 draw the same RST with IP TTL 63: the RST leaves "
+            "the box at hop 2, the same distance as that router, not the server beyond it (a "
+            "closed port's RST comes from one hop further, and arrives with a lower TTL). "
+            "ip.reset, located; the closed-port false-positive signature must not hide it.",
+      source="Linux net/ipv4/netfilter/nf_reject_ipv4.c (nf_reject_iphdr_put: IP ID 0, DF, TTL "
+             "from the route; nf_reject_ip_tcphdr_put: RST+ACK, window 0); issue 13 case 1 of "
+             "this project (iptables REJECT --reject-with tcp-reset between client and server)",
+      expect={"signal": blocked(("203.0.113.20", "ip.reset", []))})
+def firewall_syn_reset() -> Capture:
+    cap = Capture(seed=seed_of("fw1"), hints={"address_platform": {SERVER2: "signal"}})
+    control_dns(cap, 0.0)
+    control_tls(cap, 0.5, server=CONTROL_SERVER)
+    for i in range(2):
+        flow = cap.tcp(SERVER2, 443, at=1.0 + i, server_ttl=SERVER_TTL)
+        flow.syn_refused(ttl=63, ip_id=0, df=True, delay_ms=4)
+    for ttl in (1, 2, 3, 4, 5):
+        at = 4.0 + ttl * 0.5
+        if ttl < 3:
+            traced_syn(cap, SERVER2, 443, at, ttl, router=f"192.0.2.{ttl}", router_ttl=65 - ttl)
+        else:
+            traced_syn(cap, SERVER2, 443, at, ttl, rst_ttl=63)
+    return cap
+
+
+@case("false-positive/closed-port-rst-traced", "A closed port, with TTL-limited SYNs",
+      shows="SYNs to 203.0.113.20:443 draw a Linux kernel RST+ACK arriving with IP TTL 61; the "
+            "control address answers on 443. TTL-limited SYNs expire at three routers (time "
+            "exceeded arriving with IP TTL 64, 63, 62) and from TTL 4 draw the RST with TTL 61: "
+            "one hop beyond the last router, where the server is. The server's own closed port, "
+            "not a firewall: the closed-port false-positive signature still applies (no ip.reset; "
+            "no TLS test could run: inconclusive).",
+      source="Negative case for generic/firewall-syn-reset; Linux net/ipv4/tcp_ipv4.c "
+             "tcp_v4_send_reset (closed port: RST+ACK, seq 0, window 0, DF, IP ID 0)",
+      expect={"signal": ("inconclusive", [])})
+def closed_port_traced() -> Capture:
+    cap = Capture(seed=seed_of("fw2"), hints={"address_platform": {SERVER2: "signal"}})
+    control_dns(cap, 0.0)
+    control_tls(cap, 0.5, server=CONTROL_SERVER)
+    for i in range(2):
+        flow = cap.tcp(SERVER2, 443, at=1.0 + i, server_ttl=SERVER_TTL)
+        flow.syn_refused(ttl=61, ip_id=0, df=True, delay_ms=6)
+    for ttl in (1, 2, 3, 4, 5):
+        at = 4.0 + ttl * 0.5
+        if ttl < 4:
+            traced_syn(cap, SERVER2, 443, at, ttl, router=f"192.0.2.{ttl}", router_ttl=65 - ttl)
+        else:
+            traced_syn(cap, SERVER2, 443, at, ttl, rst_ttl=61, delay_ms=6)
+    return cap
+
+
+def interception_pki() -> dict[str, Any]:
+    public_root_key, box_key, leaf_key = _key(11), _key(12), _key(13)
+    public_root = _name("Fixture Public Root CA", "fingerprint fixtures")
+    box = _name("Fixture Interception Box CA", "fingerprint fixtures")
+    root_cert = _cert(public_root, public_root, public_root_key, public_root_key, 11, ca=True)
+    box_cert = _cert(box, box, box_key, box_key, 12, ca=True)
+    genuine = _cert(_name("example.com", "Example"), public_root, leaf_key, public_root_key, 13,
+                    ca=False, names=("example.com",))
+    forged_target = _cert(_name("twitter.com", "Twitter"), box, leaf_key, box_key, 14,
+                          ca=False, names=("twitter.com", "*.twitter.com"))
+    forged_control = _cert(_name("example.com", "Example"), box, leaf_key, box_key, 15,
+                           ca=False, names=("example.com",))
+    der = serialization.Encoding.DER
+    return {"ca_pem": root_cert.public_bytes(serialization.Encoding.PEM),
+            "genuine": (genuine.public_bytes(der), root_cert.public_bytes(der)),
+            "forged_target": (forged_target.public_bytes(der), box_cert.public_bytes(der)),
+            "forged_control": (forged_control.public_bytes(der), box_cert.public_bytes(der))}
+
+
+@case("generic/address-mitm", "Address-wide TLS interception: every SNI on the platform's address",
+      shows="Every TLS connection to 203.0.113.10 (twitter.com's address) is answered with a "
+            "chain ending in 'Fixture Interception Box CA', which the client does not trust: "
+            "for SNI twitter.com and for the control SNI example.com alike. The control name "
+            "example.com sent to its own address 203.0.113.99 gets a chain to the trusted root "
+            "(ca.pem stands for the public trust store), so the trust anchors are fine: "
+            "tls.mitm, address-wide, not 'trust anchors missing'.",
+      source="Issue 13 case 2 of this project (interception box answering every TLS connection "
+             "to one address); Censored Planet, 'Kazakhstan's HTTPS Interception', 2019 (an "
+             "interception root the clients do not trust)",
+      expect={"twitter": blocked(("twitter.com", "tls.mitm", []))},
+      extra_files=lambda: {"ca.pem": interception_pki()["ca_pem"]})
+def address_mitm() -> Capture:
+    pki = interception_pki()
+    cap = Capture(seed=seed_of("mitm-addr"), hints={"address_platform": {SERVER: "twitter"}})
+    control_dns(cap, 0.0)
+    control_tls(cap, 0.2, server=CONTROL_SERVER, chain=pki["genuine"])
+    control_tls(cap, 0.6, chain=pki["forged_control"])
+    flow = target_tls(cap, "twitter.com", 1.0)
+    flow.server_hello(pki["forged_target"], at_ms=45)
+    flow.client_close(at_ms=120)
+    return cap
+
+
+@case("generic/all-tls-untrusted", "Every certificate untrusted, control address included",
+      shows="As generic/address-mitm, but the control name on its own address is answered with "
+            "an untrusted chain too (the trust store lacks the root, or every TLS connection is "
+            "intercepted): nothing proves the trust anchors, so no verdict.",
+      source="Negative case for generic/address-mitm (commit 3a765d8: target and control both "
+             "untrusted with no other proof is inconclusive)",
+      expect={"twitter": ("inconclusive", [])})
+def all_tls_untrusted() -> Capture:
+    pki = interception_pki()
+    cap = Capture(seed=seed_of("mitm-all"), hints={"address_platform": {SERVER: "twitter"}})
+    control_dns(cap, 0.0)
+    control_tls(cap, 0.2, server=CONTROL_SERVER, chain=pki["forged_control"])
+    control_tls(cap, 0.6, chain=pki["forged_control"])
+    flow = target_tls(cap, "twitter.com", 1.0)
+    flow.server_hello(pki["forged_target"], at_ms=45)
+    flow.client_close(at_ms=120)
+    return cap
+
+
+def residual_tls(cap: Capture, sni: str, at: float, server: str = SERVER) -> None:
+    """A connection during a GFW-style residual block of the 3-tuple: the SYN draws a
+    forged SYN-ACK, the ClientHello draws forged RST+ACKs, whatever its SNI."""
+    flow = cap.tcp(server, 443, at=at, server_ttl=SERVER_TTL)
+    flow.forged_handshake(ttl=104, delay_ms=9, df=False)
+    flow.client_hello(sni)
+    for i, offset in enumerate((0, 1460, 4380)):
+        flow.inject("RA", at_ms=11 + i * 0.05, ttl=105 + i, df=False, window=2631 + i * 7,
+                    seq_offset=offset)
+
+
+@case("generic/residual-3tuple", "Injected RSTs after a slow injector lost the race, then a "
+      "residual block of the 3-tuple that also hits the later controls",
+      shows="The control SNI example.com on 203.0.113.10:443 works. The ClientHello with SNI "
+            "twitter.com gets the server's ServerHello first, then three forged RST+ACKs (TTL "
+            "104-106, no DF) 60 ms after it. From then on every connection to 203.0.113.10:443 "
+            "draws a forged SYN-ACK and forged RSTs on its ClientHello, control SNI or not "
+            "(three controls at 3-4 s, the target again at 4.5 s), until a control at 95 s works "
+            "again. The HTTP control on port 80 keeps working. Wanted: tls.sni_reset on "
+            "twitter.com (the RSTs injected after the trigger), with the residual block stated "
+            "(same address and port, at least 3 s, over before 94 s); the controls that "
+            "failed only after the trigger do not cancel it.",
+      source="Wang et al., 'Your State is Not Mine', IMC 2017, sec. 2.1 (residual block of "
+             "about 90 s on the 3-tuple: forged SYN/ACK, then RSTs); Bock et al., 'Detecting "
+             "and Evading Censorship-in-Depth', IMC 2021 (residual censorship); issue 13 case 3",
+      expect={"twitter": blocked(("twitter.com", "tls.sni_reset", ["cn-gfw-residual"]))})
+def residual_3tuple() -> Capture:
+    cap = Capture(seed=seed_of("residual-3tuple"))
+    control_dns(cap, 0.0)
+    control_http(cap, 0.3)
+    control_tls(cap, 0.5)
+    first = target_tls(cap, "twitter.com", 1.0)
+    first.server_hello(at_ms=42)
+    for i, offset in enumerate((0, 1460, 4380)):
+        first.inject("RA", at_ms=60 + i * 0.05, ttl=104 + i, df=False, window=2617 + i * 7,
+                     seq_offset=offset)
+    for i in range(3):
+        residual_tls(cap, "example.com", 3.0 + i * 0.5)
+    residual_tls(cap, "twitter.com", 4.5)
+    control_http(cap, 5.0)
+    control_tls(cap, 95.0)
+    return cap
+
+
+@case("generic/no-residual-while-the-address-works", "An injected RST, then the address keeps "
+      "working: a later failure on its own is no residual block",
+      shows="The control SNI example.com on 203.0.113.10:443 works. The ClientHello with SNI "
+            "twitter.com draws a forged RST+ACK (TTL 61 against the server's 52, no DF). Then "
+            "the control works again on the same address and port, a bare SYN to it goes "
+            "unanswered (loss, or a connection the client gave up), and the ClientHello with "
+            "SNI www.facebook.com draws a forged RST+ACK of its own. Wanted: both targets "
+            "tls.sni_reset: a connection that worked after the first trigger shows the "
+            "3-tuple was not blocked, so the later failures are not residual blocking (as "
+            "seen on the UPB Iran captures, where an ECH control without SNI that always "
+            "fails followed a blocked SNI).",
+      source="Issue 13 case 3 of this project; Wang et al., 'Your State is Not Mine', IMC 2017, "
+             "sec. 2.1 (a residual block lets no connection of the 3-tuple through)",
+      expect={"twitter": blocked(("twitter.com", "tls.sni_reset", [])),
+              "facebook": blocked(("www.facebook.com", "tls.sni_reset", []))})
+def no_residual_while_the_address_works() -> Capture:
+    cap = Capture(seed=seed_of("no-residual-while-the-address-works"))
+    control_dns(cap, 0.0)
+    control_tls(cap, 0.5)
+    first = target_tls(cap, "twitter.com", 1.0)
+    first.inject("RA", at_ms=30, ttl=61, df=False, window=0)
+    control_tls(cap, 2.0)
+    cap.tcp(SERVER, 443, at=3.0, server_ttl=SERVER_TTL).syn_unanswered()
+    second = target_tls(cap, "www.facebook.com", 6.0)
+    second.inject("RA", at_ms=30, ttl=61, df=False, window=0)
+    control_tls(cap, 7.0)
+    return cap
+
+
+@case("generic/residual-client", "Injected RST, then every connection from the client reset "
+      "for a while (whole-address flag)",
+      shows="Controls on 203.0.113.10 (twitter.com's address) and on 203.0.113.20 (Facebook's) "
+            "work, and www.facebook.com's TLS test works. The ClientHello with SNI twitter.com "
+            "draws a forged RST+ACK (TTL 61 against the server's 52, no DF). From then on, for "
+            "the next 30 s, every SYN from the client to either address is answered by a RST+ACK "
+            "from the censor (TTL 61, no DF): Facebook's later HTTP test, the repeated controls "
+            "and twitter.com's second attempt never connect. Wanted: tls.sni_reset on "
+            "twitter.com with the residual block stated (the client's whole address: "
+            "connections to another address failed too); Facebook not blocked (its failures "
+            "started only with the residual block): inconclusive for what it could not test.",
+      source="Issue 13 case 3 of this project (simpler censors flag the client's whole "
+             "address for a time); Bock et al., 'Detecting and Evading Censorship-in-Depth', "
+             "IMC 2021 (residual censorship of the client after a trigger)",
+      expect={"twitter": blocked(("twitter.com", "tls.sni_reset", [])),
+              "facebook": ("inconclusive", [])})
+def residual_client() -> Capture:
+    cap = Capture(seed=seed_of("residual-client"))
+    control_dns(cap, 0.0)
+    for server, at in ((SERVER, 0.2), (SERVER2, 0.4)):
+        control_tls(cap, at, server=server)
+        control_http(cap, at + 0.05, server=server)
+    fb = target_tls(cap, "www.facebook.com", 0.8, server=SERVER2)
+    fb.server_hello()
+    fb.client_close(at_ms=120)
+    first = target_tls(cap, "twitter.com", 1.0)
+    first.inject("RA", at_ms=8, ttl=61, ip_id=0, df=False, window=0)
+    for i, (server, port) in enumerate(((SERVER2, 80), (SERVER, 443), (SERVER2, 443),
+                                        (SERVER, 443), (SERVER2, 80), (SERVER, 80))):
+        flow = cap.tcp(server, port, at=2.0 + i * 0.5, server_ttl=SERVER_TTL)
+        flow.syn_refused(ttl=61, ip_id=0, df=False, delay_ms=8)
+    return cap
+
+
+def confirmation_note(flow: TcpFlow, name: str, at: float) -> dict[str, Any]:
+    """One flow of the confirmation round as the probe notes it (probes/confirm.py)."""
+    return {"name": name, "dst": flow.server, "dport": flow.dport, "sport": flow.sport,
+            "proto": "tcp", "at": round(START + at, 6)}
+
+
+def confirmation_test(cap: Capture, platform: str, technique: str, target: str, server: str,
+                      at: float) -> tuple[TcpFlow, TcpFlow]:
+    """A TLS test of the confirmation round: the control SNI, then the target, each noted
+    in the capture hints under 'confirmation' as the probe writes them."""
+    control = target_tls(cap, "example.com", at, server)
+    again = target_tls(cap, target, at + 1.0, server)
+    cap.hints["confirmation"]["tests"].append({
+        "platform": platform, "technique": technique, "family": "tls", "target": target,
+        "address": server, "port": 443,
+        "control": confirmation_note(control, "example.com", at),
+        "test": confirmation_note(again, target, at + 1.0)})
+    return control, again
+
+
+@case("generic/confirmation-round", "A confirmation round that reproduces one finding and not "
+      "the other",
+      shows="Sweep: the ClientHello with SNI twitter.com on 203.0.113.10 goes unanswered twice "
+            "(as a slow middlebox's full queue drops it) while the control SNI worked; on "
+            "203.0.113.20 the ClientHello with SNI www.facebook.com draws a forged RST+ACK (TTL "
+            "61 vs 52) twice, the control worked. Confirmation round (named in the capture "
+            "notes under 'confirmation', as the probe writes them), one connection at a time, "
+            "control first: twitter.com's control works and twitter.com gets its ServerHello "
+            "(not reproduced: inconclusive with both results); www.facebook.com's control works "
+            "and the forged RST comes again (confirmed: tls.sni_reset).",
+      source="Issue 13 item 5 of this project (bursts through a slow middlebox made false "
+             "tls.sni_drop claims; a confirmation round re-tests every finding one connection at "
+             "a time with its control just before it)",
+      expect={"twitter": ("inconclusive", []),
+              "facebook": blocked(("www.facebook.com", "tls.sni_reset", []))})
+def confirmation_round() -> Capture:
+    cap = Capture(seed=seed_of("confirmation"),
+                  hints={"confirmation": {"start": round(START + 20.0, 6), "tests": []}})
+    control_dns(cap, 0.0)
+    control_tls(cap, 0.2)
+    control_tls(cap, 0.3, server=SERVER2)
+    for i in range(2):
+        silent_tls(cap, "twitter.com", 1.0 + i * 0.1)
+        fb = target_tls(cap, "www.facebook.com", 1.05 + i * 0.1, server=SERVER2)
+        fb.inject("RA", at_ms=8, ttl=61, df=False, window=0)
+    control, again = confirmation_test(cap, "twitter", "tls.sni_drop", "twitter.com", SERVER, 20.0)
+    for flow in (control, again):
+        flow.server_hello()
+        flow.client_close(at_ms=120)
+    control, again = confirmation_test(cap, "facebook", "tls.sni_reset", "www.facebook.com",
+                                       SERVER2, 22.0)
+    control.server_hello()
+    control.client_close(at_ms=120)
+    again.inject("RA", at_ms=8, ttl=61, df=False, window=0)
+    cap.hints["confirmation"]["end"] = round(START + 25.0, 6)
+    return cap
+
+
+@case("generic/residual-two-triggers", "Two triggers on two addresses, each followed by a "
+      "residual block of its own 3-tuple",
+      shows="Controls on 203.0.113.10 and 203.0.113.20 work. The ClientHello with SNI "
+            "twitter.com (203.0.113.10) draws forged RST+ACKs at 1 s, www.facebook.com's "
+            "(203.0.113.20) at 1.5 s; after each trigger, later connections to that address "
+            "and port draw a forged SYN-ACK and RSTs whatever their SNI (controls at 3-4 s). "
+            "Both are tls.sni_reset: Facebook's failures follow its own trigger, not a block "
+            "of the whole client that twitter.com's trigger would have started.",
+      source="Wang et al., 'Your State is Not Mine', IMC 2017, sec. 2.1 (residual block per "
+             "3-tuple, about 90 s); negative case for the client-wide residual rule "
+             "(generic/residual-client)",
+      expect={"twitter": blocked(("twitter.com", "tls.sni_reset", ["cn-gfw-rst-type2"])),
+              "facebook": blocked(("www.facebook.com", "tls.sni_reset", ["cn-gfw-rst-type2"]))})
+def residual_two_triggers() -> Capture:
+    cap = Capture(seed=seed_of("residual-two"))
+    control_dns(cap, 0.0)
+    control_tls(cap, 0.2)
+    control_tls(cap, 0.3, server=SERVER2)
+    for sni, server, at in (("twitter.com", SERVER, 1.0), ("www.facebook.com", SERVER2, 1.5)):
+        flow = target_tls(cap, sni, at, server)
+        for i, offset in enumerate((0, 1460, 4380)):
+            flow.inject("RA", at_ms=12 + i * 0.05, ttl=104 + i, df=False, window=2617 + i * 7,
+                        seq_offset=offset)
+    for i in range(2):
+        residual_tls(cap, "example.com", 3.0 + i * 0.5)
+        residual_tls(cap, "example.com", 3.2 + i * 0.5, server=SERVER2)
+    return cap
+
+
+@case("generic/curl-firewall-reset", "curl against an address a firewall REJECTs (no probe notes)",
+      shows="What `curl https://signal.org/` records behind iptables REJECT --reject-with "
+            "tcp-reset: the name resolves to 203.0.113.20, the SYN and its retry draw a RST+ACK "
+            "shaped like a Linux kernel's (seq 0, window 0, DF, IP ID 0). No control, no "
+            "TTL-limited SYNs: a firewall cannot be told from a closed port, so no ip.reset; "
+            "but nothing of Signal was tested either: inconclusive (it was accessible).",
+      source="Issue 13 case 1 of this project (a curl capture of the REJECT came out accessible); "
+             "Linux net/ipv4/netfilter/nf_reject_ipv4.c (the REJECT's RST)",
+      expect={"signal": ("inconclusive", [])})
+def curl_firewall_reset() -> Capture:
+    cap = Capture(seed=seed_of("curl-fw"))
+    cap.dns(RESOLVER, "signal.org", at=0.0).respond([SERVER2], delay_ms=25, ttl=RESOLVER_TTL)
+    for i in range(2):
+        flow = cap.tcp(SERVER2, 443, at=0.1 + i, server_ttl=SERVER_TTL)
+        flow.syn_refused(ttl=63, ip_id=0, df=True, delay_ms=4)
+    return cap
 
 
 # =========================================================================== clean captures

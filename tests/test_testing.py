@@ -89,7 +89,9 @@ def test_false_positive_signature_is_expected_among_suppressed_findings() -> Non
     finding = result.expect(signature="fp-linux-closed-port-rst")
     assert finding.technique.value == "ip.reset"
     assert result.findings == []
-    result.expect_accessible("signal")
+    # Not ip.reset, but no TLS test could run on an address that refuses every SYN:
+    # inconclusive, not accessible (issue 13 case 4).
+    assert result.status("signal") == "inconclusive"
 
 
 def test_expect_accessible_fails_for_a_blocked_platform() -> None:

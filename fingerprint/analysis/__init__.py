@@ -10,6 +10,10 @@ One module per step, in the order a packet travels:
   OONI builder).
 * `rules/`: one module per protocol family (dns, tls, http, ip) turning the index
   into findings, with `confidence` holding every confidence value and its reason.
+* `residual`: residual blocking after an injected answer (scope, duration), read by
+  the ip and trigger rules from the order of events.
+* `confirm`: the probe's confirmation round (flows named in the capture notes),
+  kept out of the index and judged after the rules; `coverage`: a capture cut short.
 * `locate`, `evidence`: where on the path, and which packets prove it.
 * `signatures`: applying the signature library (false-positive suppression,
   promotion of candidates), its own step after the rules.

@@ -9,7 +9,9 @@ separately (`Finding.signature_confidence`).
 from __future__ import annotations
 
 WITH_CONTROL = 0.9
-"""The control on the same resolver or address worked: the target's failure is not an outage."""
+"""The control on the same resolver or address worked: the target's failure is not an outage.
+(For tls.mitm of a whole address, a control name whose certificate validates on its own
+control address is that control: it proves the trust anchors are fine.)"""
 NO_CONTROL = 0.6
 """No control in the capture: the failure may still be an outage or a broken server."""
 CEILING = 0.99
@@ -31,8 +33,15 @@ CONTROL_UNANSWERED = -0.2
 UNPROVEN_REDIRECT = -0.1
 """An answer address with no certificate to check it: a candidate only a signature
 (a known blockpage or sinkhole address) promotes."""
+CONTROL_FAILED_OTHERWISE = WITH_CONTROL - 0.1
+"""At most this when the control failed too, but not as the target did (nothing
+injected in it) while other names on the address worked: the control met a block of its
+own, yet without a working control the target's failure is less certain."""
 REDIRECT_AWAY = -0.1
 """An HTTP redirect to another site: sites redirect for their own reasons too."""
+ENDPOINT_REFUSAL = -0.1
+"""The server itself refused the Host (nothing forged on the path): a site may refuse
+a Host for reasons of its own (a misconfiguration, a geo-block of its own)."""
 
 QUIC_TCP_CONTROL = 0.8
 """QUIC Initials unanswered whatever the SNI while TCP/443 to the same address answered:

@@ -55,6 +55,11 @@ class Verdicts:
     suppressed: list[Finding] = field(default_factory=list)
     """Findings a false-positive signature removed (its id in `signatures`), kept so
     `signatures test` and curious users can see what was suppressed and why."""
+    ended_early: list[str] = field(default_factory=list)
+    """Why the capture looks cut short (tests the probe planned that it does not hold,
+    answers not yet due when it ended); empty for a complete capture."""
+    capture_point: dict[str, Any] = field(default_factory=dict)
+    """Which end of the connections the capture was taken at (`ObservationIndex.capture_point`)."""
 
     def by_platform(self) -> tuple[dict[str, list[Finding]], dict[str, list[Check]]]:
         """Findings and checks grouped by platform id (the report's and the JSONL's rows)."""

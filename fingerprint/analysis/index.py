@@ -15,16 +15,20 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fingerprint.analysis.addresses import is_ip_address
+from fingerprint.analysis.confirm import ConfirmationRound
 from fingerprint.analysis.evidence import Baseline, EvidencePacket
 from fingerprint.analysis.flowstore import FlowGroup
 from fingerprint.analysis.observe import CaptureHints, DnsExchange, TcpFlow, compact_flow, header_only
-from fingerprint.analysis.outcome import SILENCE_AFTER_S, FlowOutcome, flow_outcome
+from fingerprint.analysis.outcome import SILENCE_AFTER_S, FlowOutcome, capture_end_of, flow_outcome
 from fingerprint.analysis.quic import QuicFlow
 from fingerprint.catalog import OTHER, Catalog
 from fingerprint.trust import CertVerdict, TrustStore
+
+if TYPE_CHECKING:
+    from fingerprint.analysis.residual import Residual
 
 MAX_FULL_ITEMS = 8
 """Attempts kept per target at full TTL: enough for a majority, bounded memory on big captures."""
@@ -49,6 +53,12 @@ TcpKey = tuple[str, int, str, str]
 """(server address, port, trigger kind: tls/http/tcp, SNI or Host or '')"""
 
 
+def flow_time(flow: TcpFlow) -> float:
+    """When the flow's certificate was seen, near enough: its trigger (or first packet).
+    Certificates are judged at this time, not today's (`TrustStore.check`)."""
+    return flow.trigger.ts if flow.trigger is not None else flow.first_ts
+
+
 class ObservationIndex:
     """Collects closed exchanges/flows (as the observer's sink) and indexes them by target."""
 
@@ -65,6 +75,12 @@ class ObservationIndex:
         self._kept: dict[tuple[Any, ...], Counter[int]] = defaultdict(Counter)
         self._whole: Counter[tuple[Any, ...]] = Counter()
         self._seen_answers: dict[str, tuple[Any, ...]] = {}
+        self.capture_ends: dict[str, Counter[str]] = defaultdict(Counter)
+        """Per client address, how many of its handshakes say the capture was taken at
+        the client or at the server (`capture_end_of`)."""
+        self.cert_notes: dict[tuple[str, int, str], str] = {}
+        """Certificate notes per (server, port, SNI) for the tested entry's detail: validity
+        at capture time, or why an untrusted-looking certificate is the server's own."""
         self.pack_closed = True
         """Pack closed flows no finding cites (off for the flows the capture's end closes)."""
         self._shared: dict[Any, Any] = {}
@@ -79,6 +95,11 @@ class ObservationIndex:
         self.quic_flows: list[QuicFlow] = []
         """Closed QUIC flows (`fingerprint.analysis.quic`), read by `rules.quic`."""
         self.quic_dropped = 0
+        self._anchor_proof: list[tuple[str, str]] | None = None
+        self._confirmation: tuple[object, ConfirmationRound | None] = (None, None)
+        self.residuals: dict[tuple[str, int] | None, Residual] | None = None
+        """Residual blocks by address and port (None: the client's whole address), found
+        once by `fingerprint.analysis.residual`."""
 
     # -- collection -----------------------------------------------------------
     def add_quic(self, flow: QuicFlow) -> None:
@@ -102,6 +123,10 @@ class ObservationIndex:
         return False if tried else None
 
     def add(self, item: DnsExchange | TcpFlow) -> None:
+        round_ = self.confirmation_round()
+        if round_ is not None and round_.claims(item):
+            # The confirmation round re-tests findings after the sweep: judged apart.
+            return
         key: tuple[Any, ...]
         if isinstance(item, DnsExchange):
             key = (item.resolver, item.qname, item.qtype)
@@ -129,6 +154,9 @@ class ObservationIndex:
             if flows is None:
                 flows = self.tcp_groups[key] = FlowGroup(item.server)  # type: ignore[index]
             group = flows
+            end = capture_end_of(item)
+            if end is not None:
+                self.capture_ends[item.client][end] += 1
             probe_ttl = item.trigger.ttl if item.trigger is not None else 0
             ttl = probe_ttl if item.trigger is not None else (item.syn.ttl if item.syn else 0)
             limited = (item.syn is not None and item.trigger is not None and probe_ttl < item.syn.ttl)
@@ -154,7 +182,7 @@ class ObservationIndex:
         rest only count, so they are reduced to header facts: memory per target
         stays small whatever the capture's length.
         """
-        outcome = flow.outcome = flow_outcome(flow, flow.closed_ts)
+        outcome = flow.outcome = flow_outcome(flow, flow.closed_ts, self.given_vantage())
         self._share_parsed(flow, outcome)
         if limited:
             return
@@ -196,6 +224,15 @@ class ObservationIndex:
         if flow.server_data:
             flow.server_data = shared.setdefault(flow.server_data, flow.server_data)
 
+    def confirmation_round(self) -> ConfirmationRound | None:
+        """The probe's confirmation round named in the hints (read again if they change)."""
+        notes = self.hints.raw.get("confirmation")
+        seen, round_ = self._confirmation
+        if notes is not seen:
+            round_ = ConfirmationRound.from_hints(self.hints.raw)
+            self._confirmation = (notes, round_)
+        return round_
+
     # -- per observation ------------------------------------------------------
     def dns_pending(self, exchange: DnsExchange) -> bool:
         """An unanswered query sent less than `SILENCE_AFTER_S` before the capture ended:
@@ -209,8 +246,30 @@ class ObservationIndex:
         """`flow_outcome`, computed once per flow."""
         cached = flow.outcome
         if cached is None:
-            cached = flow.outcome = flow_outcome(flow, self.capture_end)
+            cached = flow.outcome = flow_outcome(flow, self.capture_end, self.given_vantage())
         return cached
+
+    # -- capture point --------------------------------------------------------
+    def given_vantage(self) -> str | None:
+        """The capture end the user gave (`--vantage`), if any."""
+        given = self.hints.raw.get("capture_point")
+        return given if given in ("client", "server") else None
+
+    def seen_at_server(self, flow: TcpFlow) -> bool:
+        """Whether this flow was captured at its server (given, or guessed from its handshake)."""
+        return (self.given_vantage() or capture_end_of(flow)) == "server"
+
+    def capture_point(self) -> dict[str, Any]:
+        """Which end the capture was taken at, per client address (the report's
+        `capture_point`): a capture may mix clients, or both ends of one."""
+        given = self.given_vantage()
+        by_client = {client: (given or ends.most_common(1)[0][0])
+                     for client, ends in sorted(self.capture_ends.items())}
+        if not by_client:
+            return {}
+        ends = set(by_client.values())
+        return {"end": ends.pop() if len(ends) == 1 else "mixed", "by_client": by_client,
+                "source": "given" if given else "guessed"}
 
     # -- naming ---------------------------------------------------------------
     def platform_of_name(self, name: str) -> str:
@@ -352,8 +411,27 @@ class ObservationIndex:
         for flow in (f for group in self._tls_index.get((address, name), []) for f in group):
             outcome = self.outcome(flow)
             if outcome.flight is not None and outcome.flight.certificates:
-                return self.trust.check(outcome.flight.certificates, name)
+                return self.trust.check(outcome.flight.certificates, name, flow_time(flow))
         return None
+
+    def trusted_control_address(self, server: str) -> tuple[str, str] | None:
+        """(address, name) of a control address, other than `server`, whose certificate
+        for the name sent validates: proof that the trust store is complete."""
+        if self._anchor_proof is None:
+            proofs: list[tuple[str, str]] = []
+            for (address, _port, kind, sni), group in sorted(self.tcp_groups.items()):
+                if kind != "tls" or not sni or not self.is_control_address(address):
+                    continue
+                for flow in group:
+                    flight = self.outcome(flow).flight
+                    if flight is None or not flight.certificates:
+                        continue
+                    verdict = self.trust.check(flight.certificates, sni)
+                    if verdict.trusted and verdict.valid_for_name:
+                        proofs.append((address, sni))
+                        break
+            self._anchor_proof = proofs
+        return next(((a, n) for a, n in self._anchor_proof if a != server), None)
 
     def control_addresses_ok(self, server: str, port: int) -> bool | None:
         """Whether any control address (other than `server`) answered a SYN on `port`;

@@ -57,6 +57,8 @@ class Location:
     mode: Mode
     ttl_copying: bool | None
     basis: str
+    endpoint: bool = False
+    """The block came from the server's end (the server or a firewall beside it)."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mode": self.mode.value}
@@ -67,6 +69,8 @@ class Location:
         if self.ttl_copying is not None:
             out["ttl_copying"] = self.ttl_copying
         out["basis"] = self.basis
+        if self.endpoint:
+            out["endpoint"] = True  # added key: the block is at the endpoint, not on the path
         return out
 
 

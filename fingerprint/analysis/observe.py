@@ -138,6 +138,9 @@ class TcpFlow:
     """First client data packet (ClientHello or HTTP request)."""
     trigger_sends: int = 0
     client_closed_ts: float | None = None
+    client_closes: list[Packet] = field(default_factory=list)
+    """RST/FIN packets from the client address after the SYN-ACK (bounded).  At the
+    server end of a connection an injector's resets aimed at the server arrive here."""
     server_packets: list[Packet] = field(default_factory=list)
     """Packets from the server address after the trigger (bounded)."""
     server_packet_count: int = 0
@@ -417,8 +420,11 @@ class Observer:
                 flow.syn = pkt
                 flow.client_stream.base = (pkt.seq + 1) & 0xFFFFFFFF
             return
-        if flags & (FIN | RST) and flow.client_closed_ts is None:
-            flow.client_closed_ts = pkt.ts
+        if flags & (FIN | RST):
+            if flow.client_closed_ts is None:
+                flow.client_closed_ts = pkt.ts
+            if flow.synack is not None and len(flow.client_closes) < MAX_ICMP:
+                flow.client_closes.append(pkt)
         if pkt.payload:
             if flow.trigger is None:
                 flow.trigger = pkt
@@ -525,6 +531,8 @@ def compact_flow(flow: TcpFlow) -> None:
         flow.trigger = header_only(flow.trigger)
     if flow.icmp:
         flow.icmp = [header_only(p) for p in flow.icmp]
+    if flow.client_closes:
+        flow.client_closes = [header_only(p) for p in flow.client_closes]
     flow.server_packets = []
     flow.compact = True
 

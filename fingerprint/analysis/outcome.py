@@ -3,7 +3,8 @@
 The outcome is read by every rule family (tls, http, ip), by the flow store
 (which packs it as a number) and by the OONI builder (which maps it to a
 failure string), so it is a closed vocabulary here rather than strings written
-in each of them.
+in each of them.  A flow captured at its server (`capture_end_of`, or `--vantage`)
+is judged by what its remote client suffered (`remote_client_outcome`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class Outcome(StrEnum):
     """The SYN drew an ICMP/ICMPv6 destination unreachable."""
     NO_TRIGGER = "no_trigger"
     """Connected, but no ClientHello or request was sent."""
+    SERVED = "served"
+    """Seen at the server: the request arrived and nothing forged in the client's name
+    tore the connection down (`remote_client_outcome`)."""
 
     @property
     def is_connect_failure(self) -> bool:
@@ -57,7 +61,9 @@ class Outcome(StrEnum):
 CONNECT_FAILURES = frozenset({Outcome.CONNECT_TIMEOUT, Outcome.CONNECT_RESET, Outcome.CONNECT_ICMP})
 WORKING_TLS = frozenset({Outcome.TLS_OK, Outcome.ALERT, Outcome.TLS_OTHER})
 """The TLS server answered as a TLS server (an alert is still the server's own answer)."""
-WORKING = WORKING_TLS | {Outcome.HTTP_RESPONSE}
+WORKING = WORKING_TLS | {Outcome.HTTP_RESPONSE, Outcome.SERVED}
+SERVED_OK = frozenset({Outcome.SERVED})
+"""Seen at the server, the request was served: working for a TLS or an HTTP trigger alike."""
 FAILED = frozenset({Outcome.RESET, Outcome.FIN, Outcome.PLAINTEXT, Outcome.SILENCE})
 """Outcomes a trigger rule can call censorship."""
 UNDECIDED = frozenset({Outcome.PENDING, Outcome.NO_TRIGGER, Outcome.TIME_EXCEEDED})
@@ -93,12 +99,40 @@ _PENDING = Outcome.PENDING
 _PLAINTEXT = Outcome.PLAINTEXT
 _RESET = Outcome.RESET
 _SILENCE = Outcome.SILENCE
+_SERVED = Outcome.SERVED
 _TIME_EXCEEDED = Outcome.TIME_EXCEEDED
 _TLS_OK = Outcome.TLS_OK
 _TLS_OTHER = Outcome.TLS_OTHER
 
 
-def flow_outcome(flow: TcpFlow, capture_end: float) -> FlowOutcome:
+UNROUTED_TTLS = (64, 128, 255)
+"""Initial TTLs of common stacks: a packet still carrying one was captured on the host
+that sent it (no router has decremented it)."""
+
+
+def capture_end_of(flow: TcpFlow) -> str | None:
+    """Which end of the connection the capture was taken at, from the handshake.
+
+    At the server, SYNs arrive from outside (their TTL decremented by the path) while
+    the SYN-ACKs leave with an initial TTL; at the client it is the other way round.
+    None when the handshake does not say (no SYN-ACK, or both or neither routed).
+    """
+    if flow.syn is None or flow.synack is None:
+        return None
+    syn_routed = flow.syn.ttl not in UNROUTED_TTLS
+    synack_routed = flow.synack.ttl not in UNROUTED_TTLS
+    if syn_routed and not synack_routed:
+        return "server"
+    if synack_routed and not syn_routed:
+        return "client"
+    return None
+
+
+def flow_outcome(flow: TcpFlow, capture_end: float, vantage: str | None = None) -> FlowOutcome:
+    """What happened to one attempt.  `vantage` (client/server, `--vantage`) overrides
+    the capture end the handshake suggests."""
+    if flow.synack is not None and (vantage or capture_end_of(flow)) == "server":
+        return remote_client_outcome(flow)
     if flow.synack is None:
         unreachable = [p for p in flow.icmp if p.is_unreachable]
         if unreachable:
@@ -135,7 +169,8 @@ def flow_outcome(flow: TcpFlow, capture_end: float) -> FlowOutcome:
             injected.append(EvidencePacket(pkt, "injected", reasons, fields))
         if first_kind is None and (is_close or pkt.payload):
             if pkt.tcp_flags & FIN and not pkt.tcp_flags & RST and not pkt.payload \
-                    and _overtook_lost_data(pkt, flow.server_packets):
+                    and (_overtook_lost_data(pkt, flow.server_packets)
+                         or _servers_own_close(pkt, flow, trigger, reasons)):
                 continue
             decisive.append(pkt)
             if pkt.tcp_flags & RST:
@@ -171,6 +206,74 @@ def flow_outcome(flow: TcpFlow, capture_end: float) -> FlowOutcome:
     if flow.client_closed_ts is not None or waited >= SILENCE_AFTER_S:
         return FlowOutcome(_SILENCE)
     return FlowOutcome(_PENDING)
+
+
+def remote_client_outcome(flow: TcpFlow) -> FlowOutcome:
+    """An attempt seen at the server: what did the remote client suffer?
+
+    The server's own packets are what the server did and are no evidence of
+    censorship.  What an on-path injector sends towards the server claims to come
+    from the client; it is told apart by fields unlike the client's own packets (its
+    SYN, its request): a TTL more than a couple of hops off, another DF.  Such a RST
+    (or FIN) means the injector tore the connection down, and sent the same to the
+    client (Tripwire: Sundara Raman et al. 2020, Merino et al. 2021).  Without one,
+    the request reached the server: `served`.
+    """
+    if flow.trigger is None:
+        return FlowOutcome(_NO_TRIGGER)
+    baseline = Baseline()
+    if flow.syn is not None:
+        baseline.add(flow.syn)
+    if flow.syn is None or abs(flow.trigger.ttl - flow.syn.ttl) <= 2:
+        baseline.add(flow.trigger)
+    injected: list[EvidencePacket] = []
+    for pkt in flow.client_closes:
+        reasons = [r.replace("vs server", "vs client") for r in baseline.anomalies(pkt)]
+        if reasons:
+            injected.append(EvidencePacket(pkt, "injected", reasons,
+                                           packet_fields(pkt, flow.trigger)))
+    if injected:
+        packets = [e.packet for e in injected]
+        kind = _RESET if any(p.tcp_flags & RST for p in packets) else _FIN
+        return FlowOutcome(kind, packets[:8], injected, flow.flight, flow.response)
+    return FlowOutcome(_SERVED, [], [], flow.flight, flow.response)
+
+
+IDLE_CLOSE_S = 5.0
+"""A bare FIN this long after the trigger, with nothing from the server before it, is
+the server closing an idle connection (servers time out idle clients after seconds to
+a minute); an injector answers the trigger within a round trip or two."""
+
+
+def _continues_server_ip_id(pkt: Packet, flow: TcpFlow) -> bool:
+    """The packet's IP ID follows the server's own (a small step after its last one).
+    True when the server's IDs give nothing to compare with (zero or absent)."""
+    earlier = [p for p in (flow.synack, *flow.server_packets)
+               if p is not None and p.ts < pkt.ts and p.ip_id]
+    if not earlier or pkt.ip_id is None:
+        return True
+    last = earlier[-1].ip_id
+    assert last is not None
+    return 0 < (pkt.ip_id - last) & 0xFFFF <= 256
+
+
+def _servers_own_close(fin: Packet, flow: TcpFlow, trigger: Packet, reasons: list[str]) -> bool:
+    """A bare server FIN that is the server's ordinary close, not a censor's: its TTL, DF
+    and IP ID continue the server's own packets, and it comes after the client's own
+    FIN (the client ended the connection) or after a long silence (an idle timeout)."""
+    if reasons or not _continues_server_ip_id(fin, flow):
+        return False
+    if flow.synack is not None:
+        # Past the next byte the server owed: it sent data the capture did not record,
+        # and this FIN closes it; an injected FIN takes the next expected number.
+        owed = (flow.synack.seq + 1 + sum(len(p.payload) for p in flow.server_packets
+                                          if p.ts < fin.ts)) & 0xFFFFFFFF
+        if 0 < (fin.seq - owed) & 0xFFFFFFFF < 1 << 31:
+            return True
+    after_client = flow.client_closed_ts is not None and flow.client_closed_ts < fin.ts
+    idle = fin.ts - trigger.ts >= IDLE_CLOSE_S and not any(
+        p.payload for p in flow.server_packets if p.ts < fin.ts)
+    return after_client or idle
 
 
 def _overtook_lost_data(fin: Packet, server_packets: list[Packet]) -> bool:

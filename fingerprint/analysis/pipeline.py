@@ -128,6 +128,10 @@ def _analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary
                    trust: TrustStore, on_problem: ProblemSink,
                    vantage: CaptureHints | None = None) -> Result:
     pipeline = Pipeline(catalog, library, trust)
+    if vantage is not None and "capture_point" in vantage.raw:
+        # Flows are judged as they close, so which end the capture was taken at
+        # (`--vantage`) must be known before the first packet.
+        pipeline.hints.raw["capture_point"] = vantage.raw["capture_point"]
     result = Result(Verdicts(), 0, inputs=list(paths))
     label_files = len(paths) > 1
     for path in paths:

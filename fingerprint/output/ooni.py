@@ -47,6 +47,7 @@ from typing import Any
 
 from fingerprint import __version__
 from fingerprint.analysis.addresses import is_ip_address
+from fingerprint.analysis.coverage import cut_short_platforms
 from fingerprint.analysis.findings import Check, Finding, Verdicts
 from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.observe import DnsExchange, DnsResponse, TcpFlow
@@ -359,8 +360,8 @@ def _unanswered(waited: float, what: str, client_waits: bool) -> str:
 def _after_trigger_failure(outcome: FlowOutcome, flow: TcpFlow, capture_end: float,
                            tls: bool, client_waits: bool) -> str | None:
     kind = outcome.kind
-    if kind in ("tls_ok", "http_response"):
-        return None
+    if kind in ("tls_ok", "http_response", "served"):
+        return None  # served: seen at the server, the request arrived and was answered
     if kind == "reset":
         return Failure.CONNECTION_RESET.value
     if kind == "fin":
@@ -725,9 +726,15 @@ def build_measurements(analysis: ObservationIndex, verdicts: Verdicts, catalog: 
     suppressed: dict[tuple[str, str], list[Finding]] = defaultdict(list)
     for finding in verdicts.suppressed:
         suppressed[(finding.platform, finding.target)].append(finding)
+    ended_early = ({"reasons": list(verdicts.ended_early),
+                    "platforms": cut_short_platforms(verdicts)} if verdicts.ended_early else None)
     out = []
     for target, start, end, test_keys, x_fp in drafts:
         x_fp.update({"run_id": run, "source": source, "inputs": input_names})
+        if ended_early is not None:
+            # As the report's key: the capture was cut short, so targets it does not
+            # cover are not accessible.
+            x_fp["capture_ended_early"] = ended_early
         mine = suppressed.get((target.platform, target.target))
         if mine:
             # Why this target is `accessible` although an answer looked like blocking.

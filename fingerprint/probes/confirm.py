@@ -42,7 +42,6 @@ from fingerprint.probes import ip as ip_probe
 from fingerprint.probes import tls as tls_probe
 from fingerprint.probes.runner import Session
 
-NOTES_KEY = "confirmation"
 CONTROL_LEAD_S = 0.5
 """How long a DNS test waits for its control's answer before it goes anyway."""
 

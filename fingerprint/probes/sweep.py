@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fingerprint.analysis.addresses import is_bogon
+from fingerprint.analysis.confirm import NOTES_KEY as CONFIRMATION_NOTES_KEY
 from fingerprint.analysis.findings import Finding, Verdicts
 from fingerprint.analysis.observe import CaptureHints
 from fingerprint.analysis.pipeline import Pipeline
@@ -399,7 +400,10 @@ def _location_pending(verdicts: Verdicts, config: ProbeConfig) -> dict[str, list
     pending: dict[str, list[Finding]] = {}
     if not config.localise:
         return pending
-    for finding in verdicts.findings:
+    # A RST to the SYN shaped like a closed port's is suppressed as one, but a firewall's
+    # REJECT looks the same: TTL-limited SYNs tell them apart (analysis.rules.ip, reset.before_server).
+    closed_port_like = [f for f in verdicts.suppressed if f.technique == Technique.IP_RESET]
+    for finding in [*verdicts.findings, *closed_port_like]:
         if _needs_location(finding):
             pending.setdefault(finding.platform, []).append(finding)
     return pending
@@ -496,7 +500,7 @@ def run_probe(config: ProbeConfig, library: SignatureLibrary, trust: TrustStore,
                 progress.set_phase("confirming")
                 confirm_start = time.monotonic()
                 notes: dict[str, Any] = {"start": round(time.time(), 6), "tests": []}
-                plan.hints.raw[confirm.NOTES_KEY] = notes
+                plan.hints.raw[CONFIRMATION_NOTES_KEY] = notes
                 confirmations: list[Future[dict[str, Any]]] = []
                 confirm.run_confirmations(session, confirming, confirmations)
                 notes["tests"] = wait_all(confirmations, stop)

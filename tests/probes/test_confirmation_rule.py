@@ -18,9 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from fingerprint.probes.confirm import NOTES_KEY
+from fingerprint.analysis.confirm import NOTES_KEY
 from fingerprint.testing import replay
 from fingerprint.testing.craft import START, Capture, TcpFlow
 
@@ -80,8 +78,6 @@ def test_a_finding_the_confirmation_reproduces_stands(tmp_path: Path) -> None:
     assert result.status("twitter") == "blocked"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 case 5, phase 2: the analysis rule that reads "
-                   "the confirmation notes is not ported yet")
 def test_a_finding_the_confirmation_does_not_reproduce_is_inconclusive(tmp_path: Path) -> None:
     result = replay(_run(tmp_path, reproduces=False), catalog=tmp_path / "catalog.yaml")
     assert result.status("twitter") == "inconclusive"

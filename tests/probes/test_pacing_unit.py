@@ -15,11 +15,12 @@ from typing import Any
 
 from click.testing import CliRunner
 
+from fingerprint.analysis.confirm import NOTES_KEY
 from fingerprint.analysis.findings import Finding
 from fingerprint.analysis.observe import CaptureHints
 from fingerprint.model import Technique
 from fingerprint.probes.cli import probe
-from fingerprint.probes.confirm import NOTES_KEY, plan_confirmations
+from fingerprint.probes.confirm import plan_confirmations
 from fingerprint.probes.runner import (
     DEFAULT_IN_FLIGHT,
     DEFAULT_PER_DESTINATION,

@@ -9,13 +9,16 @@
 * `ech`: tls.ech_drop, tls.ech_reset (ClientHellos with ECH/ESNI against the same without)
 * `quic`: quic.sni_drop, quic.drop (QUIC flows, `fingerprint.analysis.quic`)
 
-`decide` runs them all.  Confidence values come from `fingerprint.analysis.confidence`.
+`decide` runs them all, then `confirm.judge` (the probe's confirmation round) and
+`coverage` (a capture cut short).  Confidence values come from `fingerprint.analysis.confidence`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from fingerprint.analysis import confirm
+from fingerprint.analysis.coverage import coverage
 from fingerprint.analysis.findings import Verdicts
 from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.rules import dns, ech, ip, trigger
@@ -25,12 +28,17 @@ from fingerprint.analysis.rules import quic as quic_rules
 def decide(index: ObservationIndex) -> Verdicts:
     """Every rule over a finished index: findings, candidates and checks."""
     out = Verdicts()
+    out.capture_point = index.capture_point()
     dns.verdicts(index, out)
     for (server, port), groups in index.servers():
         ip.verdict(index, server, port, groups, out)
         trigger.verdicts(index, server, port, groups, out)
         ech.verdicts(index, server, port, groups, out)
     quic_rules.verdicts(index, out)
+    # After every rule: the confirmation round judges the findings it re-tested, and a
+    # capture cut short leaves the planned tests it does not hold failed.
+    confirm.judge(index, out)
+    coverage(index, out)
     vantage = vantage_context(index)
     for finding in (*out.findings, *out.candidates):
         finding.context.update(vantage)

@@ -109,11 +109,22 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
         answer_sets = {(r.message.rcode, frozenset(r.message.addresses)) for r in ex.responses}
         if len(answer_sets) > 1:
             genuine = _pick_genuine(ex, baseline)
+            genuine_answer = (genuine.message.rcode, frozenset(genuine.message.addresses))
+            genuine_fields = (genuine.packet.ttl, genuine.packet.df)
 
-            def role_of(r: DnsResponse, genuine: DnsResponse = genuine) -> tuple[str, list[str]]:
+            def role_of(r: DnsResponse, genuine: DnsResponse = genuine,
+                        genuine_answer: Any = genuine_answer,
+                        genuine_fields: Any = genuine_fields) -> tuple[str, list[str]]:
+                # The genuine answer is chosen in one query; the labels cover up to four.
+                # Another query's answer with the genuine one's addresses and IP fields
+                # (a late genuine answer) is genuine too.
                 if r is genuine:
                     return "genuine", []
-                return "injected", baseline.anomalies(r.packet) or ["answer differs from the later response"]
+                anomalies = baseline.anomalies(r.packet)
+                if not anomalies and (r.message.rcode, frozenset(r.message.addresses)) \
+                        == genuine_answer and (r.packet.ttl, r.packet.df) == genuine_fields:
+                    return "genuine", []
+                return "injected", anomalies or ["answer differs from the later response"]
             ev = response_evidence(role_of)
             context["injected.count"] = sum(1 for e in ev if e.injected)
             return make(Technique.DNS_INJECTION, conf + confidence.RACING_DNS_ANSWERS,

@@ -1,7 +1,8 @@
 """IP rules: an address that does not complete the TCP handshake while control addresses do.
 
 Techniques: ip.blackhole (SYNs unanswered), ip.reset (RST to the SYN), ip.reject
-(ICMP/ICMPv6 destination unreachable).
+(ICMP/ICMPv6 destination unreachable; with some SYNs unanswered too, or only on
+another port of the address, it is still ip.reject alone: routers rate-limit ICMP).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from fingerprint.analysis.findings import Check, Finding, Verdicts, count_of
 from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.locate import Seen, SeriesPoint, locate
 from fingerprint.analysis.observe import TcpFlow
-from fingerprint.analysis.outcome import Outcome
+from fingerprint.analysis.outcome import FlowOutcome, Outcome
+from fingerprint.analysis.residual import residual, start_of
 from fingerprint.catalog import OTHER
 from fingerprint.model import Technique
 
@@ -38,6 +40,11 @@ def verdict(index: ObservationIndex, server: str, port: int,
     if index.is_control_address(server):
         return
     platform = index.platform_of_address(server)
+    block = residual(index, server, port) if failed else None
+    if block is not None and block.covers(server, port) and connected:
+        # Attempts that failed after a trigger had the client blocked, on an address
+        # that connected before it, are the residual block's, not the address's.
+        failed = [(f, o) for f, o in failed if start_of(f) <= block.start]
     if not failed:
         if connected and platform != OTHER:
             out.checks.append(Check(platform, server, "ip", True, None, f"{server}:{port}"))
@@ -46,9 +53,21 @@ def verdict(index: ObservationIndex, server: str, port: int,
         return  # mostly reachable: transient loss, not a block
     kinds = Counter(o.kind for _f, o in failed)
     majority, _ = kinds.most_common(1)[0]
+    rate_limited = False
+    if set(kinds) == {Outcome.CONNECT_TIMEOUT} and rejected_elsewhere(index, server, port):
+        # Silent here, ICMP unreachable on another port of the same address.
+        rate_limited = True
+        majority = Outcome.CONNECT_ICMP
+    elif kinds[Outcome.CONNECT_ICMP] and set(kinds) <= {Outcome.CONNECT_ICMP,
+                                                        Outcome.CONNECT_TIMEOUT}:
+        # Some SYNs drew ICMP unreachable and the others nothing: routers rate-limit
+        # the ICMP they send (RFC 1812 4.3.2.8), so the silent ones were rejected too:
+        # ip.reject alone, never ip.reject plus ip.blackhole.
+        rate_limited = majority is not Outcome.CONNECT_ICMP
+        majority = Outcome.CONNECT_ICMP
     control_ok = index.control_addresses_ok(server, port)
     technique = CONNECT_TECHNIQUES[majority]
-    flow, outcome = next((f, o) for f, o in failed if o.kind == majority)
+    flow, outcome = next(((f, o) for f, o in failed if o.kind == majority), failed[0])
     if control_ok is False:
         out.checks.append(Check(platform, server, "ip", False, False, f"{server}:{port}"))
         return
@@ -66,6 +85,9 @@ def verdict(index: ObservationIndex, server: str, port: int,
         ev.append(EvidencePacket(pkt, "response", [], fields))
     notes = [f"{len(failed)} of {count_of(len(full), 'connection attempt')} to {server}:{port}: "
              f"{majority}"]
+    if rate_limited or (majority is Outcome.CONNECT_ICMP and kinds[Outcome.CONNECT_TIMEOUT]):
+        notes.append(f"{kinds[Outcome.CONNECT_ICMP]} drew ICMP unreachable (here or on another "
+                     f"port), {kinds[Outcome.CONNECT_TIMEOUT]} nothing: ICMP rate limiting")
     if control_ok:
         notes.append("control addresses answered on the same port")
     elif control_ok is None:
@@ -78,9 +100,74 @@ def verdict(index: ObservationIndex, server: str, port: int,
                       context=context)
     limited = [f for f in flows if f not in full]
     if limited:
-        pts = [SeriesPoint(f.syn.ttl, Seen.TIME_EXCEEDED if f.icmp else Seen.SILENCE,
-                           next((p.src for p in f.icmp if p.is_time_exceeded), None), bool(f.icmp))
-               for f in limited if f.syn is not None]
+        pts = [syn_point(index, f) for f in limited if f.syn is not None]
         finding.location = locate(pts, [], "drop" if technique == Technique.IP_BLACKHOLE else "inject")
+        if technique == Technique.IP_RESET:
+            reset_before_server(index, finding, limited, [o for _f, o in failed])
     out.findings.append(finding)
     out.checks.append(Check(platform, server, "ip", False, control_ok, f"{server}:{port}"))
+
+
+def syn_point(index: ObservationIndex, flow: TcpFlow) -> SeriesPoint:
+    """A TTL-limited SYN: expired at a router, answered by a RST (the reaction), or lost."""
+    assert flow.syn is not None
+    outcome = index.outcome(flow)
+    router = next((p.src for p in flow.icmp if p.is_time_exceeded), None)
+    if outcome.kind is Outcome.CONNECT_RESET and outcome.decisive:
+        return SeriesPoint(flow.syn.ttl, Seen.ANOMALY, router, router is not None,
+                           outcome.decisive[0].ttl)
+    return SeriesPoint(flow.syn.ttl, Seen.TIME_EXCEEDED if router else Seen.SILENCE, router,
+                       router is not None)
+
+
+def reset_before_server(index: ObservationIndex, finding: Finding, limited: list[TcpFlow],
+                        failed: list[FlowOutcome]) -> None:
+    """Mark an ip.reset whose RST leaves a box on the path, not the server
+    (`reset.before_server`).
+
+    A RST to the SYN shaped like the kernel's (seq 0, window 0, DF, IP ID 0) is what a
+    closed port sends, and also what a Linux firewall's REJECT --reject-with tcp-reset
+    builds.  TTL-limited SYNs tell them apart: the first TTL k that draws the RST, and
+    the router that expired TTL k-1.  A server's RST crosses one router more than that
+    router's time exceeded, so it arrives with a lower IP TTL (same initial TTL); a RST
+    arriving with exactly the IP TTL of that time exceeded left the same distance: the
+    box at that hop resets SYNs it should have forwarded.  Every RST (limited and full)
+    must agree, and no router may answer at or beyond k.
+    """
+    resets: dict[int, int] = {}
+    exceeded: dict[int, tuple[str, int]] = {}
+    for flow in limited:
+        if flow.syn is None:
+            continue
+        outcome = index.outcome(flow)
+        icmp = next((p for p in flow.icmp if p.is_time_exceeded), None)
+        if outcome.kind is Outcome.CONNECT_RESET and outcome.decisive:
+            resets[flow.syn.ttl] = outcome.decisive[0].ttl
+        elif icmp is not None:
+            exceeded[flow.syn.ttl] = (icmp.src, icmp.ttl)
+    if not resets:
+        return
+    first = min(resets)
+    before = exceeded.get(first - 1)
+    if before is None or any(ttl >= first for ttl in exceeded):
+        return
+    router, router_ttl = before
+    rst_ttls = set(resets.values()) | {o.decisive[0].ttl for o in failed
+                                       if o.kind is Outcome.CONNECT_RESET and o.decisive}
+    if rst_ttls != {router_ttl}:
+        return
+    finding.context["reset.before_server"] = True
+    finding.notes.append(
+        f"the RSTs arrive with IP TTL {router_ttl}, as the time exceeded of {router} "
+        f"(SYN TTL {first - 1}) does, and first answer SYN TTL {first}: they leave that "
+        "box on the path, not the server behind it (a server's RST crosses one router more)")
+
+
+def rejected_elsewhere(index: ObservationIndex, server: str, port: int) -> bool:
+    """Whether a SYN to another port of `server` drew ICMP unreachable."""
+    for (addr, p, _k, _n), flows in index.tcp_groups.items():
+        if addr == server and p != port and any(
+                f.synack is None and index.outcome(f).kind is Outcome.CONNECT_ICMP
+                for f in flows):
+            return True
+    return False

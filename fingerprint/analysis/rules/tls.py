@@ -1,17 +1,22 @@
 """TLS rules for a ClientHello that got the server's answer: interception and throttling.
 
-Techniques: tls.mitm (a certificate not valid for the SNI while the control SNI
-on the same address gets a trusted one), tls.sni_throttle (the SNI's transfer
+Techniques: tls.mitm (a chain that leads to no trusted root while the control SNI
+on the same address gets a trusted one; or, address-wide, the control SNI on the
+same address intercepted too while a control name validates on a control address
+of its own; validity dates judged at the capture's time, an expired certificate is
+a note, never interception by itself), tls.sni_throttle (the SNI's transfer
 far slower than the control's).  The failure techniques (tls.sni_reset,
 tls.sni_fin, tls.sni_drop) are decided in `trigger`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from fingerprint.analysis import confidence
 from fingerprint.analysis.evidence import EvidencePacket, flow_evidence, packet_fields
 from fingerprint.analysis.findings import Finding
-from fingerprint.analysis.index import ObservationIndex
+from fingerprint.analysis.index import ObservationIndex, flow_time
 from fingerprint.analysis.observe import TcpFlow
 from fingerprint.analysis.outcome import FlowOutcome
 from fingerprint.model import Technique
@@ -40,24 +45,61 @@ def success_checks(index: ObservationIndex, name: str, server: str, platform: st
         flight = outcome.flight
         if flight is None or not flight.certificates:
             continue
-        verdict = index.trust.check(flight.certificates, name)
-        if verdict.trusted and verdict.valid_for_name:
+        at = flow_time(flow)
+        verdict = index.trust.check(flight.certificates, name, at)
+        note_key = (server, flow.server_port, name)
+        if verdict.note:
+            # Expired at capture time, or validity unknown: said, never tls.mitm by itself.
+            index.cert_notes[note_key] = verdict.note
+        if verdict.trusted:
+            # A chain to a trusted root is not interception, even for another name:
+            # that is the server's default certificate for a name it does not host.
+            if not verdict.valid_for_name:
+                index.cert_notes[note_key] = (
+                    f"trusted certificate for another name ({verdict.subject}): the "
+                    "server's own, not interception")
             break
-        control_trusted = [index.trust.check(o.flight.certificates, None).trusted
+        control_leaves = {o.flight.certificates[0] for o in coutcomes
+                          if o.flight and o.flight.certificates}
+        if flight.certificates[0] in control_leaves:
+            # The very certificate the control SNI got from this server: the server's
+            # own answer to every name (an interceptor forges one per name).
+            index.cert_notes[note_key] = (
+                f"untrusted certificate ({verdict.subject}), the same the control SNI got "
+                "from this server: the server's own")
+            break
+        control_trusted = [index.trust.check(o.flight.certificates, None, at).trusted
                            for o in coutcomes if o.flight and o.flight.certificates]
-        if control_trusted and not any(control_trusted):
+        # A control name whose certificate validates on its own (control) address proves
+        # the trust anchors are fine.
+        anchors = index.trusted_control_address(server)
+        address_wide = bool(control_trusted) and not any(control_trusted)
+        if address_wide and anchors is None:
             # The control is intercepted too: nothing SNI-triggered to report, and no
             # genuine certificate either (all TLS intercepted, or trust anchors missing).
             return UNTRUSTED_EVERYWHERE
-        conf = confidence.base(bool(control_trusted))
+        conf = confidence.base(bool(control_trusted) or anchors is not None)
         ev = flow_evidence(flow, outcome)
+        # The certificate's packets, unless the flow's evidence has them already (the
+        # first data packet is its decisive one).
+        cited = {id(e.packet) for e in ev}
         ev.extend(EvidencePacket(p, "response", [], packet_fields(p, flow.trigger))
-                  for p in flow.server_packets[:2] if p.payload)
-        context = {"trigger.sni": name, "tls.cert.issuer": verdict.issuer,
-                   "tls.cert.subject": verdict.subject, "outcome": "mitm"}
+                  for p in flow.server_packets[:2] if p.payload and id(p) not in cited)
+        context: dict[str, Any] = {"trigger.sni": name, "tls.cert.issuer": verdict.issuer,
+                                   "tls.cert.subject": verdict.subject, "outcome": "mitm",
+                                   "tls.mitm.scope": "address" if address_wide else "sni"}
         notes = [f"certificate for {name}: {verdict.reason}; issuer {verdict.issuer}"]
-        if control_trusted:
+        if verdict.note:
+            notes.append(verdict.note)
+        if address_wide:
+            notes.append(f"every TLS connection to {server} is intercepted: the control SNI "
+                         "on the same address got an untrusted certificate too")
+        elif control_trusted:
             notes.append("control SNI on the same address got a trusted certificate")
+        if anchors is not None:
+            context["tls.control_address"] = anchors[0]
+            notes.append(f"the control name {anchors[1]} validates on its own address "
+                         f"{anchors[0]}: the trust anchors are fine")
         return Finding(platform, name, Technique.TLS_MITM, conf, server, evidence=ev,
                        notes=notes, context=context)
     # Throughput: a throttled SNI transfers far slower than the control on the same address.

@@ -5,6 +5,10 @@ SNI / Host (or none) on the same address and port.  The majority outcome of
 the attempts that reached the server decides: a failure (reset, fin, injected
 plaintext, silence) is one of the `FAILED_TECHNIQUES`; a working answer goes on
 to the family's own checks (`tls.success_checks`, `http.response_check`).
+The same plain answer the control got from the server is the server's own
+(`same_answer_as_control`); a control that failed otherwise than the target does
+not hide an injected block (`failed_otherwise`); runs with TTL-limited attempts
+only are judged target against control at equal TTL (`traceroute_verdict`).
 """
 
 from __future__ import annotations
@@ -13,15 +17,26 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from fingerprint.analysis import confidence
+from fingerprint.analysis.coverage import ENDED_BEFORE_ANSWER
 from fingerprint.analysis.evidence import flow_evidence
 from fingerprint.analysis.findings import Check, Finding, Verdicts, count_of
 from fingerprint.analysis.index import ECH_KIND, ObservationIndex
 from fingerprint.analysis.locate import Location, Seen, SeriesPoint, locate
 from fingerprint.analysis.observe import TcpFlow
-from fingerprint.analysis.outcome import FAILED, UNDECIDED, WORKING, WORKING_TLS, FlowOutcome, Outcome
+from fingerprint.analysis.outcome import (
+    FAILED,
+    SERVED_OK,
+    UNDECIDED,
+    WORKING,
+    WORKING_TLS,
+    FlowOutcome,
+    Outcome,
+)
+from fingerprint.analysis.residual import residual, start_of
 from fingerprint.analysis.rules import http, tls
 from fingerprint.capture.packet import FIN, RST
-from fingerprint.model import Technique
+from fingerprint.catalog import OTHER
+from fingerprint.model import Mode, Technique
 
 FAILED_TECHNIQUES = {
     ("tls", Outcome.RESET): Technique.TLS_SNI_RESET, ("tls", Outcome.FIN): Technique.TLS_SNI_FIN,
@@ -31,6 +46,10 @@ FAILED_TECHNIQUES = {
 }
 """(trigger kind, majority outcome) -> technique, for every outcome in `FAILED`."""
 DROP_TECHNIQUES = (Technique.TLS_SNI_DROP, Technique.HTTP_DROP)
+PORT_KINDS = {443: "tls", 80: "http"}
+CONNECT_WHY = {Outcome.CONNECT_RESET: "reset (RST to the SYN)",
+               Outcome.CONNECT_TIMEOUT: "unanswered",
+               Outcome.CONNECT_ICMP: "refused by ICMP unreachable"}
 
 
 def verdicts(index: ObservationIndex, server: str, port: int,
@@ -47,8 +66,57 @@ def verdicts(index: ObservationIndex, server: str, port: int,
                 controls_by_kind["tls"].extend(flows)
         elif kind in ("tls", "http"):
             targets.append((kind, name, flows))
+    working = frozenset((kind, name) for kind, name, flows in targets
+                        if mostly_working(index, kind, flows))
     for kind, name, flows in targets:
-        target_verdict(index, server, port, kind, name, flows, controls_by_kind[kind], out)
+        target_verdict(index, server, port, kind, name, flows, controls_by_kind[kind], out,
+                       working)
+    if not targets:
+        untested(index, server, port, [f for _k, _n, fs in groups for f in fs], out)
+
+
+def untested(index: ObservationIndex, server: str, port: int, flows: list[TcpFlow],
+             out: Verdicts) -> None:
+    """A platform's address where no connection got far enough to test TLS or HTTP.
+
+    The address check alone (a RST or silence to the SYN) says nothing of TLS or HTTP:
+    when no connection on the port completed its handshake, that kind of test never ran,
+    so the platform cannot be called accessible from it (a RST shaped like a closed
+    port's, which a false-positive signature clears of ip.reset, included).
+    """
+    kind = PORT_KINDS.get(port)
+    if kind is None or index.is_control_address(server):
+        return
+    platform = index.platform_of_address(server)
+    if platform == OTHER:
+        return
+    if any(f.synack is not None for f in flows):
+        block = residual(index, server, port)
+        if block is not None and block.covers(server, port) and any(
+                f.synack is None and index.outcome(f).kind.is_connect_failure
+                and start_of(f) > block.start for f in flows):
+            out.checks.append(Check(platform, server, kind, False, None,
+                                    f"no {kind.upper()} test ran: connections to "
+                                    f"{server}:{port} failed during {block.describe()}"))
+        return
+    outcomes = Counter(index.outcome(f).kind for f in flows)
+    outcomes.pop(Outcome.PENDING, None)
+    outcomes.pop(Outcome.TIME_EXCEEDED, None)
+    if not outcomes:
+        return
+    majority = outcomes.most_common(1)[0][0]
+    out.checks.append(Check(platform, server, kind, False, index.control_addresses_ok(server, port),
+                            f"no {kind.upper()} test ran: every connection to {server}:{port} "
+                            f"was {CONNECT_WHY.get(majority, majority)}"))
+
+
+def mostly_working(index: ObservationIndex, kind: str, flows: list[TcpFlow]) -> bool:
+    """Most full-TTL attempts of this name got the service's normal answer."""
+    working = (WORKING_TLS if kind == "tls" else {Outcome.HTTP_RESPONSE}) | SERVED_OK
+    kinds = [index.outcome(f).kind for f in flows if f.trigger is not None
+             and f.synack is not None and not (f.syn is not None and f.trigger.ttl < f.syn.ttl)]
+    kinds = [k for k in kinds if k not in UNDECIDED]
+    return bool(kinds) and sum(k in working for k in kinds) * 2 > len(kinds)
 
 
 def reaching(index: ObservationIndex, flows: list[TcpFlow], all_flows: list[TcpFlow]
@@ -81,18 +149,51 @@ def reaching(index: ObservationIndex, flows: list[TcpFlow], all_flows: list[TcpF
 
 
 def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, name: str,
-                   flows: list[TcpFlow], controls: list[TcpFlow], out: Verdicts) -> None:
+                   flows: list[TcpFlow], controls: list[TcpFlow], out: Verdicts,
+                   names_working: frozenset[tuple[str, str]] = frozenset()) -> None:
+    """One target against its controls.  `names_working`: (kind, name) on this address
+    and port whose attempts mostly worked (`failed_otherwise`)."""
     platform = index.platform_of_name(name)
     every = flows + controls
     full, limited = reaching(index, flows, every)
     cfull, _climited = reaching(index, controls, every)
     outcomes = [(f, index.outcome(f)) for f in full]
+    pending = sum(o.kind is Outcome.PENDING for _f, o in outcomes)
     outcomes = [(f, o) for f, o in outcomes if o.kind not in UNDECIDED]
+    label = f"{name} at {server}:{port}"
     if not outcomes:
+        if pending:
+            # The capture ended before any answer to this test was due: not tested.
+            out.checks.append(Check(platform, name, kind, False, None,
+                                    f"{label}: {ENDED_BEFORE_ANSWER}"))
+        elif not full and limited:
+            traceroute_verdict(index, server, port, kind, name, platform, limited, controls, out)
         return
-    coutcomes = [index.outcome(f) for f in cfull]
-    coutcomes = [o for o in coutcomes if o.kind not in UNDECIDED]
-    working = WORKING_TLS if kind == "tls" else {Outcome.HTTP_RESPONSE}
+    cpairs = [(f, index.outcome(f)) for f in cfull]
+    cpairs = [(f, o) for f, o in cpairs if o.kind not in UNDECIDED]
+    coutcomes = [o for _f, o in cpairs]
+    working = (WORKING_TLS if kind == "tls" else {Outcome.HTTP_RESPONSE}) | SERVED_OK
+    # Only a failure (of the target or of a control) can be a residual block's.
+    block = residual(index, server, port) if any(
+        o.kind not in working for _f, o in [*outcomes, *cpairs]) else None
+    residual_notes: list[str] = []
+    if block is not None and block.covers(server, port):
+        # Order of events: a control that failed only after the trigger, while the
+        # client was under residual blocking, says nothing about this address.
+        late_failed = [o for f, o in cpairs if start_of(f) > block.start and o.kind not in working]
+        if late_failed:
+            coutcomes = [o for f, o in cpairs if start_of(f) <= block.start or o.kind in working]
+            residual_notes.append(f"{len(late_failed)} control attempt(s) that failed after "
+                                  "the trigger, during residual blocking, are not counted")
+        failing_starts = [f.trigger.ts for f, o in outcomes
+                          if o.kind in FAILED and f.trigger is not None]
+        if not block.is_trigger(name, server, port) and (server, port) in block.failed_at \
+                and failing_starts and min(failing_starts) > block.start:
+            # This target failed only after another trigger had the client blocked, and
+            # other connections to its address failed in that time too.
+            out.checks.append(Check(platform, name, kind, False, None,
+                                    f"{label}: failed only during {block.describe()}"))
+            return
     control_ok: bool | None = None
     if coutcomes:
         control_ok = sum(o.kind in working for o in coutcomes) * 2 >= len(coutcomes)
@@ -102,7 +203,13 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
     if majority is Outcome.SILENCE and working_kinds and working_kinds[0][1] >= top:
         # Loss can make an attempt silent, never make one work: a tie is not a drop.
         majority = working_kinds[0][0]
-    label = f"{name} at {server}:{port}"
+    if same_answer_as_control(majority, outcomes, coutcomes):
+        # The server answers every name so (a non-TLS or closing server): its own
+        # behaviour, not a censor's.
+        out.checks.append(Check(platform, name, kind, True, True,
+                                f"{label}: the same {majority} answer the control got "
+                                "from this server: the server's own"))
+        return
     finding: Finding | None = None
     if majority in FAILED:
         finding = failed_trigger(index, kind, name, server, platform, majority, outcomes,
@@ -120,16 +227,72 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
         out.candidates.append(finding)
         finding = None
     ok = finding is None and majority not in FAILED
-    out.checks.append(Check(platform, name, kind, ok, control_ok, label))
+    note = index.cert_notes.get((server, port, name))
+    out.checks.append(Check(platform, name, kind, ok, control_ok,
+                            f"{label}: {note}" if note else label))
     if finding is None:
         return
-    if control_ok is False:
+    if control_ok is False and not failed_otherwise(kind, name, finding, coutcomes,
+                                                    names_working):
         # Target and control fail alike: an outage or a blocked address, not SNI/Host filtering.
         out.checks[-1].ok = False
         return
-    if limited:
+    if limited and finding.location is None:
         finding.location = tcp_location(index, finding, limited, controls)
+    if block is not None and block.is_trigger(name, server, port):
+        finding.notes.append(block.describe())
+        finding.context["residual.scope"] = block.scope
+        finding.context["residual.seconds"] = block.seconds
+    finding.notes.extend(residual_notes)
     out.findings.append(finding)
+
+
+def failed_otherwise(kind: str, name: str, finding: Finding, coutcomes: list[FlowOutcome],
+                     names_working: frozenset[tuple[str, str]]) -> bool:
+    """The control failed, but not as the target did, and the address works.
+
+    The target's failure carries injected packets, no control attempt drew one of the
+    same kind, and another name on the same address and port mostly worked: the
+    control met a block of its own (e.g. ECH without an outer SNI, blocked by itself),
+    not an outage, so the target's injected answer is SNI (Host) filtering.  Said in
+    the finding's notes, its confidence capped (`confidence.CONTROL_FAILED_OTHERWISE`).
+    """
+    outcome_kind = finding.context.get("outcome")
+    injected = finding.context.get("injected.count", 0) and any(
+        e.injected for e in finding.evidence)
+    if not injected or any(o.kind == outcome_kind and o.injected for o in coutcomes):
+        return False
+    others = sorted(n for k, n in names_working if k == kind and n != name)
+    if not others:
+        return False
+    control_kinds = ", ".join(sorted({o.kind for o in coutcomes}))
+    finding.notes.append(f"the control failed differently ({control_kinds}); other names "
+                         f"on this address worked ({', '.join(others[:3])})")
+    finding.confidence = confidence.capped(min(finding.confidence,
+                                               confidence.CONTROL_FAILED_OTHERWISE))
+    return True
+
+
+def same_answer_as_control(majority: Outcome, outcomes: list[tuple[TcpFlow, FlowOutcome]],
+                           coutcomes: list[FlowOutcome]) -> bool:
+    """Target and control drew the same uninjected plain answer from one server (e.g.
+    a custom server answering every ClientHello with a few non-TLS bytes)."""
+    if majority is not Outcome.PLAINTEXT or not coutcomes:
+        # A bare FIN for every name could as well be a censor blocking the address.
+        return False
+    failing = [o for _f, o in outcomes if o.kind == majority]
+    if any(o.injected for o in failing) or any(o.injected for o in coutcomes):
+        return False
+    control_kind, _n = Counter(o.kind for o in coutcomes).most_common(1)[0]
+    if control_kind != majority:
+        return False
+
+    def answer(o: FlowOutcome) -> bytes:
+        return b"".join(p.payload for p in o.decisive)
+
+    # The same bytes or at least the same length (a counter or nonce may vary).
+    return {len(answer(o)) for o in failing} <= {len(answer(o)) for o in coutcomes
+                                                 if o.kind == majority}
 
 
 def failed_trigger(index: ObservationIndex, kind: str, name: str, server: str, platform: str,
@@ -167,6 +330,9 @@ def failed_trigger(index: ObservationIndex, kind: str, name: str, server: str, p
         notes.append("no control for this address in the capture")
     if outcome.injected:
         notes.append("injected: " + "; ".join(outcome.injected[0].reasons))
+    if index.seen_at_server(flow):
+        notes.append(f"seen at the server: the remote client {flow.client}'s connection was "
+                     "torn down by packets forged in its name")
     return Finding(platform, name, technique, confidence.capped(conf), server,
                    evidence=evidence, notes=notes, context=context)
 
@@ -191,3 +357,91 @@ def tcp_location(index: ObservationIndex, finding: Finding, limited: list[TcpFlo
     climited = [f for f in controls if f.trigger is not None and f.syn is not None
                 and f.trigger.ttl < f.syn.ttl]
     return locate([point(f) for f in limited], [point(f) for f in climited], kind)
+
+
+TRACEROUTE_REPLIES = WORKING | {Outcome.RESET, Outcome.FIN, Outcome.PLAINTEXT}
+"""What a TTL-limited trigger can draw besides ICMP time exceeded or nothing."""
+TRACEROUTE_SILENT = frozenset({Outcome.SILENCE, Outcome.PENDING})
+
+
+def traceroute_verdict(index: ObservationIndex, server: str, port: int, kind: str, name: str,
+                       platform: str, limited: list[TcpFlow], controls: list[TcpFlow],
+                       out: Verdicts) -> None:
+    """Runs with no full-TTL attempt (CenTrace's shape: the trigger's TTL rises until
+    something other than ICMP time exceeded comes back, then the run stops).
+
+    The target is judged against the control at equal TTL: blocked from the first
+    TTL where the target draws a reply (RST, FIN, data) the control at that TTL does
+    not, or from where the target goes silent at two or more TTLs at which the
+    control got past (an ICMP from a router further on, or an answer).  The
+    technique follows from what came back; the hop is that TTL; the router is the
+    source of the last ICMP time exceeded before it (CenTrace names it).
+    """
+    climited = [f for f in controls if f.trigger is not None and f.syn is not None
+                and f.trigger.ttl < f.syn.ttl]
+    if not climited:
+        return  # nothing to compare with at equal TTL
+    censor_replies = {Outcome.RESET, Outcome.FIN, Outcome.PLAINTEXT}
+    if kind == "tls":
+        censor_replies.add(Outcome.HTTP_RESPONSE)
+    got_past = TRACEROUTE_REPLIES | {Outcome.TIME_EXCEEDED}
+    target_at: dict[int, list[tuple[TcpFlow, FlowOutcome]]] = defaultdict(list)
+    control_at: dict[int, set[Outcome]] = defaultdict(set)
+    for f in limited:
+        assert f.trigger is not None
+        target_at[f.trigger.ttl].append((f, index.outcome(f)))
+    for f in climited:
+        assert f.trigger is not None
+        control_at[f.trigger.ttl].add(index.outcome(f).kind)
+    paired = [t for t in sorted(target_at) if t in control_at]
+    first: int | None = None
+    failing: list[tuple[TcpFlow, FlowOutcome]] = []
+    for ttl in paired:
+        got = target_at[ttl]
+        reply = [(f, o) for f, o in got if o.kind in censor_replies
+                 or (kind == "http" and o.kind is Outcome.HTTP_RESPONSE and o.injected)]
+        if reply and not control_at[ttl] & TRACEROUTE_REPLIES:
+            first, failing = ttl, reply
+            break
+        silent = all(o.kind in TRACEROUTE_SILENT for _f, o in got)
+        if silent and control_at[ttl] & got_past:
+            # Silent from here on, at two TTLs at least (one lost trigger is not a drop).
+            later = [t for t in paired if t >= ttl]
+            if len(later) >= 2 and all(
+                    all(o.kind in TRACEROUTE_SILENT for _f, o in target_at[t])
+                    and control_at[t] & got_past for t in later):
+                first, failing = ttl, [(f, FlowOutcome(Outcome.SILENCE)) for f, _o in got]
+            break
+    if first is None:
+        return
+    got_kind = Counter(o.kind for _f, o in failing).most_common(1)[0][0]
+    finding: Finding | None
+    if kind == "http" and got_kind is Outcome.HTTP_RESPONSE:
+        finding = http.response_check(index, name, server, platform, failing, [])
+    else:
+        majority = Outcome.PLAINTEXT if got_kind is Outcome.HTTP_RESPONSE else got_kind
+        failing = [(f, FlowOutcome(majority, o.decisive, o.injected, o.flight, o.response))
+                   for f, o in failing]
+        finding = failed_trigger(index, kind, name, server, platform, majority, failing,
+                                 True, len(climited))
+    if finding is None or finding.context.get("candidate"):
+        return
+    finding.notes.insert(0, f"TTL-limited runs only: the target drew {got_kind} at TTL "
+                            f"{first}, where the control at the same TTL did not")
+    finding.location = tcp_location(index, finding, limited, controls)
+    router = None
+    for ttl in sorted(set(target_at) | set(control_at)):
+        if ttl >= first:
+            break
+        for f in (*[g for g, _o in target_at.get(ttl, [])],
+                  *[c for c in climited if c.trigger is not None and c.trigger.ttl == ttl]):
+            router = next((p.src for p in f.icmp if p.is_time_exceeded), router)
+    if finding.location is None:
+        finding.location = Location(first, router, Mode.UNKNOWN, None,
+                                    f"first TTL where the target's run differs from the "
+                                    f"control's: {first}")
+    else:
+        finding.location.hop = finding.location.hop or first
+        finding.location.router = finding.location.router or router
+    out.findings.append(finding)
+    out.checks.append(Check(platform, name, kind, False, True, f"{name} at {server}:{port}"))

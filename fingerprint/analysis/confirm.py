@@ -1,0 +1,207 @@
+"""The probe's confirmation round, judged apart from the sweep (issue 13, item 5).
+
+A sweep opens many connections close together, and a path that loses packets
+in bursts can make an open platform's test fail.  After the sweep the probe
+tests every finding again, one connection at a time, its control just before
+it (`fingerprint.probes.confirm`), and names what it sent in the capture notes
+(`CaptureHints.raw["confirmation"]`):
+
+    {"start": T0, "end": T1, "tests": [
+        {"platform", "technique", "family", "target", "address", "port",
+         "control": {"name"|"address", "dst", "dport", "sport", "proto", "at"},
+         "test": {... same keys ...}}]}
+
+Each flow of the round is named by (proto, client port, destination, port);
+every flow that starts between `start` and `end` belongs to the round.  Those
+flows are kept out of the sweep's index, so they neither add attempts to a
+majority nor count as controls: a finding the round does not reproduce is
+`inconclusive` with both results, one it reproduces stands, noted as confirmed.
+
+Judged: every finding but a throttle (it needs a transfer, which the round does not
+send).  A DNS finding is reproduced by the round's query of the name: no answer
+again for dns.drop, the same response code for dns.nxdomain / dns.error, and for
+dns.injection / dns.redirect racing answers again, an answer from the address
+that runs no resolver, or an address the finding flagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fingerprint.analysis.findings import Check, Finding, Verdicts
+from fingerprint.analysis.observe import DnsExchange, TcpFlow
+from fingerprint.analysis.outcome import FAILED, WORKING_TLS, Outcome
+from fingerprint.model import Technique
+
+if TYPE_CHECKING:
+    from fingerprint.analysis.index import ObservationIndex
+
+NOTES_KEY = "confirmation"
+MAX_TESTS = 256
+"""Tests read from the notes (the probe plans one per finding): bounded on a forged capture."""
+JUDGED_FAMILIES = ("dns", "ip", "tls", "http")
+
+FlowKey = tuple[str, int, str, int]
+"""(proto, client port, destination, destination port)"""
+
+
+@dataclass(slots=True)
+class ConfirmationTest:
+    """One re-tested finding: its control's flows and its own, as the capture holds them."""
+
+    family: str
+    target: str
+    address: str
+    control: list[TcpFlow | DnsExchange] = field(default_factory=list)
+    test: list[TcpFlow | DnsExchange] = field(default_factory=list)
+
+
+def _flow_key(note: Any) -> FlowKey | None:
+    if not isinstance(note, dict):
+        return None
+    try:
+        return (str(note["proto"]), int(note["sport"]), str(note["dst"]), int(note["dport"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _time(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class ConfirmationRound:
+    """The round's tests from the notes, and which observations belong to it."""
+
+    def __init__(self, notes: dict[str, Any]) -> None:
+        self.start = _time(notes.get("start"))
+        self.end = _time(notes.get("end"))
+        self.tests: list[ConfirmationTest] = []
+        self._flows: dict[FlowKey, tuple[ConfirmationTest, str]] = {}
+        tests = notes.get("tests")
+        for item in tests[:MAX_TESTS] if isinstance(tests, list) else []:
+            if not isinstance(item, dict):
+                continue
+            test = ConfirmationTest(str(item.get("family", "")), str(item.get("target", "")),
+                                    str(item.get("address", "")))
+            self.tests.append(test)
+            for role in ("control", "test"):
+                key = _flow_key(item.get(role))
+                if key is not None:
+                    self._flows[key] = (test, role)
+
+    @classmethod
+    def from_hints(cls, raw: dict[str, Any]) -> ConfirmationRound | None:
+        notes = raw.get(NOTES_KEY)
+        return cls(notes) if isinstance(notes, dict) else None
+
+    def claims(self, item: DnsExchange | TcpFlow) -> bool:
+        """Whether `item` is one of the round's (kept here when a test names it)."""
+        if isinstance(item, DnsExchange):
+            key: FlowKey = ("udp", item.client_port, item.resolver, item.query.dport)
+            start = item.query.ts
+        else:
+            key = ("tcp", item.client_port, item.server, item.server_port)
+            start = item.syn.ts if item.syn is not None else item.first_ts
+        named = self._flows.get(key)
+        if named is not None:
+            test, role = named
+            flows = test.control if role == "control" else test.test
+            if all(flow is not item for flow in flows):
+                flows.append(item)
+            return True
+        # Unnamed flows inside the round's window are its too (a retry on a new port).
+        return self.start is not None and self.end is not None and self.start <= start <= self.end
+
+
+def judge(index: ObservationIndex, out: Verdicts) -> None:
+    """Findings the round re-tested: kept when reproduced, else inconclusive with both results."""
+    round_ = index.confirmation_round()
+    if round_ is None or not round_.tests:
+        return
+    kept: list[Finding] = []
+    for finding in out.findings:
+        family = finding.technique.value.split(".", 1)[0]
+        tests = [t for t in round_.tests if t.family == family and t.target == finding.target
+                 and t.address == (finding.address or finding.target)]
+        targets = [f for t in tests for f in t.test]
+        if family not in JUDGED_FAMILIES or finding.technique == Technique.TLS_SNI_THROTTLE \
+                or not targets:
+            kept.append(finding)
+            continue
+        controls = [f for t in tests for f in t.control]
+        target_results = [result_of(index, f) for f in targets]
+        control_results = [result_of(index, f) for f in controls]
+        both = (f"sweep: {finding.technique.value} ({finding.notes[0] if finding.notes else ''}); "
+                f"confirmation round: target {', '.join(target_results)}, control "
+                f"{', '.join(control_results) or 'not run'}")
+        if any(reproduces(index, finding, f) for f in targets):
+            finding.notes.append(f"confirmed by the confirmation round ({both})")
+            kept.append(finding)
+            continue
+        for check in out.checks:
+            if (check.platform, check.target) == (finding.platform, finding.target):
+                check.ok = False
+        control_ok = None if not controls else any(works(index, f) for f in controls)
+        out.checks.append(Check(finding.platform, finding.target, family, False, control_ok,
+                                f"not reproduced: {both}"))
+    out.findings = kept
+
+
+def result_of(index: ObservationIndex, item: TcpFlow | DnsExchange) -> str:
+    """What one attempt of the round came to, for the check's detail."""
+    if isinstance(item, TcpFlow):
+        return str(index.outcome(item).kind)
+    if not item.responses:
+        return "no answer"
+    return "/".join(f"{r.message.rcode_name} {','.join(r.message.addresses) or '-'}"
+                    for r in item.responses[:3])
+
+
+def works(index: ObservationIndex, item: TcpFlow | DnsExchange) -> bool:
+    if isinstance(item, DnsExchange):
+        return bool(item.responses)
+    working = WORKING_TLS | {Outcome.HTTP_RESPONSE, Outcome.NO_TRIGGER}
+    return index.outcome(item).kind in working
+
+
+def reproduces(index: ObservationIndex, finding: Finding, item: TcpFlow | DnsExchange) -> bool:
+    """Whether a confirmation attempt of the target failed again the way the finding says:
+    no connection for ip.*, an untrusted certificate for tls.mitm, a response with the
+    same status for http.blockpage, a failed outcome (reset, FIN, drop) otherwise."""
+    if isinstance(item, DnsExchange):
+        return dns_reproduces(index, finding, item)
+    outcome = index.outcome(item)
+    technique = finding.technique
+    if technique.value.startswith("ip."):
+        return item.synack is None and outcome.kind.is_connect_failure
+    if technique.value.startswith("dns."):
+        return False
+    if technique == Technique.TLS_MITM:
+        flight = outcome.flight
+        return bool(flight is not None and flight.certificates and not index.trust.check(
+            flight.certificates, finding.target).trusted)
+    if technique == Technique.HTTP_BLOCKPAGE:
+        status = finding.context.get("http.status")
+        return outcome.response is not None and outcome.response.status == status
+    return outcome.kind in FAILED
+
+
+def dns_reproduces(index: ObservationIndex, finding: Finding, ex: DnsExchange) -> bool:
+    technique = finding.technique
+    if technique == Technique.DNS_DROP:
+        # A query whose answer was not due yet when the capture ended proves nothing.
+        return not ex.responses and not index.dns_pending(ex)
+    if not ex.responses:
+        return False
+    if technique in (Technique.DNS_NXDOMAIN, Technique.DNS_ERROR):
+        rcode = finding.context.get("dns.rcode")
+        return any(r.message.rcode_name == rcode and (rcode != "NOERROR" or not r.message.addresses)
+                   for r in ex.responses)
+    if finding.context.get("dns.no_resolver"):
+        return True
+    answer_sets = {(r.message.rcode, frozenset(r.message.addresses)) for r in ex.responses}
+    flagged = {a for e in finding.evidence if e.role != "genuine"
+               for a in e.fields.get("dns.answer", []) or []}
+    flagged |= set(finding.context.get("dns.answer", []) or [])
+    return len(answer_sets) > 1 or any(set(r.message.addresses) & flagged for r in ex.responses)
