@@ -1254,8 +1254,8 @@ def cn_gfw_quic_sni() -> Capture:
 @case("ru/tspu-ech-drop-2024", "Russia TSPU (November 2024): ECH with outer SNI "
       "cloudflare-ech.com dropped, over TCP and QUIC",
       shows="From a Russian vantage point, ClientHellos carrying an encrypted_client_hello "
-            "extension with outer SNI cloudflare-ech.com go unanswered (TLS over TCP: "
-            "retransmitted for 10 s; QUIC: two Initials), while the same SNI without ECH is "
+            "extension with outer SNI cloudflare-ech.com go unanswered (TLS over TCP: two "
+            "connections, each retransmitted for 10 s; QUIC: two Initials), while the same SNI without ECH is "
             "answered on both, and so is QUIC with the control SNI.",
       source="net4people/bbs#417 (moved from #393), 2024-11-07: both the SNI cloudflare-ech.com "
              "and an ECH extension are needed; packets dropped, no RST; TCP and QUIC",
@@ -1265,9 +1265,10 @@ def ru_tspu_ech() -> Capture:
     cap = Capture(seed=seed_of("rue1"), hints={"probe_cc": "RU"})
     plain_tls(cap, "cloudflare-ech.com", 0.0)
     silent_tls_ech(cap, "cloudflare-ech.com", 1.0)
-    quic_answered(cap, "example.com", 12.0)
-    quic_answered(cap, "cloudflare-ech.com", 13.0)
-    quic_unanswered(cap, "cloudflare-ech.com", 14.0, ech=True)
+    silent_tls_ech(cap, "cloudflare-ech.com", 2.0)
+    quic_answered(cap, "example.com", 13.0)
+    quic_answered(cap, "cloudflare-ech.com", 14.0)
+    quic_unanswered(cap, "cloudflare-ech.com", 15.0, ech=True)
     cap.quic(CONTROL_SERVER, 443, at=30.0).datagram(b"\x00" * 32, at_s=0.0)
     return cap
 
@@ -1275,7 +1276,7 @@ def ru_tspu_ech() -> Capture:
 @case("cn/gfw-esni-2020", "GFW ESNI blocking (2020): ClientHellos with encrypted_server_name "
       "dropped",
       shows="From a Chinese vantage point, a TLS 1.3 ClientHello carrying the ESNI extension "
-            "(0xffce) and no clear SNI is retransmitted for 10 s without an answer; the same "
+            "(0xffce) and no clear SNI is retransmitted for 10 s without an answer, twice; the same "
             "ClientHello without the extension to the same address gets a ServerHello.",
       source="Bock et al., 'Exposing and Circumventing China's Censorship of ESNI', 2020-08-07 "
              "(gfw.report, net4people/bbs#43): the 0xffce extension triggers it, packets from "
@@ -1285,6 +1286,7 @@ def cn_gfw_esni() -> Capture:
     cap = Capture(seed=seed_of("cne1"), hints={"probe_cc": "CN"})
     plain_tls(cap, None, 0.0)
     silent_tls_ech(cap, None, 1.0, esni=True)
+    silent_tls_ech(cap, None, 2.0, esni=True)
     return cap
 
 

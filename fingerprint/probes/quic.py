@@ -217,7 +217,7 @@ def schedule_address(session: Session, address: str, targets: list[str], control
 
     QUIC: the control SNI; then each target `repeats` times.  ECH (TCP 443): the
     control name as outer SNI with and without GREASE ECH, then each target with
-    and without it.  As in the sweep's `_address_probes`, the attempts are
+    and without it, `repeats` times.  As in the sweep's `_address_probes`, the attempts are
     appended to `futures` (the targets later, from a helper task) for the caller
     to wait on; the caller has put `address` in the sniffer's scope.
     """
@@ -249,10 +249,12 @@ def schedule_address(session: Session, address: str, targets: list[str], control
                 futures.append(session.submit(partial(quic_attempt, session, address, name,
                                                       port=port), address))
             if ech:
-                for grease in (False, True):
-                    futures.append(session.submit(partial(tls_probe.ech_attempt, session, address,
-                                                          name, grease_ech=grease, port=port),
-                                                  address))
+                # `repeats` times too: one failed connection is too few to blame ECH.
+                for _ in range(repeats):
+                    for grease in (False, True):
+                        futures.append(session.submit(partial(
+                            tls_probe.ech_attempt, session, address, name, grease_ech=grease,
+                            port=port), address))
     helper = session.pool.submit(targets_after_controls)
     futures.append(helper)
     return helper

@@ -47,6 +47,11 @@ def verdicts(index: ObservationIndex, server: str, port: int,
     plain_controls = [f for name, flows in plain.items() if is_control(index, name) for f in flows]
     ech_controls = [f for name, flows in ech if is_control(index, name) for f in flows]
     every = [f for _k, _n, flows in groups for f in flows]
+    # Outer names whose ECH ClientHellos mostly worked: the ECH controls failing on their
+    # own (Iran drops ECH without an outer SNI) do not hide an injected block of a name.
+    ech_working = frozenset(("tls", n) for n, flows in ech
+                            if n and not is_control(index, n)
+                            and trigger.mostly_working(index, "tls", flows))
     for name, flows in ech:
         control_name = is_control(index, name)
         same_plain = plain_controls if control_name else plain.get(name, [])
@@ -75,7 +80,8 @@ def verdicts(index: ObservationIndex, server: str, port: int,
             out.checks.append(Check(platform, shown, "tls", False, False, label))
         elif not control_name:
             before = len(out.findings)
-            trigger.target_verdict(index, server, port, "tls", name, flows, ech_controls, out)
+            trigger.target_verdict(index, server, port, "tls", name, flows, ech_controls, out,
+                                   names_working=ech_working)
             for finding in out.findings[before:]:
                 finding.notes.append(f"the ClientHello carried ECH (outer SNI {name}); "
                                      "compared with ECH ClientHellos with a control or no outer SNI")
@@ -116,6 +122,13 @@ def ech_finding(index: ObservationIndex, server: str, port: int, shown: str, nam
                 n_plain: int, label: str, out: Verdicts) -> None:
     technique = ECH_TECHNIQUES.get(majority)
     failing = [(f, o) for f, o in outcomes if o.kind == majority]
+    if len(failing) < 2:
+        # The same ClientHello without ECH worked: one failed attempt is too few to blame
+        # the extension (a lost connection looks the same).
+        out.checks.append(Check(platform, shown, "tls", False, True,
+                                f"{label}: 1 attempt with ECH {majority}, the same without ECH "
+                                "worked: too few attempts to blame the extension"))
+        return
     if majority is Outcome.PLAINTEXT and any(p.tcp_flags & RST for _f, o in failing
                                              for p in o.decisive):
         technique = Technique.TLS_ECH_RESET
