@@ -1192,6 +1192,104 @@ def clean_http() -> Capture:
 
 # --------------------------------------------------------------------------- driver
 
+# =========================================================================== QUIC and ECH
+
+def quic_answered(cap: Capture, sni: str, at: float, server: str = SERVER, *,
+                  ech: bool = False) -> None:
+    flow = cap.quic(server, 443, at=at, server_ttl=SERVER_TTL)
+    flow.initial(sni, ech=ech)
+    flow.answer()
+
+
+def quic_unanswered(cap: Capture, sni: str, at: float, server: str = SERVER, *,
+                    ech: bool = False, sport: int | None = None) -> None:
+    """A QUIC client's first flight and its retransmission after 1 s, never answered."""
+    flow = cap.quic(server, 443, at=at, server_ttl=SERVER_TTL, sport=sport)
+    flow.initial(sni, ech=ech)
+    flow.initial(sni, ech=ech, at_s=1.0)
+
+
+def silent_tls_ech(cap: Capture, sni: str | None, at: float, *, esni: bool = False) -> None:
+    """A ClientHello with ECH (or ESNI) retransmitted, never answered; the client gives up."""
+    flow = cap.tcp(SERVER, 443, at=at, server_ttl=SERVER_TTL)
+    flow.handshake()
+    flow.client_hello(sni, ech=not esni, esni=esni)
+    for at_ms in (300, 900, 2100, 4500):
+        flow.retransmit(at_ms=at_ms)
+    flow.client_close(at_ms=10_000)
+
+
+def plain_tls(cap: Capture, sni: str | None, at: float) -> None:
+    flow = cap.tcp(SERVER, 443, at=at, server_ttl=SERVER_TTL)
+    flow.handshake()
+    flow.client_hello(sni)
+    flow.server_hello()
+    flow.client_close(at_ms=120)
+
+
+@case("cn/gfw-quic-sni-2024", "GFW QUIC SNI blocking (2024): Initials with a blocked SNI dropped, "
+      "then the 3-tuple for about 180 s",
+      shows="From a Chinese vantage point, QUIC Initials with SNI google.com (and their "
+            "retransmission) get no answer while Initials with the control SNI to the same "
+            "address do; later datagrams from the same client to the same address and port, "
+            "from other source ports, stay unanswered 30 s, 90 s and 170 s after the trigger and "
+            "are answered again at 190 s.",
+      source="Zohaib et al., 'Exposing and Circumventing SNI-based QUIC Censorship of the Great "
+             "Firewall of China', USENIX Security 2025 (gfw.report; blocking since 2024-04-07; "
+             "residual block of (client, server, server port) for 180 s)",
+      expect={"google": blocked(("google.com", "quic.sni_drop", ["cn-gfw-quic-sni-2024"]))})
+def cn_gfw_quic_sni() -> Capture:
+    cap = Capture(seed=seed_of("cnq1"), hints={"probe_cc": "CN"})
+    quic_answered(cap, "example.com", 0.0)
+    quic_unanswered(cap, "google.com", 1.0, sport=41000)
+    for n, after in enumerate((30.0, 90.0, 170.0)):
+        later = cap.quic(SERVER, 443, at=1.0, sport=41001 + n, server_ttl=SERVER_TTL)
+        later.datagram(b"\x00" * 32, at_s=after)
+    done = cap.quic(SERVER, 443, at=191.0, sport=41010, server_ttl=SERVER_TTL)
+    done.datagram(b"\x00" * 32, at_s=0.0)
+    done.server_datagram(b"\x00" * 32, at_s=0.05)
+    return cap
+
+
+@case("ru/tspu-ech-drop-2024", "Russia TSPU (November 2024): ECH with outer SNI "
+      "cloudflare-ech.com dropped, over TCP and QUIC",
+      shows="From a Russian vantage point, ClientHellos carrying an encrypted_client_hello "
+            "extension with outer SNI cloudflare-ech.com go unanswered (TLS over TCP: two "
+            "connections, each retransmitted for 10 s; QUIC: two Initials), while the same SNI without ECH is "
+            "answered on both, and so is QUIC with the control SNI.",
+      source="net4people/bbs#417 (moved from #393), 2024-11-07: both the SNI cloudflare-ech.com "
+             "and an ECH extension are needed; packets dropped, no RST; TCP and QUIC",
+      expect={"other": blocked(("cloudflare-ech.com", "tls.ech_drop", ["ru-tspu-ech-2024"]),
+                               ("cloudflare-ech.com", "tls.ech_drop", ["ru-tspu-ech-2024"]))})
+def ru_tspu_ech() -> Capture:
+    cap = Capture(seed=seed_of("rue1"), hints={"probe_cc": "RU"})
+    plain_tls(cap, "cloudflare-ech.com", 0.0)
+    silent_tls_ech(cap, "cloudflare-ech.com", 1.0)
+    silent_tls_ech(cap, "cloudflare-ech.com", 2.0)
+    quic_answered(cap, "example.com", 13.0)
+    quic_answered(cap, "cloudflare-ech.com", 14.0)
+    quic_unanswered(cap, "cloudflare-ech.com", 15.0, ech=True)
+    cap.quic(CONTROL_SERVER, 443, at=30.0).datagram(b"\x00" * 32, at_s=0.0)
+    return cap
+
+
+@case("cn/gfw-esni-2020", "GFW ESNI blocking (2020): ClientHellos with encrypted_server_name "
+      "dropped",
+      shows="From a Chinese vantage point, a TLS 1.3 ClientHello carrying the ESNI extension "
+            "(0xffce) and no clear SNI is retransmitted for 10 s without an answer, twice; the same "
+            "ClientHello without the extension to the same address gets a ServerHello.",
+      source="Bock et al., 'Exposing and Circumventing China's Censorship of ESNI', 2020-08-07 "
+             "(gfw.report, net4people/bbs#43): the 0xffce extension triggers it, packets from "
+             "client to server dropped, residual 120 or 180 s on (client, server, server port)",
+      expect={"other": blocked(("(ESNI without SNI)", "tls.ech_drop", ["cn-gfw-esni-2020"]))})
+def cn_gfw_esni() -> Capture:
+    cap = Capture(seed=seed_of("cne1"), hints={"probe_cc": "CN"})
+    plain_tls(cap, None, 0.0)
+    silent_tls_ech(cap, None, 1.0, esni=True)
+    silent_tls_ech(cap, None, 2.0, esni=True)
+    return cap
+
+
 def expected_summary(expect: Expectation) -> dict[str, Any]:
     return {platform: {"status": status,
                        "techniques": sorted({tech for _t, tech, _s in findings}),

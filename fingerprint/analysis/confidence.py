@@ -43,6 +43,10 @@ ENDPOINT_REFUSAL = -0.1
 """The server itself refused the Host (nothing forged on the path): a site may refuse
 a Host for reasons of its own (a misconfiguration, a geo-block of its own)."""
 
+QUIC_TCP_CONTROL = 0.8
+"""QUIC Initials unanswered whatever the SNI while TCP/443 to the same address answered:
+the address is up, but the control is another transport (a server may run no QUIC)."""
+
 
 def base(with_control: bool | None) -> float:
     """The starting confidence: with a working control, or without one."""

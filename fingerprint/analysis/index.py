@@ -23,6 +23,7 @@ from fingerprint.analysis.evidence import Baseline, EvidencePacket
 from fingerprint.analysis.flowstore import FlowGroup
 from fingerprint.analysis.observe import CaptureHints, DnsExchange, TcpFlow, compact_flow, header_only
 from fingerprint.analysis.outcome import SILENCE_AFTER_S, FlowOutcome, capture_end_of, flow_outcome
+from fingerprint.analysis.quic import QuicFlow
 from fingerprint.catalog import OTHER, Catalog
 from fingerprint.trust import CertVerdict, TrustStore
 
@@ -37,6 +38,14 @@ EVIDENCE_FLOWS = 1
 """Flows kept whole per target, SYN TTL and outcome, and per target with a certificate or
 HTTP response: a finding cites the first of its kind.  The other kept flows are packed
 when they close (`fingerprint.analysis.flowstore`)."""
+
+MAX_QUIC_FLOWS = 200_000
+"""QUIC flows kept for the rules (a flow holds at most a few hundred bounded records)."""
+
+ECH_KIND = "tls+ech"
+"""The trigger kind of a ClientHello carrying ECH (0xfe0d) or ESNI (0xffce): grouped apart
+from the same outer SNI without it, so "blocks the extension" and "blocks the outer SNI"
+are told apart (`rules.tls.ech_verdicts`)."""
 
 DnsKey = tuple[str, str, int]
 """(resolver, query name, query type)"""
@@ -83,6 +92,9 @@ class ObservationIndex:
         self._control_ports: dict[int, list[tuple[str, bool]]] | None = None
         self._address_platforms: dict[str, str] = {}
         self._max_syn_ttl: dict[str, int] | None = None
+        self.quic_flows: list[QuicFlow] = []
+        """Closed QUIC flows (`fingerprint.analysis.quic`), read by `rules.quic`."""
+        self.quic_dropped = 0
         self._anchor_proof: list[tuple[str, str]] | None = None
         self._confirmation: tuple[object, ConfirmationRound | None] = (None, None)
         self.residuals: dict[tuple[str, int] | None, Residual] | None = None
@@ -90,6 +102,26 @@ class ObservationIndex:
         once by `fingerprint.analysis.residual`."""
 
     # -- collection -----------------------------------------------------------
+    def add_quic(self, flow: QuicFlow) -> None:
+        """The QUIC observer's sink: every closed flow is kept (each is bounded), up to
+        `MAX_QUIC_FLOWS`; past it they are counted only."""
+        if len(self.quic_flows) < MAX_QUIC_FLOWS:
+            self.quic_flows.append(flow)
+        else:
+            self.quic_dropped += 1
+
+    def tcp_reachable(self, server: str, port: int) -> bool | None:
+        """Whether a TCP handshake to `server`:`port` got a SYN-ACK; None when none was tried."""
+        tried = False
+        for (addr, p, _k, _n), flows in self.tcp_groups.items():
+            if addr != server or p != port:
+                continue
+            for flow in flows:
+                tried = True
+                if flow.synack is not None:
+                    return True
+        return False if tried else None
+
     def add(self, item: DnsExchange | TcpFlow) -> None:
         round_ = self.confirmation_round()
         if round_ is not None and round_.claims(item):
@@ -113,7 +145,11 @@ class ObservationIndex:
                     self.name_addresses[item.qname].update(response.message.addresses)
             ttl, limited = item.query_ttl, item.query_ttl < top
         else:
-            key = (item.server, item.server_port, item.trigger_kind or "tcp", item.trigger_name or "")
+            kind = item.trigger_kind or "tcp"
+            if kind == "tls" and item.client_hello is not None and (
+                    item.client_hello.ech_present or item.client_hello.esni_present):
+                kind = ECH_KIND
+            key = (item.server, item.server_port, kind, item.trigger_name or "")
             flows = self.tcp_groups.get(key)  # type: ignore[arg-type]
             if flows is None:
                 flows = self.tcp_groups[key] = FlowGroup(item.server)  # type: ignore[index]
@@ -174,7 +210,8 @@ class ObservationIndex:
             shared.clear()
         hello = flow.client_hello
         if hello is not None:
-            flow.client_hello = shared.setdefault(("hello", hello.sni, hello.offers_tls13, hello.alpn),
+            flow.client_hello = shared.setdefault(("hello", hello.sni, hello.offers_tls13, hello.alpn,
+                                                   hello.ech_present, hello.esni_present),
                                                   hello)
         flight = flow.flight
         if flight is not None and not flight.certificates:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fingerprint.capture.packet import (
     ACK,
@@ -251,11 +251,21 @@ class Observations:
 FlowSink = Callable[[DnsExchange | TcpFlow], None]
 
 
+class UdpObserver(Protocol):
+    """A second observer for UDP (QUIC), fed by `Observer` so live and replay share one path."""
+
+    def feed(self, pkt: Packet) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Observer:
     """Feeds packets in capture order; emits closed exchanges and flows to `sink`."""
 
-    def __init__(self, sink: FlowSink) -> None:
+    def __init__(self, sink: FlowSink, udp: UdpObserver | None = None) -> None:
         self._sink = sink
+        self._udp = udp
+        """Sees every UDP datagram and every ICMP error quoting one (QUIC: `analysis.quic`)."""
         self._dns: dict[tuple[str, int, str, int], DnsExchange] = {}
         self._tcp: dict[tuple[str, int, str, int], TcpFlow] = {}
         self.packets = 0
@@ -274,8 +284,12 @@ class Observer:
         elif proto == PROTO_UDP:
             if pkt.dport in DNS_PORTS or pkt.sport in DNS_PORTS:
                 self._feed_dns(pkt)
+            if self._udp is not None:
+                self._udp.feed(pkt)
         elif (proto == PROTO_ICMP or proto == PROTO_ICMPV6) and pkt.quoted is not None:
             self._feed_icmp(pkt)
+            if self._udp is not None and pkt.quoted.is_udp:
+                self._udp.feed(pkt)
         if self.last_ts >= self._next_sweep:
             self._sweep()
 
@@ -300,6 +314,8 @@ class Observer:
             for item in table.values():
                 self._close(item)
             table.clear()
+        if self._udp is not None:
+            self._udp.close()
 
     # -- DNS ------------------------------------------------------------------
     def _feed_dns(self, pkt: Packet) -> None:

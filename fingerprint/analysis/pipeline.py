@@ -16,6 +16,7 @@ from pathlib import Path
 from fingerprint.analysis.findings import Verdicts
 from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.observe import CaptureHints, Observer
+from fingerprint.analysis.quic import QuicObserver
 from fingerprint.analysis.rules import decide
 from fingerprint.analysis.signatures import apply_signatures
 from fingerprint.capture.packet import Packet
@@ -46,7 +47,8 @@ class Pipeline:
         self.library = library
         self.hints = hints or CaptureHints()
         self.index = ObservationIndex(catalog, trust, self.hints)
-        self.observer = Observer(self.index.add)
+        self.quic = QuicObserver(self.index.add_quic)
+        self.observer = Observer(self.index.add, udp=self.quic)
 
     def feed(self, packet: Packet) -> None:
         self.observer.feed(packet)
@@ -142,6 +144,7 @@ def _analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary
                 observer = pipeline.observer
                 feed = observer.feed
                 before = observer.packets
+                malformed_before = pipeline.quic.malformed
                 try:
                     if name is None:
                         for packet in reader:
@@ -154,6 +157,13 @@ def _analyze_files(paths: list[str], catalog: Catalog, library: SignatureLibrary
                     result.packets += observer.packets - before
                 for problem in reader.problems:
                     line = f"{path}: packet {problem.frame}: {problem.message}"
+                    result.problems.append(line)
+                    on_problem(f"warning: {line}")
+                malformed = pipeline.quic.malformed - malformed_before
+                if malformed:
+                    # Counted and skipped as a bad packet is: one line, not one per datagram.
+                    line = (f"{path}: {malformed} malformed QUIC datagram(s) skipped (truncated, "
+                            "bad lengths, or an Initial that did not decrypt)")
                     result.problems.append(line)
                     on_problem(f"warning: {line}")
         except CaptureError as exc:

@@ -263,7 +263,8 @@ def _setup_censor(info: LabInfo, recorded: state.LabState) -> dict[str, Path]:
     client_if = topology.CENSOR_CLIENT_LINK.right_interface
     queue = ["-j", "NFQUEUE", "--queue-num", str(QUEUE_NUMBER)]
     matches = {"dns": ["-p", "udp", "--dport", "53"], "tls": ["-p", "tcp", "--dport", "443"],
-               "http": ["-p", "tcp", "--dport", "80"], "syn": ["-p", "tcp", "--syn"]}
+               "http": ["-p", "tcp", "--dport", "80"], "syn": ["-p", "tcp", "--syn"],
+               "hello": ["-p", "tcp", "--dport", "443"], "quic": ["-p", "udp", "--dport", "443"]}
     readies: dict[str, Path] = {}
     if queues:
         config = info.state_dir / "censor.json"

@@ -53,6 +53,7 @@ from fingerprint.analysis.index import ObservationIndex
 from fingerprint.analysis.observe import DnsExchange, DnsResponse, TcpFlow
 from fingerprint.analysis.outcome import FlowOutcome
 from fingerprint.analysis.pipeline import Pipeline
+from fingerprint.analysis.quic import QuicConnection, QuicFlow
 from fingerprint.capture.packet import Packet, Unreachable
 from fingerprint.catalog import OTHER, Catalog
 from fingerprint.errors import FingerprintError
@@ -791,8 +792,11 @@ def _draft(builder: _Builder, target: _Target, findings_of: dict[str, list[Any]]
     limited_dns = sum(1 for ex in exchanges if index.dns_limited(ex))
     limited_tcp = sum(1 for f in flows if index.tcp_limited(f))
 
+    quic_attempts = quic_attempts_for(index, target.target)
     times = [ex.query.ts for ex, _r in full_ex] + [f.first_ts for f, _r in full_flows]
     ends = [ex.last_ts for ex, _r in full_ex] + [f.last_ts for f, _r in full_flows]
+    times += [conn.first_ts for _f, conn, _r in quic_attempts]
+    ends += [quic_end(qflow, conn) for qflow, conn, _r in quic_attempts]
     plat_findings = findings_of.get(target.platform, [])
     mine = [f for f in plat_findings if f.target == target.target]
     for finding in mine:
@@ -832,6 +836,11 @@ def _draft(builder: _Builder, target: _Target, findings_of: dict[str, list[Any]]
         events.extend(builder.network_events(
             flow, outcome, start, txn, connect["status"]["failure"] if connect else None))
 
+    quic_handshakes: list[dict[str, Any]] = []
+    for qflow, conn, role in quic_attempts:
+        txn += 1
+        quic_handshakes.append(quic_entry(builder, qflow, conn, start, txn, role))
+
     status = platform_status(mine, target.checks).value if (mine or target.checks) \
         else Status.INCONCLUSIVE.value
     plat_checks = checks_of.get(target.platform, [])
@@ -865,6 +874,9 @@ def _draft(builder: _Builder, target: _Target, findings_of: dict[str, list[Any]]
         "tls_handshakes": tls_handshakes,
         "network_events": events,
     }
+    if quic_handshakes:
+        # df-006 entries with network "udp", under the key OONI's urlgetter uses for QUIC.
+        test_keys["quic_handshakes"] = quic_handshakes
     if duplicates:
         test_keys["x_dns_duplicate_responses"] = duplicates
     return target, start, end, test_keys, x_fp
@@ -912,3 +924,66 @@ def measurement_status(measurement: dict[str, Any]) -> str:
 
 def worst_status(statuses: Iterable[str]) -> str:
     return _worst(statuses)
+
+
+# --------------------------------------------------------------------------- QUIC
+
+QUIC_WAIT_S = 3.0
+"""How long after its last Initial an unanswered QUIC attempt is shown to have waited
+(the analysis's reply window, `fingerprint.analysis.quic.REPLY_WINDOW_S`)."""
+
+
+def quic_attempts_for(index: ObservationIndex, target: str
+                      ) -> list[tuple[QuicFlow, QuicConnection, str]]:
+    """The QUIC connections testing `target` (an SNI, or an address) and their controls
+    (control SNI or none, same address and port), in time order."""
+    if is_ip_address(target):
+        mine = [(f, c) for f in index.quic_flows if f.server == target for c in f.connections]
+        return sorted(((f, c, "target") for f, c in mine), key=lambda item: item[1].first_ts)
+    mine = [(f, c) for f in index.quic_flows for c in f.connections if c.sni == target]
+    endpoints = {(f.server, f.server_port) for f, _c in mine}
+    controls = [(f, c) for f in index.quic_flows if (f.server, f.server_port) in endpoints
+                for c in f.connections
+                if c.client_hello is not None and (not c.sni or index.catalog.is_control_name(c.sni))]
+    out = [(f, c, "target") for f, c in mine] + [(f, c, "control") for f, c in controls]
+    return sorted((item for item in out if item[1].initials), key=lambda item: item[1].first_ts)
+
+
+def quic_end(flow: QuicFlow, conn: QuicConnection) -> float:
+    if conn.first_answer is not None:
+        return conn.first_answer.packet.ts
+    return conn.initials[-1].ts + QUIC_WAIT_S
+
+
+def quic_entry(builder: _Builder, flow: QuicFlow, conn: QuicConnection, start: float, txn: int,
+               role: str) -> dict[str, Any]:
+    """A df-006 handshake for one QUIC connection (network "udp", as OONI records QUIC).
+
+    The capture shows whether the server answered the Initials, not the handshake's end:
+    an answered attempt has no failure; an unanswered one the timeout the client's timer
+    gave (or the capture's end when the answer was not due yet)."""
+    failure: str | None = None
+    if conn.first_answer is None:
+        waited = builder.capture_end - conn.initials[-1].ts
+        failure = (Failure.GENERIC_TIMEOUT.value if waited >= QUIC_WAIT_S
+                   else _unanswered(waited, "Initial", builder.client_waits))
+    hello = conn.client_hello
+    return {
+        "network": "udp",
+        "address": _endpoint(flow.server, flow.server_port),
+        "cipher_suite": "",
+        "failure": failure,
+        "negotiated_protocol": "",
+        "no_tls_verify": False,
+        "peer_certificates": [],
+        "server_name": conn.sni or "",
+        "t0": _rel(conn.first_ts, start),
+        "t": _rel(quic_end(flow, conn), start),
+        "tags": [role],
+        "tls_version": "",
+        "transaction_id": txn,
+        "x_outcome": "answered" if conn.first_answer is not None else "silence",
+        "x_quic_version": f"0x{conn.version:08x}",
+        "x_initials": len(conn.initials),
+        "x_ech": bool(hello is not None and (hello.ech_present or hello.esni_present)),
+    }

@@ -102,7 +102,9 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
     What it sends packets to, and nothing else:
     - the probed platforms' addresses (control resolver answers, catalog) and
       the control addresses: TCP 443 and 80; one of those also gets the DNS
-      queries (UDP 53) as the address that runs no resolver;
+      queries (UDP 53) as the address that runs no resolver; the platforms'
+      addresses also get QUIC Initials on UDP 443 (control SNI, then the
+      targets) and ClientHellos with and without GREASE ECH on TCP 443;
     - the resolver under test (UDP 53) and the control resolver (DoH/DoT);
     - an address the resolver under test returned for a probed name, unless it
       is private/bogon, the platform's own or a control answer: one TLS

@@ -76,6 +76,8 @@ def plan_confirmations(findings: list[Finding], resolver: str, control_name: str
         family = finding.technique.value.split(".")[0]
         if family not in ("dns", "tls", "http", "ip"):
             continue  # a family this probe does not send (QUIC has its own probe)
+        if finding.technique.value.startswith("tls.ech_"):
+            continue  # sent with ECH by the ECH probe: a plain TLS attempt would not repeat it
         address = finding.address or (resolver if family == "dns" else finding.target)
         key = (family, address, finding.target)
         if key in seen:

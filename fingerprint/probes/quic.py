@@ -34,7 +34,7 @@ df-008-netevents: a QUIC handshake is recorded like a TLS one):
 
 `--rate`: every datagram is charged to the session's limiter before it leaves.
 Scope: the caller adds the address to the sniffer's scope, as for TCP probes;
-the verdict comes from the sniffed packets (`quic_observe`), the returned
+the verdict comes from the sniffed packets (`fingerprint.analysis.quic`), the returned
 `QuicAttempt` is for scheduling only.  Needs no privilege (a UDP socket).
 """
 
@@ -217,7 +217,7 @@ def schedule_address(session: Session, address: str, targets: list[str], control
 
     QUIC: the control SNI; then each target `repeats` times.  ECH (TCP 443): the
     control name as outer SNI with and without GREASE ECH, then each target with
-    and without it.  As in the sweep's `_address_probes`, the attempts are
+    and without it, `repeats` times.  As in the sweep's `_address_probes`, the attempts are
     appended to `futures` (the targets later, from a helper task) for the caller
     to wait on; the caller has put `address` in the sniffer's scope.
     """
@@ -233,12 +233,12 @@ def schedule_address(session: Session, address: str, targets: list[str], control
                 gate.set()
 
     futures.append(session.submit(partial(quic_attempt, session, address, control_sni, port=port,
-                                          on_sent=control_done)))
+                                          on_sent=control_done), address))
     if ech:
         for grease in (False, True):
             futures.append(session.submit(partial(tls_probe.ech_attempt, session, address,
                                                   control_sni, grease_ech=grease, port=port,
-                                                  on_trigger=control_done)))
+                                                  on_trigger=control_done), address))
 
     def targets_after_controls() -> None:
         while not gate.wait(POLL_S):
@@ -246,11 +246,15 @@ def schedule_address(session: Session, address: str, targets: list[str], control
                 return
         for name in targets:
             for _ in range(repeats):
-                futures.append(session.submit(partial(quic_attempt, session, address, name, port=port)))
+                futures.append(session.submit(partial(quic_attempt, session, address, name,
+                                                      port=port), address))
             if ech:
-                for grease in (False, True):
-                    futures.append(session.submit(partial(tls_probe.ech_attempt, session, address,
-                                                          name, grease_ech=grease, port=port)))
+                # `repeats` times too: one failed connection is too few to blame ECH.
+                for _ in range(repeats):
+                    for grease in (False, True):
+                        futures.append(session.submit(partial(
+                            tls_probe.ech_attempt, session, address, name, grease_ech=grease,
+                            port=port), address))
     helper = session.pool.submit(targets_after_controls)
     futures.append(helper)
     return helper

@@ -48,6 +48,7 @@ from fingerprint.probes import confirm
 from fingerprint.probes import dns as dns_probe
 from fingerprint.probes import http as http_probe
 from fingerprint.probes import ip as ip_probe
+from fingerprint.probes import quic as quic_probe
 from fingerprint.probes import tls as tls_probe
 from fingerprint.probes.runner import (
     DEFAULT_IN_FLIGHT,
@@ -98,6 +99,8 @@ class ProbeConfig:
     max_hops: int = 16
     residual_pause: float = 0.0
     full_ttl: int = 64
+    quic: bool = True
+    """QUIC Initials and ECH ClientHellos per address (`probes.quic.schedule_address`)."""
     vantage: dict[str, str] = field(default_factory=dict)
     """Where the probe runs, as the user gave it (`probe_cc`, `probe_asn`): recorded in the
     capture hints, so country-scoped signatures match live and on replay alike."""
@@ -239,6 +242,11 @@ def _address_probes(session: Session, config: ProbeConfig, address: str, targets
                     futures.append(session.submit(partial(http_probe.http_attempt, session,
                                                           address, name), address))
     futures.append(session.pool.submit(targets_after_controls))
+    if config.quic:
+        # QUIC Initials (control SNI first, then the targets) and ClientHellos with and
+        # without GREASE ECH: `fingerprint.probes.quic.schedule_address`.
+        quic_probe.schedule_address(session, address, targets, config.control_sni, futures,
+                                    repeats=config.repeats)
 
 
 def _dns_probes(session: Session, config: ProbeConfig, plan: _Plan,
@@ -305,6 +313,8 @@ def _localise(session: Session, config: ProbeConfig, findings: list[Finding],
             task = partial(_tls_repeat, session, address, name)
         elif family == "http":
             task = partial(_http_repeat, session, address, name)
+        elif family == "quic":
+            task = partial(_quic_repeat, session, address, name, config.control_sni)
         else:
             task = partial(_syn_repeat, session, address, _finding_port(finding))
         # TCP repeats are connections (slots); a DNS repeat is one datagram (rate only).
@@ -325,6 +335,10 @@ def _http_repeat(session: Session, address: str, host: str, ttl: int) -> Any:
     return http_probe.http_attempt(session, address, host, trigger_ttl=ttl)
 
 
+def _quic_repeat(session: Session, address: str, name: str, control_sni: str, ttl: int) -> Any:
+    return quic_probe.ttl_attempt(session, address, name, control_sni, ttl)
+
+
 def _syn_repeat(session: Session, address: str, port: int, ttl: int) -> Any:
     return ip_probe.connect_attempt(session, address, port, syn_ttl=ttl)
 
@@ -339,7 +353,10 @@ def _finding_port(finding: Finding) -> int:
 def _needs_location(finding: Finding) -> bool:
     # Throttling and interception react to the whole flow, not to one packet a
     # TTL-limited repeat could stop short of the server.
-    return finding.technique not in (Technique.TLS_SNI_THROTTLE, Technique.TLS_MITM)
+    # An ECH block is repeated by the ECH probe only, a UDP/443 drop is not per name.
+    return finding.technique not in (Technique.TLS_SNI_THROTTLE, Technique.TLS_MITM,
+                                     Technique.TLS_ECH_DROP, Technique.TLS_ECH_RESET,
+                                     Technique.QUIC_DROP)
 
 
 def analyse(raw: list[RawPacket], catalog: Catalog, library: SignatureLibrary,

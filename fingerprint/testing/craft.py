@@ -37,6 +37,8 @@ from scapy.packet import Raw
 
 from fingerprint.analysis.observe import CaptureHints
 from fingerprint.capture.writer import CaptureWriter
+from fingerprint.protocols import quic as quic_proto
+from fingerprint.protocols import tls as tls_proto
 from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA, TYPE_CNAME, build_query
 
 __all__ = ["Capture", "DnsQuery", "TcpFlow", "client_hello", "http_request", "http_response",
@@ -77,6 +79,30 @@ def client_hello(sni: str | None, rng: random.Random, *, tls13: bool = True) -> 
             + struct.pack("!H", len(extensions)) + extensions)
     handshake = b"\x01" + len(body).to_bytes(3, "big") + body
     return b"\x16\x03\x01" + struct.pack("!H", len(handshake)) + handshake
+
+
+def esni_client_hello(sni: str | None, rng: random.Random) -> bytes:
+    """A TLS 1.3 ClientHello carrying encrypted_server_name (0xffce, draft-ietf-tls-esni-02..06:
+    cipher suite, key share, record digest, encrypted SNI; random contents, as a middlebox
+    cannot read them anyway) and no clear server_name unless `sni` is given."""
+    record = client_hello(sni, rng)
+    key = rng.randbytes(32)
+    body = (struct.pack("!H", 0x1301) + struct.pack("!HH", 0x1D, 32) + key
+            + struct.pack("!H", 32) + rng.randbytes(32) + struct.pack("!H", 276) + rng.randbytes(276))
+    extension = struct.pack("!HH", 0xFFCE, len(body)) + body
+    handshake = bytearray(record[5:])
+    # Append the extension: extensions are last, so only the three lengths grow.
+    handshake += extension
+    body_len = int.from_bytes(handshake[1:4], "big") + len(extension)
+    handshake[1:4] = body_len.to_bytes(3, "big")
+    session_len = handshake[4 + 34]
+    pos = 4 + 35 + session_len
+    suites_len = int.from_bytes(handshake[pos:pos + 2], "big")
+    pos += 2 + suites_len
+    pos += 1 + handshake[pos]
+    ext_len = int.from_bytes(handshake[pos:pos + 2], "big") + len(extension)
+    handshake[pos:pos + 2] = ext_len.to_bytes(2, "big")
+    return b"\x16\x03\x01" + struct.pack("!H", len(handshake)) + bytes(handshake)
 
 
 def server_flight(rng: random.Random, chain: Sequence[bytes] = ()) -> bytes:
@@ -218,6 +244,14 @@ class Capture:
         port_from = self.rng.randrange(32768, 61000) if sport is None else sport
         return TcpFlow(self, self.client_for(server), port_from, server, port, at, server_ttl,
                        server_df, server_window, rtt_ms / 1000.0)
+
+    def quic(self, server: str, port: int = 443, *, at: float, server_ttl: int = 52,
+             sport: int | None = None, rtt_ms: float = 40.0) -> QuicFlow:
+        """A UDP flow from the client to `server:port` (QUIC) starting at `at` seconds, from
+        a random source port unless `sport` is given."""
+        port_from = self.rng.randrange(32768, 61000) if sport is None else sport
+        return QuicFlow(self, self.client_for(server), port_from, server, port, at, server_ttl,
+                        rtt_ms / 1000.0)
 
     # -- output ---------------------------------------------------------------
     @property
@@ -399,7 +433,16 @@ class TcpFlow:
         self.client_seq = (self.client_seq + len(payload)) & 0xFFFFFFFF
         return raw
 
-    def client_hello(self, sni: str | None, *, ttl: int | None = None) -> bytes:
+    def client_hello(self, sni: str | None, *, ttl: int | None = None, ech: bool = False,
+                     esni: bool = False) -> bytes:
+        """The ClientHello for `sni`; `ech` adds a GREASE encrypted_client_hello extension
+        (RFC 9849 section 6.2: on the wire it looks like real ECH; `sni` is the outer name);
+        `esni` an encrypted_server_name extension (0xffce) as Firefox sent in 2020."""
+        if esni:
+            return self.send(esni_client_hello(sni, self.capture.rng), ttl=ttl)
+        if ech:
+            return self.send(tls_proto.build_client_hello(sni, self.capture.rng, grease_ech=True),
+                             ttl=ttl)
         return self.send(client_hello(sni, self.capture.rng), ttl=ttl)
 
     def http_get(self, host: str, path: str = "/", *, ttl: int | None = None) -> bytes:
@@ -467,3 +510,72 @@ class TcpFlow:
         if payload:
             packet = packet / Raw(payload)
         cap.emit(self._after(at_ms), packet)
+
+
+class QuicFlow:
+    """One UDP 4-tuple carrying QUIC: client Initials (built with `protocols.quic`, real
+    v1/v2 protection), the server's answers, other datagrams.  Times are seconds after
+    the flow's start (`at`)."""
+
+    def __init__(self, capture: Capture, client: str, sport: int, server: str, dport: int,
+                 at: float, server_ttl: int, rtt: float) -> None:
+        self.capture = capture
+        self.client, self.sport, self.server, self.dport = client, sport, server, dport
+        self.t = at
+        self.server_ttl = server_ttl
+        self.rtt = rtt
+        self.scid = b""
+        """The SCID of the latest connection's Initials (what the server answers to)."""
+        self.version = quic_proto.QUIC_V1
+        self.last_initial: bytes = b""
+
+    def _udp(self, t: float, payload: bytes, *, from_server: bool, ttl: int | None = None) -> bytes:
+        cap = self.capture
+        if from_server:
+            packet = (cap.ip(self.server, self.client, ttl=self.server_ttl)
+                      / UDP(sport=self.dport, dport=self.sport) / Raw(payload))
+        else:
+            packet = (cap.ip(self.client, self.server, ttl=cap.client_ttl if ttl is None else ttl)
+                      / UDP(sport=self.sport, dport=self.dport) / Raw(payload))
+        return cap.emit(t, packet)
+
+    def initial(self, sni: str | None, *, at_s: float = 0.0, ech: bool = False,
+                version: int = quic_proto.QUIC_V1, ttl: int | None = None,
+                alpn: tuple[str, ...] = ("h3",)) -> bytes:
+        """A new QUIC connection's first flight (fresh DCID/SCID) with `sni` in its
+        ClientHello, `at_s` after the flow's start; `ech` adds GREASE ECH.  Returns the
+        (first) datagram."""
+        rng = self.capture.rng
+        dcid, self.scid = rng.randbytes(8), rng.randbytes(8)
+        self.version = version
+        hello = tls_proto.build_client_hello(
+            sni, rng, alpn=alpn, tls12=False, grease_ech=ech, record=False,
+            quic_transport_parameters=quic_proto.client_transport_parameters(self.scid))
+        first = b""
+        for n, datagram in enumerate(quic_proto.build_initial_datagrams(
+                hello, dcid=dcid, scid=self.scid, version=version)):
+            raw = self._udp(self.t + at_s + n * 0.0001, datagram, from_server=False, ttl=ttl)
+            first = first or raw
+        self.last_initial = first
+        return first
+
+    def answer(self, *, at_s: float | None = None) -> None:
+        """The server's Initial for the latest connection (its ServerHello is opaque here:
+        the analysis reads the long header only), one RTT after `at_s` by default."""
+        rng = self.capture.rng
+        when = self.t + (self.rtt + 0.002 if at_s is None else at_s)
+        packet = quic_proto.build_initial(
+            quic_proto.crypto_frame(0, rng.randbytes(90)), dcid=self.scid, scid=rng.randbytes(8),
+            version=self.version, key_dcid=rng.randbytes(8), client=False, pad_to=1200)
+        self._udp(when, packet, from_server=True)
+
+    def datagram(self, payload: bytes, *, at_s: float, ttl: int | None = None) -> None:
+        """Any other client datagram on the flow (e.g. the probe's payload after a trigger)."""
+        self._udp(self.t + at_s, payload, from_server=False, ttl=ttl)
+
+    def server_datagram(self, payload: bytes, *, at_s: float) -> None:
+        self._udp(self.t + at_s, payload, from_server=True)
+
+    def expire(self, router: str, *, at_s: float, ttl: int = 250) -> None:
+        """The latest (TTL-limited) Initial expired at `router`."""
+        self.capture.time_exceeded(self.t + at_s, router, self.last_initial, ttl=ttl)

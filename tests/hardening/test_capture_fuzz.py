@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fingerprint.analysis.pipeline import analyze_files
+from fingerprint.analysis.quic import QuicObserver
 from fingerprint.capture.dissect import SUPPORTED_LINKTYPES, Problem, decode_frame
 from fingerprint.capture.packet import Packet
 from fingerprint.catalog import Catalog, load_catalog
@@ -33,7 +34,6 @@ from fingerprint.protocols import quic
 from fingerprint.protocols.dns import parse_dns
 from fingerprint.protocols.http import parse_request, parse_response
 from fingerprint.protocols.tls import parse_client_hello, parse_server_flight
-from fingerprint.quic_observe import QuicObserver
 from fingerprint.report import build_report, render_table
 from fingerprint.signature import SignatureLibrary, load_library
 from fingerprint.trust import TrustStore

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from fingerprint.analysis.quic import observe_quic
 from fingerprint.capture.reader import open_capture
 from fingerprint.lab import lab as lab_core
 from fingerprint.lab import topology
 from fingerprint.lab._system import in_netns
 from fingerprint.lab.scenarios import load_scenario
 from fingerprint.protocols import quic
-from fingerprint.quic_observe import observe_quic
 
 pytestmark = [
     pytest.mark.needs_root,

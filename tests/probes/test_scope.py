@@ -5,7 +5,8 @@ tcpdump records the client's only link in the lab, apart from the probe's own
 sniffer.  The documented destinations:
 
 * the probed platforms' catalog addresses and the catalog's control addresses
-  (TCP 443 and 80; UDP 53 to the first control address, the "no resolver" target);
+  (TCP 443 and 80; UDP 53 to the first control address, the "no resolver" target;
+  UDP 443 to the platforms' addresses, QUIC Initials);
 * the resolver under test (UDP 53) and the control resolver (TCP 853, DoT);
 * an address the resolver under test returned for a probed name: TCP 443 only (one
   TLS handshake, the certificate check behind dns.redirect), full TTL, only after
@@ -113,7 +114,8 @@ def out_of_scope(sent: list[Packet], received: list[Packet], *, client: str, pla
             continue
         if p.dst in platform or p.dst in control:
             allowed = (p.proto == TCP and p.dport in (443, 80)) or (
-                p.proto == UDP and p.dport == 53 and p.dst == no_resolver)
+                p.proto == UDP and p.dport == 53 and p.dst == no_resolver) or (
+                p.proto == UDP and p.dport == 443 and p.dst in platform)
         elif p.dst == resolver:
             allowed = p.proto == UDP and p.dport == 53
         elif p.dst == control_resolver:

@@ -7,10 +7,10 @@ import random
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.packet import Raw
 
+from fingerprint.analysis.quic import ClientKind, QuicObserver, observe_quic
 from fingerprint.capture.dissect import LINKTYPE_RAW, dissect
 from fingerprint.capture.packet import Packet
 from fingerprint.protocols import quic, tls
-from fingerprint.quic_observe import ClientKind, QuicObserver, observe_quic
 
 CLIENT = "198.51.100.10"
 SERVER = "203.0.113.20"
@@ -133,7 +133,7 @@ def test_initial_on_another_port_is_found_and_garbage_on_443_is_counted() -> Non
 
 
 def test_residual_block_spans_source_ports_and_ends_when_answered() -> None:
-    from fingerprint.quic_observe import residual_blocks
+    from fingerprint.analysis.quic import residual_blocks
 
     wire = Wire()
     wire.initial(0.0, "blocked.example", sport=40001)  # the trigger: never answered
@@ -151,7 +151,7 @@ def test_residual_block_spans_source_ports_and_ends_when_answered() -> None:
 
 
 def test_answered_connections_have_no_residual_block() -> None:
-    from fingerprint.quic_observe import residual_blocks
+    from fingerprint.analysis.quic import residual_blocks
 
     wire = Wire()
     sent = wire.initial(0.0, "control.example")

@@ -6,6 +6,8 @@
 * `tls`: tls.mitm, tls.sni_throttle (and the tls.sni_* failure techniques via `trigger`)
 * `http`: http.blockpage (and http.reset/fin/drop via `trigger`)
 * `ip`: ip.blackhole, ip.reset, ip.reject
+* `ech`: tls.ech_drop, tls.ech_reset (ClientHellos with ECH/ESNI against the same without)
+* `quic`: quic.sni_drop, quic.drop (QUIC flows, `fingerprint.analysis.quic`)
 
 `decide` runs them all, then `confirm.judge` (the probe's confirmation round) and
 `coverage` (a capture cut short).  Confidence values come from `fingerprint.analysis.confidence`.
@@ -19,7 +21,8 @@ from fingerprint.analysis import confirm
 from fingerprint.analysis.coverage import coverage
 from fingerprint.analysis.findings import Verdicts
 from fingerprint.analysis.index import ObservationIndex
-from fingerprint.analysis.rules import dns, ip, trigger
+from fingerprint.analysis.rules import dns, ech, ip, trigger
+from fingerprint.analysis.rules import quic as quic_rules
 
 
 def decide(index: ObservationIndex) -> Verdicts:
@@ -30,6 +33,8 @@ def decide(index: ObservationIndex) -> Verdicts:
     for (server, port), groups in index.servers():
         ip.verdict(index, server, port, groups, out)
         trigger.verdicts(index, server, port, groups, out)
+        ech.verdicts(index, server, port, groups, out)
+    quic_rules.verdicts(index, out)
     # After every rule: the confirmation round judges the findings it re-tested, and a
     # capture cut short leaves the planned tests it does not hold failed.
     confirm.judge(index, out)

@@ -20,7 +20,7 @@ from fingerprint.analysis import confidence
 from fingerprint.analysis.coverage import ENDED_BEFORE_ANSWER
 from fingerprint.analysis.evidence import flow_evidence
 from fingerprint.analysis.findings import Check, Finding, Verdicts, count_of
-from fingerprint.analysis.index import ObservationIndex
+from fingerprint.analysis.index import ECH_KIND, ObservationIndex
 from fingerprint.analysis.locate import Location, Seen, SeriesPoint, locate
 from fingerprint.analysis.observe import TcpFlow
 from fingerprint.analysis.outcome import (
@@ -60,6 +60,10 @@ def verdicts(index: ObservationIndex, server: str, port: int,
     for kind, name, flows in groups:
         if not name or index.catalog.is_control_name(name):
             controls_by_kind[kind].extend(flows)
+            if kind == ECH_KIND:
+                # A control ClientHello with ECH still shows the address answers TLS (and
+                # its certificate); if ECH alone is blocked the control fails: no verdict.
+                controls_by_kind["tls"].extend(flows)
         elif kind in ("tls", "http"):
             targets.append((kind, name, flows))
     working = frozenset((kind, name) for kind, name, flows in targets

@@ -25,18 +25,21 @@ from fingerprint.lab.censors.dns_injection import DnsInjection
 from fingerprint.lab.censors.dns_nxdomain import DnsNxdomain
 from fingerprint.lab.censors.dns_redirect import DnsRedirect
 from fingerprint.lab.censors.dns_servfail import DnsServfail
+from fingerprint.lab.censors.ech_drop import EchDrop
 from fingerprint.lab.censors.firewall_reset import FirewallReset
 from fingerprint.lab.censors.http_blockpage import HttpBlockpage
 from fingerprint.lab.censors.http_reset import HttpReset
 from fingerprint.lab.censors.ip_blackhole import IpBlackhole
 from fingerprint.lab.censors.ip_reject import IpReject
 from fingerprint.lab.censors.ip_reset import IpReset
+from fingerprint.lab.censors.quic_sni_drop import QuicSniDrop
 from fingerprint.lab.censors.slow_path import SlowPath
 from fingerprint.lab.censors.sni_drop import SniDrop
 from fingerprint.lab.censors.sni_fin import SniFin
 from fingerprint.lab.censors.sni_reset import SniReset
 from fingerprint.lab.censors.sni_throttle import SniThrottle
 from fingerprint.lab.censors.tls_mitm import TlsMitm
+from fingerprint.lab.censors.udp_drop import UdpDrop
 
 BEHAVIOURS: dict[str, type[Behaviour]] = {cls.name: cls for cls in (
     DnsInjection, DnsRedirect, DnsNxdomain, DnsServfail, DnsDrop,
@@ -44,6 +47,7 @@ BEHAVIOURS: dict[str, type[Behaviour]] = {cls.name: cls for cls in (
     IpBlackhole, IpReject, IpReset, FirewallReset,
     HttpBlockpage, HttpReset,
     SlowPath,
+    QuicSniDrop, UdpDrop, EchDrop,
 )}
 
 

@@ -37,6 +37,8 @@ from fingerprint.lab.censors._wire import Flow, Packet, name_matches
 if TYPE_CHECKING:
     import dns.message
 
+    from fingerprint.protocols.tls import ClientHello
+
 FLOW_DROP_SECONDS = 300.0
 """How long a dropped flow stays dropped unless the behaviour says otherwise."""
 
@@ -113,7 +115,8 @@ class Behaviour:
     """What the probe should report for a platform this behaviour blocks."""
     title: ClassVar[str]
     queues: ClassVar[frozenset[str]] = frozenset()
-    """Which client-side traffic the engine must queue: "dns", "tls", "http", "syn"."""
+    """Which client-side traffic the engine must queue: "dns", "tls", "http", "syn", "hello"
+    (TCP/443 segments, ClientHellos reassembled), "quic" (UDP/443)."""
     defaults: ClassVar[Mapping[str, Any]] = {}
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
@@ -168,4 +171,13 @@ class Behaviour:
         return None
 
     def on_syn(self, ctx: CensorContext, packet: Packet) -> Verdict | None:
+        return None
+
+    def on_hello(self, ctx: CensorContext, packet: Packet, hello: ClientHello) -> Verdict | None:
+        """A whole ClientHello over TCP, reassembled from segments and records ("hello" queue,
+        offered on the segment that completes it)."""
+        return None
+
+    def on_quic(self, ctx: CensorContext, packet: Packet, hello: ClientHello) -> Verdict | None:
+        """A client Initial datagram whose ClientHello decrypted ("quic" queue)."""
         return None

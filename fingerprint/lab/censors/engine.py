@@ -42,11 +42,28 @@ from fingerprint.lab.censors._wire import ACK, RST, SYN, Flow, Packet, http_host
 from fingerprint.lab.censors._wire import TCP as TCP_PROTO
 from fingerprint.lab.censors._wire import UDP as UDP_PROTO
 from fingerprint.lab.censors.base import FLOW_DROP_SECONDS, Behaviour, Verdict
+from fingerprint.protocols import quic, tls
 
 QUEUE_NUMBER = 0
+QUIC_PORT = 443
+HELLO_LIMIT = 1 << 16
+"""Bytes kept per flow while a ClientHello is reassembled (a ClientHello is at most 64 kB)."""
+DONE: dict[int, bytes] = {}
+"""Marks a flow whose ClientHello was offered (or given up on)."""
 
 ResidualKey = tuple[str, str | None, int | None]
 """(client, server, port) for a 3-tuple block; (client, None, None) for the whole client."""
+
+
+def _hello_complete(data: bytes) -> bool:
+    """The joined records hold the whole ClientHello handshake message."""
+    body = bytearray()
+    pos = 0
+    while pos + 5 <= len(data):
+        length = int.from_bytes(data[pos + 3:pos + 5], "big")
+        body += data[pos + 5:pos + 5 + length]
+        pos += 5 + length
+    return len(body) >= 4 and len(body) >= 4 + int.from_bytes(body[1:4], "big")
 
 
 class Engine:
@@ -62,6 +79,12 @@ class Engine:
         self._clock = clock
         self.dropped_flows: dict[Flow, float] = {}
         self.residual: dict[ResidualKey, tuple[float, str]] = {}
+        self.udp_residual: dict[tuple[str, str, int], tuple[float, str]] = {}
+        """Residual blocks a UDP (QUIC) trigger started: UDP only (the GFW's QUIC block
+        leaves TCP alone)."""
+        self.hellos = any("hello" in b.queues for b in behaviours)
+        self._streams: dict[Flow, dict[int, bytes]] = {}
+        """Client bytes of TCP/443 flows until their ClientHello is whole (`_hello`)."""
         client, server = topology.CENSOR_CLIENT_LINK, topology.CENSOR_SERVER_LINK
         self._links = {
             "client": (client.right_interface, client.right_mac, client.left_mac),
@@ -130,12 +153,18 @@ class Engine:
                 return self._offer("syn", packet.dst, packet, lambda b: b.on_syn(self, packet))
             if not packet.payload:
                 return None
+            if self.hellos and packet.dport == QUIC_PORT:
+                verdict = self._hello(packet)
+                if verdict is not None:
+                    return verdict
             sni = tls_sni(packet.payload)
             if sni is not None:
                 return self._offer("tls", sni, packet, lambda b: b.on_tls(self, packet, sni))
             host = http_host(packet.payload)
             if host is not None:
                 return self._offer("http", host, packet, lambda b: b.on_http(self, packet, host))
+        elif packet.proto == UDP_PROTO and packet.dport == QUIC_PORT:
+            return self._quic(packet, now)
         elif packet.proto == UDP_PROTO and packet.dport == 53:
             try:
                 query = dns.message.from_wire(packet.payload)
@@ -146,6 +175,56 @@ class Engine:
             qname = query.question[0].name.to_text().rstrip(".")
             return self._offer("dns", qname, packet, lambda b: b.on_dns(self, packet, query))
         return None
+
+    def _quic(self, packet: Packet, now: float) -> Verdict | None:
+        """UDP/443: the residual block of (client, server, port), then client Initials:
+        decrypted (RFC 9001 keys from the DCID) and offered with their ClientHello."""
+        with self._lock:
+            residual = self.udp_residual.get((packet.src, packet.dst, packet.dport))
+            dropped = self.dropped_flows.get(packet.flow, 0.0) > now
+        if residual is not None and residual[0] > now:
+            self.log(event="residual", flow=packet.flow, action="drop")
+            return Verdict(drop=True)
+        if dropped:
+            return Verdict(drop=True)
+        hello = None
+        for dcid, initials in quic.read_client_initials([packet.payload]).items():
+            del dcid
+            hello = initials.client_hello or hello
+        if hello is None:
+            return None
+        found = hello
+        return self._offer("quic", hello.sni or "", packet,
+                           lambda b: b.on_quic(self, packet, found))
+
+    def _hello(self, packet: Packet) -> Verdict | None:
+        """Reassemble the client's first bytes on a TCP/443 flow (segments in sequence
+        order, TLS records joined by the parser) until a whole ClientHello parses, then offer
+        it on the segment that completed it: a censor that reassembles sees through
+        fragmentation (TSPU, net4people/bbs#417)."""
+        with self._lock:
+            parts = self._streams.setdefault(packet.flow, {})
+            if parts is DONE:
+                return None
+            parts[packet.seq] = packet.payload
+            ordered = sorted(parts.items())
+            data = bytearray()
+            expect = ordered[0][0]
+            for seq, chunk in ordered:
+                if seq != expect:
+                    break
+                data += chunk
+                expect = (seq + len(chunk)) & 0xFFFFFFFF
+            if len(data) > HELLO_LIMIT:
+                self._streams[packet.flow] = DONE
+                return None
+        hello = tls.parse_client_hello(bytes(data))
+        if hello is None or not _hello_complete(bytes(data)):
+            return None
+        with self._lock:
+            self._streams[packet.flow] = DONE
+        return self._offer("hello", hello.sni or "", packet,
+                           lambda b: b.on_hello(self, packet, hello))
 
     def _offer(self, trigger: str, name: str, packet: Packet,
                hook: Callable[[Behaviour], Verdict | None]) -> Verdict | None:
@@ -166,6 +245,10 @@ class Engine:
                     self.later(verdict.residual_after, block)
                 else:
                     block()
+            elif behaviour.residual_seconds > 0 and packet.proto == UDP_PROTO:
+                with self._lock:
+                    self.udp_residual[(packet.src, packet.dst, packet.dport)] = (
+                        self._clock() + behaviour.residual_seconds, "drop")
             return verdict
         return None
 

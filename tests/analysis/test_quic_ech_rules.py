@@ -1,0 +1,224 @@
+"""QUIC and ECH rules on crafted captures: quic.sni_drop, quic.drop, residual blocking,
+TTL localisation, tls.ech_drop/reset against tls.sni_* with ECH, and no verdict without a
+control that worked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fingerprint.testing import replay
+from fingerprint.testing.craft import Capture
+
+SERVER = "203.0.113.20"
+TARGET, CONTROL = "twitter.com", "example.com"
+
+
+def _write(cap: Capture, tmp_path: Path) -> Path:
+    # A last datagram elsewhere 30 s on: the silences before it are due, not pending.
+    last = max(ts for ts, _data in cap.frames) - cap.start
+    cap.quic("192.0.2.99", 443, at=last + 30.0).datagram(b"end", at_s=0.0)
+    return cap.write(tmp_path / "capture.pcapng")
+
+
+def _quic(cap: Capture, sni: str | None, at: float, *, answered: bool, ech: bool = False,
+          ttl: int | None = None) -> None:
+    flow = cap.quic(SERVER, 443, at=at)
+    flow.initial(sni, ech=ech, ttl=ttl)
+    if answered:
+        flow.answer()
+
+
+def test_quic_sni_drop_with_control_and_residual_block(tmp_path: Path) -> None:
+    cap = Capture(seed=11)
+    _quic(cap, CONTROL, 0.0, answered=True)
+    trigger = cap.quic(SERVER, 443, at=1.0, sport=40000)
+    trigger.initial(TARGET)
+    trigger.initial(TARGET, at_s=1.0)
+    # Later datagrams on the same (client, server, port), another source port: unanswered
+    # for 91 s, answered at 200 s (the GFW's residual block lasts about 180 s).
+    for at in (10.0, 50.0, 91.0):
+        later = cap.quic(SERVER, 443, at=1.0, sport=40001 + int(at))
+        later.datagram(b"probe payload", at_s=at)
+    after = cap.quic(SERVER, 443, at=201.0, sport=45000)
+    after.datagram(b"probe payload", at_s=0.0)
+    after.server_datagram(b"echo", at_s=0.05)
+    run = replay(_write(cap, tmp_path))
+    finding = run.expect(technique="quic.sni_drop")
+    assert finding.target == TARGET and finding.address == SERVER
+    assert finding.confidence == 0.93  # with control, repeated
+    assert finding.context["trigger.ech"] is False
+    assert finding.context["quic.residual_s"] == 91.0
+    assert any("residual block" in n and "answered again 200 s" in n for n in finding.notes)
+
+
+def test_quic_answered_target_is_accessible(tmp_path: Path) -> None:
+    cap = Capture(seed=12)
+    _quic(cap, CONTROL, 0.0, answered=True)
+    _quic(cap, TARGET, 1.0, answered=True, ech=True)
+    run = replay(_write(cap, tmp_path))
+    assert not [f for f in run.findings if f.technique.value.startswith("quic.")]
+    checks = [c for c in run.result.verdicts.checks if c.kind == "quic" and c.target == TARGET]
+    assert checks and all(c.ok for c in checks)
+
+
+def test_quic_drop_needs_tcp_to_work(tmp_path: Path) -> None:
+    cap = Capture(seed=13)
+    _quic(cap, CONTROL, 0.0, answered=False)
+    _quic(cap, TARGET, 1.0, answered=False)
+    tcp = cap.tcp(SERVER, 443, at=2.0)
+    tcp.handshake()
+    tcp.client_hello(TARGET)
+    tcp.server_hello()
+    run = replay(_write(cap, tmp_path))
+    finding = run.expect(technique="quic.drop")
+    assert finding.confidence == 0.8
+
+
+def test_quic_all_unanswered_without_tcp_is_inconclusive(tmp_path: Path) -> None:
+    cap = Capture(seed=14)
+    _quic(cap, CONTROL, 0.0, answered=False)
+    _quic(cap, TARGET, 1.0, answered=False)
+    run = replay(_write(cap, tmp_path))
+    assert not run.findings
+    check = next(c for c in run.result.verdicts.checks if c.kind == "quic" and c.target == TARGET)
+    assert not check.ok and "TCP/443" in check.detail
+
+
+def test_quic_without_control_is_inconclusive(tmp_path: Path) -> None:
+    cap = Capture(seed=15)
+    _quic(cap, TARGET, 0.0, answered=False)
+    _quic(cap, TARGET, 2.0, answered=False)
+    run = replay(_write(cap, tmp_path))
+    assert not run.findings
+    check = next(c for c in run.result.verdicts.checks if c.kind == "quic")
+    assert not check.ok and check.control_ok is None
+
+
+def test_quic_ttl_limited_initials_localise_a_drop(tmp_path: Path) -> None:
+    cap = Capture(seed=16)
+    _quic(cap, CONTROL, 0.0, answered=True)
+    _quic(cap, TARGET, 1.0, answered=False)
+    censor_hop = 3
+    for ttl in range(1, 6):
+        flow = cap.quic(SERVER, 443, at=10.0 + ttl * 5)
+        flow.initial(TARGET, ttl=ttl)
+        if ttl < censor_hop:
+            flow.expire(f"198.51.100.{ttl}", at_s=0.01)
+        # A full-TTL payload on the same flow: answered unless the Initial reached the censor.
+        flow.datagram(b"payload", at_s=1.0)
+        if ttl < censor_hop:
+            flow.server_datagram(b"echo", at_s=1.05)
+    run = replay(_write(cap, tmp_path))
+    finding = run.expect(technique="quic.sni_drop")
+    assert finding.location is not None and finding.location.hop == censor_hop
+
+
+def _tls(cap: Capture, sni: str | None, at: float, *, ech: bool, outcome: str) -> None:
+    flow = cap.tcp(SERVER, 443, at=at)
+    flow.handshake()
+    flow.client_hello(sni, ech=ech)
+    if outcome == "ok":
+        flow.server_hello()
+    elif outcome == "reset":
+        flow.inject("RA", at_ms=5, ttl=120, ip_id=0)
+
+
+def test_tls_ech_drop_when_the_same_hello_without_ech_works(tmp_path: Path) -> None:
+    cap = Capture(seed=21)
+    for n in range(2):
+        _tls(cap, "cloudflare-ech.com", n * 1.0, ech=False, outcome="ok")
+        _tls(cap, "cloudflare-ech.com", 10 + n * 1.0, ech=True, outcome="drop")
+    run = replay(_write(cap, tmp_path))
+    finding = run.expect(technique="tls.ech_drop")
+    assert finding.target == "cloudflare-ech.com"
+    assert finding.context["trigger.ech"] is True
+    assert finding.context["trigger.sni"] == "cloudflare-ech.com"
+    assert any("carried ECH (outer SNI cloudflare-ech.com)" in n for n in finding.notes)
+    assert not [f for f in run.findings if f.technique.value.startswith("tls.sni_")]
+
+
+def test_tls_ech_reset_without_outer_sni(tmp_path: Path) -> None:
+    cap = Capture(seed=22)
+    _tls(cap, None, 0.0, ech=False, outcome="ok")
+    _tls(cap, None, 1.0, ech=True, outcome="reset")
+    _tls(cap, None, 2.0, ech=True, outcome="reset")
+    run = replay(_write(cap, tmp_path))
+    finding = run.expect(technique="tls.ech_reset")
+    assert "trigger.sni" not in finding.context and finding.context["trigger.ech"] is True
+
+
+def test_outer_sni_triggering_is_tls_sni_with_ech_noted(tmp_path: Path) -> None:
+    cap = Capture(seed=23)
+    _tls(cap, CONTROL, 0.0, ech=True, outcome="ok")
+    _tls(cap, TARGET, 1.0, ech=True, outcome="reset")
+    _tls(cap, TARGET, 2.0, ech=True, outcome="reset")
+    run = replay(_write(cap, tmp_path))
+    finding = run.expect(technique="tls.sni_reset")
+    assert finding.target == TARGET and finding.context["trigger.ech"] is True
+    assert any("carried ECH (outer SNI twitter.com)" in n for n in finding.notes)
+    assert not [f for f in run.findings if f.technique.value.startswith("tls.ech_")]
+
+
+def test_ech_failing_with_no_plain_control_is_inconclusive(tmp_path: Path) -> None:
+    cap = Capture(seed=24)
+    _tls(cap, None, 0.0, ech=True, outcome="drop")
+    _tls(cap, "www.rfc-editor.org", 1.0, ech=True, outcome="ok")
+    run = replay(_write(cap, tmp_path))
+    assert not run.findings
+
+
+def test_malformed_quic_is_counted_and_skipped(tmp_path: Path) -> None:
+    cap = Capture(seed=25)
+    _quic(cap, CONTROL, 0.0, answered=True)
+    flow = cap.quic(SERVER, 443, at=1.0)
+    good = flow.initial(TARGET)
+    # A truncated Initial, a bad length and an unknown version, to UDP/443.
+    payload = good[28:]
+    flow.datagram(payload[:60], at_s=0.5)
+    flow.datagram(payload[:5] + b"\x08" + payload[6:], at_s=0.6)
+    flow.datagram(b"\xc0\x1a\x2b\x3c\x4d" + payload[5:200], at_s=0.7)
+    flow.answer(at_s=1.0)
+    run = replay(_write(cap, tmp_path))
+    assert not run.findings
+    assert any("malformed QUIC" in p for p in run.result.problems)
+
+
+def test_quic_ech_with_an_outer_sni_answered_without_ech_is_tls_ech_drop(tmp_path: Path) -> None:
+    cap = Capture(seed=26)
+    _quic(cap, CONTROL, 0.0, answered=True)
+    _quic(cap, "cloudflare-ech.com", 1.0, answered=True)
+    _quic(cap, "cloudflare-ech.com", 2.0, answered=False, ech=True)
+    _quic(cap, "cloudflare-ech.com", 3.0, answered=False, ech=True)
+    run = replay(_write(cap, tmp_path))
+    finding = run.expect(technique="tls.ech_drop")
+    assert finding.context["trigger.ech"] is True and finding.context["quic.version"] == 1
+    assert not [f for f in run.findings if f.technique.value.startswith("quic.")]
+
+
+def test_one_unanswered_variant_against_the_other_answered_is_loss(tmp_path: Path) -> None:
+    cap = Capture(seed=27)
+    _quic(cap, CONTROL, 0.0, answered=True)
+    _quic(cap, TARGET, 1.0, answered=True)
+    _quic(cap, TARGET, 2.0, answered=False, ech=True)
+    run = replay(_write(cap, tmp_path))
+    assert not run.findings
+    checks = [c for c in run.result.verdicts.checks if c.kind == "quic" and c.target == TARGET]
+    assert checks and all(c.ok for c in checks) and "taken as loss" in checks[-1].detail
+
+
+def test_quic_handshakes_in_the_ooni_measurement(tmp_path: Path) -> None:
+    from fingerprint.output.ooni import measurements_from_pipeline
+
+    cap = Capture(seed=28)
+    _quic(cap, CONTROL, 0.0, answered=True)
+    _quic(cap, TARGET, 1.0, answered=False)
+    _quic(cap, TARGET, 2.0, answered=False)
+    run = replay(_write(cap, tmp_path))
+    assert run.result.pipeline is not None
+    found = measurements_from_pipeline(run.result.pipeline, run.result.verdicts)
+    mine = next(m for m in found if m["input"] == TARGET)
+    handshakes = mine["test_keys"]["quic_handshakes"]
+    assert [h["tags"] for h in handshakes] == [["control"], ["target"], ["target"]]
+    assert all(h["network"] == "udp" and h["address"] == f"{SERVER}:443" for h in handshakes)
+    assert handshakes[0]["failure"] is None and handshakes[0]["server_name"] == CONTROL
+    assert [h["failure"] for h in handshakes[1:]] == ["generic_timeout_error"] * 2
