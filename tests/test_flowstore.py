@@ -27,7 +27,7 @@ from fingerprint.capture.writer import CaptureWriter
 from fingerprint.catalog import load_catalog
 from fingerprint.cli import cli
 from fingerprint.model import Technique
-from fingerprint.output.ooni import measurements_from_pipeline
+from fingerprint.output.ooni.measurements import measurements_from_pipeline
 from fingerprint.report import build_report
 from fingerprint.signature import SignatureLibrary, load_library
 from fingerprint.testing.craft import Capture, http_response

@@ -18,7 +18,7 @@ from fingerprint.analysis.observe import CaptureHints
 from fingerprint.analysis.outcome import Outcome
 from fingerprint.analysis.pipeline import analyze_files
 from fingerprint.catalog import load_catalog
-from fingerprint.output.ooni import measurements_from_pipeline
+from fingerprint.output.ooni.measurements import measurements_from_pipeline
 from fingerprint.report import build_report, render_table
 from fingerprint.signature import SignatureLibrary, load_library
 from fingerprint.testing.craft import Capture

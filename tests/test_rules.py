@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from fingerprint.output.ooni import measurements_from_pipeline
+from fingerprint.output.ooni.measurements import measurements_from_pipeline
 from fingerprint.report import build_report
 from fingerprint.signature import SignatureLibrary, load_library
 from fingerprint.testing.fixtures import Fixture

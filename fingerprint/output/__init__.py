@@ -12,7 +12,8 @@ from __future__ import annotations
 from fingerprint.output.evidence import annotate_captures, write_evidence
 from fingerprint.output.frames import RawFrame
 from fingerprint.output.jsonl import JsonlWriter
-from fingerprint.output.ooni import ProbeInfo, build_measurements, measurements_from_pipeline
+from fingerprint.output.ooni.envelope import ProbeInfo
+from fingerprint.output.ooni.measurements import build_measurements, measurements_from_pipeline
 
 __all__ = ["JsonlWriter", "ProbeInfo", "RawFrame", "annotate_captures", "build_measurements",
            "measurements_from_pipeline", "write_evidence"]

@@ -40,7 +40,7 @@ def _progress(message: str) -> None:
 
 def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     if param.name in ("probe_asn", "probe_cc") and value:
-        from fingerprint.output.ooni import MeasurementError, normalize_asn, normalize_cc
+        from fingerprint.output.ooni.envelope import MeasurementError, normalize_asn, normalize_cc
 
         try:
             value = normalize_asn(value) if param.name == "probe_asn" else normalize_cc(value)
@@ -109,7 +109,7 @@ def _options() -> dict[str, Any]:
 
 
 def probe_info_from_options(options: dict[str, Any] | None = None) -> Any:
-    from fingerprint.output.ooni import MeasurementError, ProbeInfo
+    from fingerprint.output.ooni.envelope import MeasurementError, ProbeInfo
 
     opts = _options() if options is None else options
     try:
@@ -169,7 +169,8 @@ class MeasurementSink:
                    evidence_pcap=opts.get("pcap_out"), start=start)
 
     def emit(self, pipeline: Any, verdicts: Any, platforms: Iterable[str] | None = None) -> int:
-        from fingerprint.output.ooni import capture_vantage, measurements_from_pipeline, new_run_id
+        from fingerprint.output.ooni.envelope import capture_vantage, new_run_id
+        from fingerprint.output.ooni.measurements import measurements_from_pipeline
 
         if self.run_id is None:
             asn, cc = capture_vantage(self.probe, pipeline.hints.raw)
@@ -193,7 +194,7 @@ def write_analyze_outputs(result: Any, captures: list[str]) -> None:
         return
     from fingerprint.output.evidence import annotate_captures
     from fingerprint.output.jsonl import JsonlWriter
-    from fingerprint.output.ooni import measurements_from_pipeline
+    from fingerprint.output.ooni.measurements import measurements_from_pipeline
 
     probe = probe_info_from_options(opts)
     if result.pipeline is None:

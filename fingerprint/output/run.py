@@ -38,12 +38,8 @@ from fingerprint.catalog import Catalog
 from fingerprint.output.evidence import EvidenceResult, write_evidence
 from fingerprint.output.frames import RawFrame
 from fingerprint.output.jsonl import JsonlWriter
-from fingerprint.output.ooni import (
-    ProbeInfo,
-    capture_vantage,
-    measurements_from_pipeline,
-    new_run_id,
-)
+from fingerprint.output.ooni.envelope import ProbeInfo, capture_vantage, new_run_id
+from fingerprint.output.ooni.measurements import measurements_from_pipeline
 from fingerprint.signature import SignatureLibrary
 from fingerprint.trust import TrustStore
 

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from fingerprint._json import dumps_indented
-from fingerprint.output.ooni import measurements_from_pipeline
+from fingerprint.output.ooni.measurements import measurements_from_pipeline
 from fingerprint.report import build_report
 from fingerprint.signature import SignatureLibrary, load_library
 from fingerprint.testing.fixtures import Fixture, find_fixtures

@@ -207,7 +207,7 @@ def test_one_unanswered_variant_against_the_other_answered_is_loss(tmp_path: Pat
 
 
 def test_quic_handshakes_in_the_ooni_measurement(tmp_path: Path) -> None:
-    from fingerprint.output.ooni import measurements_from_pipeline
+    from fingerprint.output.ooni.measurements import measurements_from_pipeline
 
     cap = Capture(seed=28)
     _quic(cap, CONTROL, 0.0, answered=True)

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from fingerprint.output.aggregate import PAGE_EXCERPT_CHARS
 from fingerprint.output.cli import report
 from fingerprint.output.jsonl import JsonlWriter
-from fingerprint.output.ooni import measurements_from_pipeline
+from fingerprint.output.ooni.measurements import measurements_from_pipeline
 from fingerprint.report import render_findings
 from fingerprint.signature import load_library
 from fingerprint.testing.fixtures import Fixture

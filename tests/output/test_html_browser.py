@@ -16,7 +16,8 @@ from synthetic import START, censored_network
 
 from fingerprint.output.aggregate import aggregate
 from fingerprint.output.jsonl import JsonlWriter
-from fingerprint.output.ooni import ProbeInfo, measurements_from_pipeline
+from fingerprint.output.ooni.envelope import ProbeInfo
+from fingerprint.output.ooni.measurements import measurements_from_pipeline
 from fingerprint.output.render_html import STATUS_COLOURS, render_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

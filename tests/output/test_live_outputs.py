@@ -16,7 +16,7 @@ from fingerprint.capture.reader import open_capture
 from fingerprint.capture.writer import CaptureWriter
 from fingerprint.catalog import load_catalog
 from fingerprint.output.frames import iter_ip_frames
-from fingerprint.output.ooni import ProbeInfo
+from fingerprint.output.ooni.envelope import ProbeInfo
 from fingerprint.output.run import LiveMeasurements, annotate_run_capture
 from fingerprint.probes.runner import RawPacket, to_packets
 from fingerprint.signature import load_library

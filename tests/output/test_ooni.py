@@ -13,14 +13,9 @@ from scapy.layers.inet import IP, TCP
 from synthetic import CLIENT, CONTROL, START, TELEGRAM, TWITTER, CaptureBuilder, censored_network
 
 from fingerprint.model import Failure
-from fingerprint.output.ooni import (
-    DATA_FORMAT_VERSION,
-    DNS_SERVER_MISBEHAVING,
-    MeasurementError,
-    ProbeInfo,
-    build_measurements,
-    measurements_from_pipeline,
-)
+from fingerprint.output.ooni.envelope import DATA_FORMAT_VERSION, MeasurementError, ProbeInfo
+from fingerprint.output.ooni.failures import DNS_SERVER_MISBEHAVING
+from fingerprint.output.ooni.measurements import build_measurements, measurements_from_pipeline
 from fingerprint.testing.fixtures import Fixture
 
 ENVELOPE = {

@@ -17,7 +17,8 @@ from fingerprint.capture.reader import open_capture
 from fingerprint.catalog import load_catalog
 from fingerprint.cli import cli
 from fingerprint.model import Failure
-from fingerprint.output.ooni import ProbeInfo, measurements_from_pipeline, new_run_id
+from fingerprint.output.ooni.envelope import ProbeInfo, new_run_id
+from fingerprint.output.ooni.measurements import measurements_from_pipeline
 from fingerprint.signature import load_library
 from fingerprint.testing.fixtures import Fixture
 from fingerprint.trust import TrustStore

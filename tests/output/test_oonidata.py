@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 
 from fingerprint.output.jsonl import dumps_line
-from fingerprint.output.ooni import TEST_NAME, measurements_from_pipeline
+from fingerprint.output.ooni.envelope import TEST_NAME
+from fingerprint.output.ooni.measurements import measurements_from_pipeline
 from fingerprint.signature import load_library
 from fingerprint.testing.fixtures import Fixture
 

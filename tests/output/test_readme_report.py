@@ -17,7 +17,8 @@ from click.testing import CliRunner
 
 from fingerprint.output.cli import report
 from fingerprint.output.jsonl import JsonlWriter
-from fingerprint.output.ooni import ProbeInfo, measurements_from_pipeline
+from fingerprint.output.ooni.envelope import ProbeInfo
+from fingerprint.output.ooni.measurements import measurements_from_pipeline
 from fingerprint.signature import load_library
 from fingerprint.testing.fixtures import Fixture
 

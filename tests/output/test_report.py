@@ -14,7 +14,8 @@ from synthetic import START, censored_network
 
 from fingerprint.output.cli import report
 from fingerprint.output.jsonl import JsonlWriter
-from fingerprint.output.ooni import ProbeInfo, measurements_from_pipeline
+from fingerprint.output.ooni.envelope import ProbeInfo
+from fingerprint.output.ooni.measurements import measurements_from_pipeline
 
 DAY = 86400.0
 

@@ -11,7 +11,7 @@ from synthetic import censored_network, verdict_summary
 
 from fingerprint.analysis.observe import CaptureHints
 from fingerprint.catalog import load_catalog
-from fingerprint.output.ooni import ProbeInfo
+from fingerprint.output.ooni.envelope import ProbeInfo
 from fingerprint.output.run import write_run_outputs
 from fingerprint.signature import load_library
 from fingerprint.trust import TrustStore
