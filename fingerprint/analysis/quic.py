@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from fingerprint.capture.packet import PROTO_ICMP, PROTO_ICMPV6, PROTO_UDP, Packet
-from fingerprint.protocols import quic
+from fingerprint.protocols import quic, quic_initial
 from fingerprint.protocols.tls import ClientHello
 
 QUIC_PORTS = frozenset({443})
@@ -240,7 +240,7 @@ class QuicObserver:
         for header in headers:
             if header.packet_type is not quic.PacketType.INITIAL:
                 continue
-            packet = quic.decrypt_initial(payload, header)
+            packet = quic_initial.decrypt_initial(payload, header)
             if packet is None:
                 self.malformed += 1
                 continue
@@ -319,7 +319,7 @@ def _looks_like_client_initial(payload: bytes) -> bool:
         return False
     header = quic.parse_long_header(payload)
     return header is not None and header.packet_type is quic.PacketType.INITIAL \
-        and quic.decrypt_initial(payload, header) is not None
+        and quic_initial.decrypt_initial(payload, header) is not None
 
 
 def observe_quic(packets: Iterable[Packet], *, ports: Iterable[int] = QUIC_PORTS) -> list[QuicFlow]:

@@ -13,7 +13,7 @@ df-008-netevents: a QUIC handshake is recorded like a TLS one):
 
 * what is sent, per attempt: one UDP socket (the kernel's; a fresh source port
   unless `source_port` is given), connected to (address, 443); a client's
-  first flight built by `protocols.quic`: a TLS 1.3 ClientHello (SNI, ALPN h3,
+  first flight built by `protocols.quic_initial`: a TLS 1.3 ClientHello (SNI, ALPN h3,
   transport parameters; a GREASE ECH extension with `grease_ech`) in CRYPTO
   frames of one or more Initial packets of QUIC v1 (or v2), each datagram
   padded to 1200 bytes, DCID and SCID random 8 bytes.  While nothing comes
@@ -55,7 +55,7 @@ from fingerprint.interrupt import POLL_S
 from fingerprint.probes import tls as tls_probe
 from fingerprint.probes.ip import set_ttl
 from fingerprint.probes.runner import Session
-from fingerprint.protocols import quic, tls
+from fingerprint.protocols import quic, quic_initial, tls
 
 QUIC_PORT = 443
 QUIC_SENDS = 3
@@ -93,8 +93,8 @@ def first_flight(sni: str | None, *, dcid: bytes, scid: bytes, version: int = qu
     hello = tls.build_client_hello(sni, rng, alpn=ALPN, tls12=False, grease_ech=grease_ech,
                                    quic_transport_parameters=quic.client_transport_parameters(scid),
                                    record=False)
-    return quic.build_initial_datagrams(hello, dcid=dcid, scid=scid, version=version,
-                                        first_packet_number=first_packet_number)
+    return quic_initial.build_initial_datagrams(hello, dcid=dcid, scid=scid, version=version,
+                                                first_packet_number=first_packet_number)
 
 
 def quic_attempt(session: Session, address: str, sni: str | None, *, port: int = QUIC_PORT,

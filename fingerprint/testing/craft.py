@@ -38,6 +38,7 @@ from scapy.packet import Raw
 from fingerprint.analysis.observe import CaptureHints
 from fingerprint.capture.writer import CaptureWriter
 from fingerprint.protocols import quic as quic_proto
+from fingerprint.protocols import quic_initial
 from fingerprint.protocols import tls as tls_proto
 from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA, TYPE_CNAME, build_query
 
@@ -513,7 +514,7 @@ class TcpFlow:
 
 
 class QuicFlow:
-    """One UDP 4-tuple carrying QUIC: client Initials (built with `protocols.quic`, real
+    """One UDP 4-tuple carrying QUIC: client Initials (built with `protocols.quic_initial`, real
     v1/v2 protection), the server's answers, other datagrams.  Times are seconds after
     the flow's start (`at`)."""
 
@@ -552,7 +553,7 @@ class QuicFlow:
             sni, rng, alpn=alpn, tls12=False, grease_ech=ech, record=False,
             quic_transport_parameters=quic_proto.client_transport_parameters(self.scid))
         first = b""
-        for n, datagram in enumerate(quic_proto.build_initial_datagrams(
+        for n, datagram in enumerate(quic_initial.build_initial_datagrams(
                 hello, dcid=dcid, scid=self.scid, version=version)):
             raw = self._udp(self.t + at_s + n * 0.0001, datagram, from_server=False, ttl=ttl)
             first = first or raw
@@ -564,7 +565,7 @@ class QuicFlow:
         the analysis reads the long header only), one RTT after `at_s` by default."""
         rng = self.capture.rng
         when = self.t + (self.rtt + 0.002 if at_s is None else at_s)
-        packet = quic_proto.build_initial(
+        packet = quic_initial.build_initial(
             quic_proto.crypto_frame(0, rng.randbytes(90)), dcid=self.scid, scid=rng.randbytes(8),
             version=self.version, key_dcid=rng.randbytes(8), client=False, pad_to=1200)
         self._udp(when, packet, from_server=True)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fingerprint.capture.reader import open_ip_frames
-from fingerprint.protocols import quic, tls
+from fingerprint.protocols import quic, quic_initial, tls
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -109,12 +109,12 @@ def quic_client_initial(sni: str = "twitter.com", version: int = quic.QUIC_V1) -
     """A client's first Initial datagram (1200 bytes), deterministic."""
     hello = tls.build_client_hello(sni, random.Random(14), tls12=False, record=False, grease_ech=True,
                                    quic_transport_parameters=quic.client_transport_parameters(b"\x01" * 8))
-    return quic.build_initial_datagrams(hello, dcid=QUIC_DCID, scid=b"\x01" * 8, version=version)[0]
+    return quic_initial.build_initial_datagrams(hello, dcid=QUIC_DCID, scid=b"\x01" * 8, version=version)[0]
 
 
 def quic_server_initial() -> bytes:
     frames = b"\x02\x00\x00\x00\x00" + quic.crypto_frame(0, b"\x02\x00\x00\x04" + bytes(4))
-    return quic.build_initial(frames, dcid=b"\x01" * 8, scid=b"\x02" * 8, key_dcid=QUIC_DCID, client=False)
+    return quic_initial.build_initial(frames, dcid=b"\x01" * 8, scid=b"\x02" * 8, key_dcid=QUIC_DCID, client=False)
 
 
 def quic_packets() -> list[IpPacket]:

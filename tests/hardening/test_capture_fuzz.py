@@ -30,7 +30,7 @@ from fingerprint.analysis.quic import QuicObserver
 from fingerprint.capture.dissect import SUPPORTED_LINKTYPES, Problem, decode_frame
 from fingerprint.capture.packet import Packet
 from fingerprint.catalog import Catalog, load_catalog
-from fingerprint.protocols import quic
+from fingerprint.protocols import quic, quic_initial
 from fingerprint.protocols.dns import parse_dns
 from fingerprint.protocols.http import parse_request, parse_response
 from fingerprint.protocols.tls import parse_client_hello, parse_server_flight
@@ -210,7 +210,7 @@ def test_quic_parsers_and_observer_are_total(seed: bytes, mutations: int, rng_se
                 observer.feed(decoded)
                 quic.classify_datagram(decoded.payload)
         observer.close()
-        quic.read_client_initials([raw, packet])
+        quic_initial.read_client_initials([raw, packet])
     assert len(flows) <= 3
     _counts["quic datagrams"] += 3
 

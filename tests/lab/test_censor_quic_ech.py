@@ -13,7 +13,7 @@ from fingerprint.lab.censors import build_behaviour
 from fingerprint.lab.censors._wire import Packet, parse
 from fingerprint.lab.censors.base import CensorSetup
 from fingerprint.lab.censors.engine import Engine
-from fingerprint.protocols import quic, tls
+from fingerprint.protocols import quic, quic_initial, tls
 
 CLIENT = "192.0.2.10"
 SERVER = "203.0.113.20"
@@ -39,8 +39,8 @@ def initial(sni: str, *, sport: int = 40000, ech: bool = False, version: int = q
     scid = rng.randbytes(8)
     hello = tls.build_client_hello(sni, rng, alpn=("h3",), tls12=False, grease_ech=ech, record=False,
                                    quic_transport_parameters=quic.client_transport_parameters(scid))
-    datagram = quic.build_initial_datagrams(hello, dcid=rng.randbytes(8), scid=scid,
-                                            version=version)[0]
+    datagram = quic_initial.build_initial_datagrams(hello, dcid=rng.randbytes(8), scid=scid,
+                                                    version=version)[0]
     packet = parse(bytes(IP(src=CLIENT, dst=SERVER, ttl=62) / UDP(sport=sport, dport=443) / datagram))
     assert packet is not None
     return packet

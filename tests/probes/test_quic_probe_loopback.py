@@ -19,7 +19,7 @@ from fingerprint.lab.services import quic as quic_service
 from fingerprint.probes import quic as quic_probe
 from fingerprint.probes import tls as tls_probe
 from fingerprint.probes.runner import RateLimiter, Session
-from fingerprint.protocols import quic
+from fingerprint.protocols import quic, quic_initial
 
 LOOPBACK = "127.0.0.1"
 
@@ -94,7 +94,7 @@ def test_unanswered_initial_is_resent_then_times_out() -> None:
         except TimeoutError:
             pass
     assert attempt.outcome == "timeout" and attempt.sent == quic_probe.QUIC_SENDS
-    connections = quic.read_client_initials(received)
+    connections = quic_initial.read_client_initials(received)
     (conn,) = connections.values()
     assert conn.packets == quic_probe.QUIC_SENDS and conn.dcid == attempt.dcid
     assert conn.client_hello is not None and conn.client_hello.sni == "blocked.example"

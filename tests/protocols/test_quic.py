@@ -11,7 +11,7 @@ import quic_vectors as v
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fingerprint.protocols import quic, tls
+from fingerprint.protocols import quic, quic_initial, tls
 
 
 @pytest.mark.parametrize(("version", "client", "secret", "key", "iv", "hp"), [
@@ -22,13 +22,13 @@ from fingerprint.protocols import quic, tls
 ])
 def test_initial_keys_match_the_rfc_vectors(version: int, client: bool, secret: bytes, key: bytes,
                                             iv: bytes, hp: bytes) -> None:
-    keys = quic.initial_keys(v.DCID, version, client=client)
+    keys = quic_initial.initial_keys(v.DCID, version, client=client)
     assert (keys.secret, keys.key, keys.iv, keys.hp) == (secret, key, iv, hp)
 
 
 def test_unknown_version_has_no_keys() -> None:
     with pytest.raises(ValueError, match="no Initial salt"):
-        quic.initial_keys(v.DCID, 0xFF00001D)
+        quic_initial.initial_keys(v.DCID, 0xFF00001D)
 
 
 @pytest.mark.parametrize(("version", "packet"), [(quic.QUIC_V1, v.V1_CLIENT_PACKET),
@@ -39,12 +39,12 @@ def test_client_initial_vector_decrypts_to_example_com(version: int, packet: byt
     assert (header.packet_type, header.version, header.dcid, header.scid) == \
         (quic.PacketType.INITIAL, version, v.DCID, b"")
     assert header.end == len(packet) == 1200
-    initial = quic.decrypt_initial(packet, header)
+    initial = quic_initial.decrypt_initial(packet, header)
     assert initial is not None
     assert initial.packet_number == v.CLIENT_PACKET_NUMBER
     assert initial.padding == 917 and not initial.frame_error
     assert [(offset, len(data)) for offset, data in initial.crypto] == [(0, 241)]
-    hello = quic.read_client_initials([packet])[v.DCID]
+    hello = quic_initial.read_client_initials([packet])[v.DCID]
     assert hello.complete and hello.client_hello is not None
     assert hello.client_hello.sni == "example.com"
     assert hello.client_hello.alpn == ("alpn",)
@@ -54,8 +54,8 @@ def test_client_initial_vector_decrypts_to_example_com(version: int, packet: byt
 @pytest.mark.parametrize(("version", "packet"), [(quic.QUIC_V1, v.V1_CLIENT_PACKET),
                                                  (quic.QUIC_V2, v.V2_CLIENT_PACKET)])
 def test_builder_reproduces_the_client_vector(version: int, packet: bytes) -> None:
-    built = quic.build_initial(v.CLIENT_FRAMES, dcid=v.DCID, scid=b"", version=version,
-                               packet_number=v.CLIENT_PACKET_NUMBER, pn_length=4)
+    built = quic_initial.build_initial(v.CLIENT_FRAMES, dcid=v.DCID, scid=b"", version=version,
+                                       packet_number=v.CLIENT_PACKET_NUMBER, pn_length=4)
     assert built == packet
 
 
@@ -66,12 +66,12 @@ def test_server_initial_vector(version: int, packet: bytes) -> None:
     header = quic.parse_long_header(packet)
     assert header is not None and header.scid == v.SERVER_SCID
     # The server's keys derive from the client's first DCID, not from the header.
-    assert quic.decrypt_initial(packet, header) is None
-    initial = quic.decrypt_initial(packet, header, dcid=v.DCID, client=False)
+    assert quic_initial.decrypt_initial(packet, header) is None
+    initial = quic_initial.decrypt_initial(packet, header, dcid=v.DCID, client=False)
     assert initial is not None and initial.ack and initial.packet_number == 1
     assert initial.crypto[0][1][0] == tls.HS_SERVER_HELLO
-    built = quic.build_initial(v.SERVER_FRAMES, dcid=b"", scid=v.SERVER_SCID, version=version,
-                               packet_number=1, pn_length=2, key_dcid=v.DCID, client=False)
+    built = quic_initial.build_initial(v.SERVER_FRAMES, dcid=b"", scid=v.SERVER_SCID, version=version,
+                                       packet_number=1, pn_length=2, key_dcid=v.DCID, client=False)
     assert built == packet
 
 
@@ -82,11 +82,11 @@ def test_large_client_hello_spans_datagrams_and_reassembles_out_of_order(version
     hello = tls.build_client_hello("blocked.example", rng, tls12=False, record=False,
                                    quic_transport_parameters=rng.randbytes(1800), grease_ech=True)
     dcid = rng.randbytes(8)
-    datagrams = quic.build_initial_datagrams(hello, dcid=dcid, scid=rng.randbytes(8), version=version)
+    datagrams = quic_initial.build_initial_datagrams(hello, dcid=dcid, scid=rng.randbytes(8), version=version)
     assert len(datagrams) == 3 and all(len(d) == quic.MIN_CLIENT_INITIAL for d in datagrams)
-    only_first = quic.read_client_initials(datagrams[:1])[dcid]
+    only_first = quic_initial.read_client_initials(datagrams[:1])[dcid]
     assert not only_first.complete
-    conn = quic.read_client_initials(reversed(datagrams))[dcid]
+    conn = quic_initial.read_client_initials(reversed(datagrams))[dcid]
     assert conn.complete and conn.packets == 3
     assert conn.client_hello is not None
     assert conn.client_hello.sni == "blocked.example" and conn.client_hello.ech_present
@@ -97,13 +97,13 @@ def test_coalesced_packets_in_one_datagram() -> None:
     dcid = rng.randbytes(8)
     hello = tls.build_client_hello("a.example", rng, tls12=False, record=False,
                                    quic_transport_parameters=b"")
-    first = quic.build_initial(quic.crypto_frame(0, hello[:100]), dcid=dcid, scid=b"", packet_number=0)
-    second = quic.build_initial(quic.crypto_frame(100, hello[100:]) + b"\x01", dcid=dcid, scid=b"",
-                                packet_number=1)
+    first = quic_initial.build_initial(quic.crypto_frame(0, hello[:100]), dcid=dcid, scid=b"", packet_number=0)
+    second = quic_initial.build_initial(quic.crypto_frame(100, hello[100:]) + b"\x01", dcid=dcid, scid=b"",
+                                        packet_number=1)
     datagram = first + second + rng.randbytes(40)  # a trailing short-header-looking tail
     headers = quic.long_headers(datagram)
     assert [h.end for h in headers][:2] == [len(first), len(first) + len(second)]
-    conn = quic.read_client_initials([datagram])[dcid]
+    conn = quic_initial.read_client_initials([datagram])[dcid]
     assert conn.packets == 2 and conn.complete
     assert conn.client_hello is not None and conn.client_hello.sni == "a.example"
 
@@ -113,28 +113,28 @@ def test_frames_ping_ack_and_connection_close() -> None:
     frames = (b"\x01" + b"\x02" + quic.encode_varint(5) + b"\x00\x01\x00" + b"\x01\x00"  # 1 extra range
               + b"\x00\x00\x00"
               + b"\x1c" + quic.encode_varint(0x0A) + b"\x06" + b"\x04oops")
-    packet = quic.build_initial(frames, dcid=dcid, scid=b"")
+    packet = quic_initial.build_initial(frames, dcid=dcid, scid=b"")
     header = quic.parse_long_header(packet)
     assert header is not None
-    initial = quic.decrypt_initial(packet, header)
+    initial = quic_initial.decrypt_initial(packet, header)
     assert initial is not None and initial.ping and initial.ack
     assert initial.close == quic.ConnectionClose(0x0A, 0x06, "oops")
     assert initial.padding == 3 and not initial.frame_error
 
 
 def test_forbidden_frame_stops_parsing_with_a_reason() -> None:
-    packet = quic.build_initial(b"\x08\x00\x00", dcid=bytes(8), scid=b"")  # STREAM frame
+    packet = quic_initial.build_initial(b"\x08\x00\x00", dcid=bytes(8), scid=b"")  # STREAM frame
     header = quic.parse_long_header(packet)
     assert header is not None
-    initial = quic.decrypt_initial(packet, header)
+    initial = quic_initial.decrypt_initial(packet, header)
     assert initial is not None and "not allowed" in initial.frame_error
 
 
 def test_cut_short_crypto_frame_is_reported() -> None:
-    packet = quic.build_initial(b"\x06\x00\x40\x50abc", dcid=bytes(8), scid=b"")
+    packet = quic_initial.build_initial(b"\x06\x00\x40\x50abc", dcid=bytes(8), scid=b"")
     header = quic.parse_long_header(packet)
     assert header is not None
-    initial = quic.decrypt_initial(packet, header)
+    initial = quic_initial.decrypt_initial(packet, header)
     assert initial is not None and initial.crypto == [] and initial.frame_error
 
 
@@ -178,8 +178,8 @@ def test_malformed_client_initials_are_not_quic(damage: str) -> None:
     data = bytes(packet)
     header = quic.parse_long_header(data)
     if header is not None:
-        assert quic.decrypt_initial(data, header) is None
-    assert quic.read_client_initials([data]) == {}
+        assert quic_initial.decrypt_initial(data, header) is None
+    assert quic_initial.read_client_initials([data]) == {}
 
 
 @settings(max_examples=300, deadline=None)
@@ -187,7 +187,7 @@ def test_malformed_client_initials_are_not_quic(damage: str) -> None:
 def test_garbage_never_raises(data: bytes) -> None:
     quic.long_headers(data)
     quic.classify_datagram(data)
-    quic.read_client_initials([data])
+    quic_initial.read_client_initials([data])
 
 
 @settings(max_examples=200, deadline=None)
@@ -195,7 +195,7 @@ def test_garbage_never_raises(data: bytes) -> None:
 def test_mutated_vector_never_raises(position: int, value: int) -> None:
     packet = bytearray(v.V1_CLIENT_PACKET)
     packet[position] = value
-    connections = quic.read_client_initials([bytes(packet)])
+    connections = quic_initial.read_client_initials([bytes(packet)])
     for conn in connections.values():
         # A mutation that still authenticates can only be in the unprotected header.
         assert conn.client_hello is None or conn.client_hello.sni == "example.com"

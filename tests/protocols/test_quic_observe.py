@@ -10,7 +10,7 @@ from scapy.packet import Raw
 from fingerprint.analysis.quic import ClientKind, QuicObserver, observe_quic
 from fingerprint.capture.dissect import LINKTYPE_RAW, dissect
 from fingerprint.capture.packet import Packet
-from fingerprint.protocols import quic, tls
+from fingerprint.protocols import quic, quic_initial, tls
 
 CLIENT = "198.51.100.10"
 SERVER = "203.0.113.20"
@@ -33,8 +33,8 @@ class Wire:
                 version: int = quic.QUIC_V1, big: bool = False) -> list[bytes]:
         hello = tls.build_client_hello(sni, self.rng, tls12=False, record=False, grease_ech=ech,
                                        quic_transport_parameters=self.rng.randbytes(1500 if big else 40))
-        datagrams = quic.build_initial_datagrams(hello, dcid=self.rng.randbytes(8),
-                                                 scid=self.rng.randbytes(8), version=version)
+        datagrams = quic_initial.build_initial_datagrams(hello, dcid=self.rng.randbytes(8),
+                                                         scid=self.rng.randbytes(8), version=version)
         for i, datagram in enumerate(datagrams):
             self.add(t + i * 0.001, bytes(IP(src=CLIENT, dst=SERVER, ttl=ttl) / UDP(sport=sport, dport=443)
                                           / Raw(datagram)))
@@ -43,9 +43,9 @@ class Wire:
     def server_initial(self, t: float, client_datagram: bytes, *, sport: int = 40000) -> None:
         header = quic.parse_long_header(client_datagram)
         assert header is not None
-        reply = quic.build_initial(quic.crypto_frame(0, b"\x02\x00\x00\x04abcd"), dcid=header.scid,
-                                   scid=self.rng.randbytes(8), key_dcid=header.dcid, client=False,
-                                   packet_number=0)
+        reply = quic_initial.build_initial(quic.crypto_frame(0, b"\x02\x00\x00\x04abcd"), dcid=header.scid,
+                                           scid=self.rng.randbytes(8), key_dcid=header.dcid, client=False,
+                                           packet_number=0)
         self.add(t, bytes(IP(src=SERVER, dst=CLIENT, ttl=52) / UDP(sport=443, dport=sport) / Raw(reply)))
 
     def udp(self, t: float, payload: bytes, *, sport: int = 40000) -> None:
@@ -106,7 +106,7 @@ def test_initial_on_another_port_is_found_and_garbage_on_443_is_counted() -> Non
     wire = Wire()
     hello = tls.build_client_hello("x.example", wire.rng, tls12=False, record=False,
                                    quic_transport_parameters=b"")
-    (datagram,) = quic.build_initial_datagrams(hello, dcid=bytes(8), scid=bytes(8))
+    (datagram,) = quic_initial.build_initial_datagrams(hello, dcid=bytes(8), scid=bytes(8))
     wire.add(0.0, bytes(IP(src=CLIENT, dst=SERVER) / UDP(sport=40000, dport=8443) / Raw(datagram)))
     damaged = bytearray(datagram)
     damaged[700] ^= 0xFF

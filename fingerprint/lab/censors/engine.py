@@ -42,7 +42,7 @@ from fingerprint.lab.censors._wire import ACK, RST, SYN, Flow, Packet, http_host
 from fingerprint.lab.censors._wire import TCP as TCP_PROTO
 from fingerprint.lab.censors._wire import UDP as UDP_PROTO
 from fingerprint.lab.censors.base import FLOW_DROP_SECONDS, Behaviour, Verdict
-from fingerprint.protocols import quic, tls
+from fingerprint.protocols import quic_initial, tls
 
 QUEUE_NUMBER = 0
 QUIC_PORT = 443
@@ -188,7 +188,7 @@ class Engine:
         if dropped:
             return Verdict(drop=True)
         hello = None
-        for dcid, initials in quic.read_client_initials([packet.payload]).items():
+        for dcid, initials in quic_initial.read_client_initials([packet.payload]).items():
             del dcid
             hello = initials.client_hello or hello
         if hello is None:

@@ -8,7 +8,7 @@ SNI-based QUIC Censorship of the Great Firewall of China", USENIX Security
 client's Initial with the keys the public DCID gives (RFC 9001 section 5),
 reads the SNI, and drops the (client address, server address, server port)
 three-tuple for 180 s; nothing is injected.  The engine decrypts with
-`fingerprint.protocols.quic`, so QUIC v1 and v2 Initials are both read.
+`fingerprint.protocols.quic_initial`, so QUIC v1 and v2 Initials are both read.
 """
 
 from __future__ import annotations
