@@ -1251,6 +1251,33 @@ def cn_gfw_quic_sni() -> Capture:
     return cap
 
 
+@case("false-positive/quic-at-the-server", "QUIC captured at the server: an Initial the server "
+      "did not answer is no drop",
+      shows="Taken at the server (the client's datagrams arrive with TTL 47, the server's leave "
+            "with 64): the Initial with the control SNI is answered; two flows carry Initials "
+            "with SNI google.com that arrived and that the server did not answer, one followed by "
+            "a later datagram of its flow, the other by nothing.  An Initial that arrived was not "
+            "dropped on the path, and nothing shows the silent flow's client sent more: "
+            "inconclusive, not quic.sni_drop (the client-side reading of the same packets).",
+      source="gfw-report/usenixsecurity25-quic-sni experiments/ (USENIX Security 2025): its "
+             "TTL-location traces are server-side captures of this shape",
+      expect={"google": ("inconclusive", [])})
+def quic_at_the_server() -> Capture:
+    cap = Capture(seed=seed_of("fpqs"), client_ttl=47)
+    control = cap.quic(SERVER, 443, at=0.0, server_ttl=64)
+    control.initial("example.com")
+    control.answer()
+    silent = cap.quic(SERVER, 443, at=1.0, server_ttl=64)
+    silent.initial("google.com")
+    silent.initial("google.com", at_s=1.0)
+    went_on = cap.quic(SERVER, 443, at=6.0, server_ttl=64)
+    went_on.initial("google.com")
+    went_on.datagram(b"probe payload", at_s=5.0)
+    # A last datagram 30 s on: the silences before it are due, not pending.
+    cap.quic(SERVER, 443, at=41.0, server_ttl=64).datagram(b"end", at_s=0.0)
+    return cap
+
+
 @case("ru/tspu-ech-drop-2024", "Russia TSPU (November 2024): ECH with outer SNI "
       "cloudflare-ech.com dropped, over TCP and QUIC",
       shows="From a Russian vantage point, ClientHellos carrying an encrypted_client_hello "

@@ -23,7 +23,7 @@ from fingerprint.analysis.evidence import Baseline, EvidencePacket
 from fingerprint.analysis.flowstore import FlowGroup
 from fingerprint.analysis.observe import CaptureHints, DnsExchange, TcpFlow, compact_flow, header_only
 from fingerprint.analysis.outcome import SILENCE_AFTER_S, FlowOutcome, capture_end_of, flow_outcome
-from fingerprint.analysis.quic import QuicFlow
+from fingerprint.analysis.quic import QuicFlow, capture_end_of_quic
 from fingerprint.catalog import OTHER, Catalog
 from fingerprint.trust import CertVerdict, TrustStore
 
@@ -105,6 +105,9 @@ class ObservationIndex:
     def add_quic(self, flow: QuicFlow) -> None:
         """The QUIC observer's sink: every closed flow is kept (each is bounded), up to
         `MAX_QUIC_FLOWS`; past it they are counted only."""
+        end = capture_end_of_quic(flow)
+        if end is not None:
+            self.capture_ends[flow.client][end] += 1
         if len(self.quic_flows) < MAX_QUIC_FLOWS:
             self.quic_flows.append(flow)
         else:
@@ -258,6 +261,10 @@ class ObservationIndex:
     def seen_at_server(self, flow: TcpFlow) -> bool:
         """Whether this flow was captured at its server (given, or guessed from its handshake)."""
         return (self.given_vantage() or capture_end_of(flow)) == "server"
+
+    def quic_seen_at_server(self, flow: QuicFlow) -> bool:
+        """Whether this UDP flow was captured at its server (given, or guessed from its TTLs)."""
+        return (self.given_vantage() or capture_end_of_quic(flow)) == "server"
 
     def capture_point(self) -> dict[str, Any]:
         """Which end the capture was taken at, per client address (the report's

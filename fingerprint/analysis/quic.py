@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from fingerprint.analysis.outcome import UNROUTED_TTLS
 from fingerprint.capture.packet import PROTO_ICMP, PROTO_ICMPV6, PROTO_UDP, Packet
 from fingerprint.protocols import quic, quic_initial
 from fingerprint.protocols.tls import ClientHello
@@ -307,6 +308,29 @@ def _answered_connection(flow: QuicFlow, record: ServerDatagram) -> QuicConnecti
         if conn.scid == record.dcid:
             return conn
     return earlier[-1] if earlier else None
+
+
+def capture_end_of_quic(flow: QuicFlow) -> str | None:
+    """Which end of a UDP flow the capture was taken at, from its IP TTLs (as
+    `outcome.capture_end_of` reads a TCP handshake).
+
+    At the server the client's datagrams all arrive routed (no initial TTL left, the
+    TTL-limited ones included) and the server's own leave with an initial TTL; at the
+    client its datagrams carry their initial TTL (a TTL-limited Initial does not, but
+    the datagrams around it do) and the server's arrive routed.  A flow the server
+    never answered is read from the client's datagrams alone.  None when they disagree.
+    """
+    client_ttls = {d.packet.ttl for d in flow.client_datagrams}
+    if not client_ttls:
+        return None
+    server_ttls = {d.packet.ttl for d in flow.server_datagrams}
+    client_routed = client_ttls.isdisjoint(UNROUTED_TTLS)
+    server_routed = server_ttls.isdisjoint(UNROUTED_TTLS)
+    if client_routed and (not server_ttls or not server_routed):
+        return "server"
+    if not client_routed and server_routed:
+        return "client"
+    return None
 
 
 def _looks_like_client_initial(payload: bytes) -> bool:

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fingerprint.analysis.observe import CaptureHints
+from fingerprint.analysis.pipeline import analyze_files
+from fingerprint.catalog import load_catalog
+from fingerprint.signature import load_library
 from fingerprint.testing import replay
 from fingerprint.testing.craft import Capture
+from fingerprint.trust import TrustStore
 
 SERVER = "203.0.113.20"
 TARGET, CONTROL = "twitter.com", "example.com"
@@ -222,3 +227,56 @@ def test_quic_handshakes_in_the_ooni_measurement(tmp_path: Path) -> None:
     assert all(h["network"] == "udp" and h["address"] == f"{SERVER}:443" for h in handshakes)
     assert handshakes[0]["failure"] is None and handshakes[0]["server_name"] == CONTROL
     assert [h["failure"] for h in handshakes[1:]] == ["generic_timeout_error"] * 2
+
+
+def _at_server(seed: int) -> Capture:
+    """A capture taken at the server: the client's datagrams arrive routed (47 left of
+    64), the server's leave with their initial TTL."""
+    cap = Capture(seed=seed, client_ttl=47)
+    flow = cap.quic(SERVER, 443, at=0.0, server_ttl=64)
+    flow.initial(CONTROL)
+    flow.answer()
+    return cap
+
+
+def test_initial_unanswered_at_the_server_is_not_a_drop(tmp_path: Path) -> None:
+    # The target's Initial arrived (so the path carried it) and the server did not answer
+    # it: the client-side reading (control answered, target not) would be quic.sni_drop.
+    cap = _at_server(31)
+    silent = cap.quic(SERVER, 443, at=1.0, server_ttl=64)
+    silent.initial(TARGET)
+    silent.initial(TARGET, at_s=1.0)
+    went_on = cap.quic(SERVER, 443, at=5.0, server_ttl=64)
+    went_on.initial(TARGET)
+    went_on.datagram(b"probe payload", at_s=5.0)
+    run = replay(_write(cap, tmp_path))
+    assert run.result.verdicts.capture_point["end"] == "server"
+    assert not [f for f in run.findings if f.technique.value.startswith("quic.")]
+    checks = [c for c in run.result.verdicts.checks if c.kind == "quic" and c.target == TARGET]
+    assert [c.ok for c in checks] == [False]
+    assert "captured at the server" in checks[0].detail
+    assert "1 followed by no later datagram" in checks[0].detail
+
+
+def test_flows_going_on_after_the_initial_at_the_server_work(tmp_path: Path) -> None:
+    cap = _at_server(32)
+    for n in range(2):
+        flow = cap.quic(SERVER, 443, at=1.0 + n, server_ttl=64)
+        flow.initial(TARGET)
+        flow.datagram(b"probe payload", at_s=5.0)
+    run = replay(_write(cap, tmp_path))
+    checks = [c for c in run.result.verdicts.checks if c.kind == "quic" and c.target == TARGET]
+    assert [c.ok for c in checks] == [True]
+
+
+def test_vantage_client_reads_a_server_capture_as_the_client_side(tmp_path: Path) -> None:
+    cap = _at_server(33)
+    silent = cap.quic(SERVER, 443, at=1.0, server_ttl=64)
+    silent.initial(TARGET)
+    silent.initial(TARGET, at_s=1.0)
+    path = _write(cap, tmp_path)
+    result = analyze_files([str(path)], load_catalog(None), load_library(None), TrustStore(None),
+                           on_problem=lambda _line: None,
+                           vantage=CaptureHints(raw={"capture_point": "client"}))
+    assert [f.target for f in result.verdicts.findings
+            if f.technique.value == "quic.sni_drop"] == [TARGET]

@@ -12,6 +12,10 @@ residual block of the (client, server, port) three-tuple (the GFW's lasts about
 180 s, Zohaib et al., USENIX Security 2025) is stated with the durations the
 capture shows; TTL-limited Initials localise the censor as TTL-limited
 ClientHellos do.
+
+Captures taken at the server (`quic.capture_end_of_quic`, or `--vantage server`) are
+read apart (`server_side_verdicts`): there an Initial arrived, so the path carried
+it, and the server's silence says nothing about the path.
 """
 
 from __future__ import annotations
@@ -36,14 +40,60 @@ Attempt = tuple[QuicFlow, QuicConnection]
 def verdicts(index: ObservationIndex, out: Verdicts) -> None:
     """Every QUIC target (address, port, SNI) against its endpoint's controls."""
     by_endpoint: dict[tuple[str, int], list[Attempt]] = defaultdict(list)
+    at_server: dict[tuple[str, int], list[Attempt]] = defaultdict(list)
     flows_at: dict[tuple[str, int], list[QuicFlow]] = defaultdict(list)
     for flow in index.quic_flows:
         flows_at[(flow.server, flow.server_port)].append(flow)
+        seen_at_server = index.quic_seen_at_server(flow)
         for conn in flow.connections:
             if conn.initials and conn.client_hello is not None:
-                by_endpoint[(flow.server, flow.server_port)].append((flow, conn))
+                (at_server if seen_at_server else by_endpoint)[(flow.server, flow.server_port)
+                                                               ].append((flow, conn))
     for (server, port), attempts in by_endpoint.items():
         endpoint_verdicts(index, server, port, attempts, flows_at[(server, port)], out)
+    for (server, port), attempts in at_server.items():
+        server_side_verdicts(index, server, port, attempts, out)
+
+
+def server_side_verdicts(index: ObservationIndex, server: str, port: int,
+                         attempts: list[Attempt], out: Verdicts) -> None:
+    """Initials captured at the server: what their remote clients' flows went through.
+
+    An Initial in such a capture reached the server, so the path did not drop it, and
+    whether the server answered says nothing about the path (its reply's fate is not in
+    the capture).  What a censor that drops the flow after the trigger (the GFW's QUIC
+    SNI blocking) leaves is a flow whose later datagrams never arrive; but a missing
+    datagram is only evidence when the capture shows the client sent it, which the
+    datagrams that did arrive cannot show.  So a flow that went on after its target
+    Initial worked, and one that did not is inconclusive, never blocked.
+    """
+    by_name: dict[str, list[Attempt]] = defaultdict(list)
+    for flow, conn in attempts:
+        if not is_control(index, conn.sni):
+            assert conn.sni is not None
+            by_name[conn.sni].append((flow, conn))
+    for name, tried in sorted(by_name.items()):
+        platform = index.platform_of_name(name)
+        label = f"{name} at {server}:{port} (QUIC, captured at the server)"
+        went_on = sum(flow_went_on(flow, conn) for flow, conn in tried)
+        if went_on == len(tried):
+            out.checks.append(Check(platform, name, "quic", True, None,
+                                    f"{label}: {count_of(len(tried), 'Initial')} arrived and "
+                                    "the flow's later datagrams arrived after each"))
+            continue
+        out.checks.append(Check(
+            platform, name, "quic", False, None,
+            f"{label}: {count_of(len(tried), 'Initial')} arrived, {len(tried) - went_on} "
+            "followed by no later datagram of its flow; the capture cannot show whether the "
+            "client sent any, so no drop is claimed"))
+
+
+def flow_went_on(flow: QuicFlow, conn: QuicConnection) -> bool:
+    """Whether a datagram other than the connection's own Initials arrived on the flow
+    after them (the flow was not dropped after the trigger)."""
+    own = {id(p) for p in conn.initials}
+    last = conn.initials[-1].ts
+    return any(d.packet.ts >= last and id(d.packet) not in own for d in flow.client_datagrams)
 
 
 def is_control(index: ObservationIndex, sni: str | None) -> bool:
