@@ -50,6 +50,12 @@ class ProbeUsageError(FingerprintError):
               show_default=True, help="Connections in flight to one address at once.")
 @click.option("--in-flight", type=click.IntRange(1, 256), default=DEFAULT_IN_FLIGHT,
               show_default=True, help="Connections in flight overall.")
+@click.option("--quic", is_flag=True,
+              help="Also send QUIC Initials (UDP 443; target SNI, control SNI, TTL-limited "
+                   "for localisation) and ClientHellos with and without a GREASE ECH extension "
+                   "(TCP 443) to each platform address. Off by default: on paths that flag a "
+                   "client (residual blocking) or queue UDP beside TCP, the extra connections "
+                   "made open platforms look blocked in the lab (issue 14).")
 @click.option("--no-confirm", "no_confirm", is_flag=True,
               help="Skip the confirmation round (each finding tested again after the sweep, "
                    "its control just before it).")
@@ -74,7 +80,7 @@ class ProbeUsageError(FingerprintError):
 def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_path: str | None,
           resolver: str | None, control_spec: str | None, control_sni: str | None,
           ca_file: str | None, timeout: float, rate: float, per_destination: int,
-          in_flight: int, no_confirm: bool, repeats: int,
+          in_flight: int, quic: bool, no_confirm: bool, repeats: int,
           all_domains: bool, no_localise: bool, max_hops: int, residual_pause: float,
           pcap_out: str | None, as_json: bool, exit_code: bool) -> None:
     """Probe the platforms live and report, per platform, which technique blocks it.
@@ -158,7 +164,7 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
                          in_flight=in_flight, confirm=not no_confirm,
                          ca_file=ca_file, repeats=repeats, all_domains=all_domains,
                          localise=not no_localise, max_hops=max_hops,
-                         residual_pause=residual_pause, vantage=vantage)
+                         residual_pause=residual_pause, vantage=vantage, quic=quic)
     stop = StopSignal()
     with stop.installed():
         try:

@@ -45,6 +45,9 @@ class Scenario:
     signatures: tuple[str, ...] = ()
     open_may_be_inconclusive: bool = False
     """Platforms no rule blocks may be `inconclusive` (never `blocked`)."""
+    probe_quic: bool = False
+    """The probe runs with `--quic` (QUIC Initials and ECH ClientHellos): scenarios whose
+    censor acts on them."""
 
     def expected(self, platform_ids: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
         """Techniques the probe should find per platform ([] means accessible)."""
@@ -84,13 +87,16 @@ def scenario_from_data(scenario_id: str, data: Any) -> Scenario:
     open_inconclusive = data.get("open_may_be_inconclusive", False)
     if not isinstance(open_inconclusive, bool):
         raise LabError(f"{where}: open_may_be_inconclusive must be true or false")
+    probe_quic = data.get("probe_quic", False)
+    if not isinstance(probe_quic, bool):
+        raise LabError(f"{where}: probe_quic must be true or false")
     signatures = data.get("signatures") or []
     if not isinstance(signatures, list) or not all(isinstance(s, str) for s in signatures):
         raise LabError(f"{where}: signatures must be a list of signature ids")
     return Scenario(scenario_id, data["title"].strip(),
                     tuple(str(s) for s in data.get("sources") or []), tuple(rules),
                     cc.upper() if cc else None, str(asn) if asn else None, tuple(signatures),
-                    open_inconclusive)
+                    open_inconclusive, probe_quic)
 
 
 def _folder() -> Any:
