@@ -49,3 +49,35 @@ def test_ci_fails_when_any_step_fails(tmp_path: Path, failing: str | None) -> No
                           timeout=60, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
     assert (tmp_path / "ran").read_text().split("\n")[:3] == ["ran pytest", "ran ruff", "ran mypy"]
     assert proc.returncode == (0 if failing is None else 1), proc.stderr
+
+
+def test_bootstrap_waits_for_another_apt_gets_dpkg_lock(tmp_path: Path) -> None:
+    """scripts/bootstrap, run on a copy with stand-in apt-get, dpkg-query, id and python:
+    every apt-get call waits for the dpkg lock another apt-get holds instead of failing."""
+    bash = shutil.which("bash")
+    assert bash is not None
+    (tmp_path / "scripts").mkdir()
+    shutil.copy2(REPO / "scripts" / "bootstrap", tmp_path / "scripts" / "bootstrap")
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    record = tmp_path / "apt-get.calls"
+    scripts = {
+        "apt-get": f"#!/bin/sh\necho \"$@\" >> {record}\nexit 0\n",
+        "dpkg-query": "#!/bin/sh\nexit 1\n",  # nothing installed: every package is missing
+        "id": "#!/bin/sh\necho 0\n",
+    }
+    for name, text in scripts.items():
+        (stubs / name).write_text(text)
+        (stubs / name).chmod(0o755)
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").write_text("#!/bin/sh\nexit 0\n")
+    (venv_bin / "python").chmod(0o755)
+    proc = subprocess.run([bash, str(tmp_path / "scripts" / "bootstrap")], capture_output=True,
+                          text=True, timeout=60,
+                          env={"PATH": f"{stubs}:{os.environ.get('PATH', '/usr/bin:/bin')}"})
+    assert proc.returncode == 0, proc.stderr
+    calls = record.read_text().splitlines()
+    assert any(" update" in f" {call}" for call in calls) and any(" install " in f" {call} "
+                                                                 for call in calls)
+    assert all("DPkg::Lock::Timeout=" in call for call in calls), calls
