@@ -86,6 +86,8 @@ def found_for(report: dict[str, Any], platform: str, target: str,
 def judge(label: dict[str, Any], status: str, techniques: list[str]) -> bool:
     if label["status"] == "blocked":
         return status == "blocked" and bool(set(techniques) & set(label.get("techniques", [])))
+    if label["status"] == "unknown":  # the capture cannot show it either way: only blocked is wrong
+        return status != "blocked"
     if label.get("role") == "control":
         return status in ("accessible", "absent")
     return status == "accessible"
@@ -128,7 +130,7 @@ def run_capture(capture: dict[str, Any], folder: Path, tally: Tally, verbose: bo
             mark = "right"
             tally.right += 1
         else:
-            false_blocked = label["status"] == "accessible" and status == "blocked"
+            false_blocked = label["status"] in ("accessible", "unknown") and status == "blocked"
             mark = "FALSE BLOCKED" if false_blocked else "wrong"
             tally.wrong += 1
             tally.false_blocked += false_blocked

@@ -157,6 +157,37 @@ def test_dns_drop_needs_the_control_to_answer() -> None:
     assert tg["findings"][0]["confidence"] >= 0.85
 
 
+def test_dns_silence_without_any_answered_name_is_not_a_drop() -> None:
+    """Only unanswered queries to one address (a dead resolver, or a capture at a UDP sink
+    that runs none): no control, no other answer, so no drop is claimed."""
+    s = Script().dns("telegram.org", [], 40001, 2)
+    s.at(5.0, IP(src=CLIENT, dst=RESOLVER) / UDP(sport=1, dport=9))  # capture goes on
+    tg = platform(analyze(s), "telegram")
+    assert tg["status"] == "inconclusive"
+    assert tg["techniques"] == []
+
+
+def test_dns_queries_arriving_routed_were_captured_at_the_far_end() -> None:
+    """A capture at a UDP sink: queries arrive with routed TTLs and nothing answers them.
+    The report says where it was taken, and nothing is claimed dropped."""
+    s = Script().dns("telegram.org", [], 40001, 2, query_ttl=45)
+    s.at(5.0, IP(src=CLIENT, dst=RESOLVER, ttl=45) / UDP(sport=1, dport=9))  # capture goes on
+    report = analyze(s)
+    assert report["capture_point"]["by_client"] == {CLIENT: "server"}
+    assert platform(report, "telegram")["status"] == "inconclusive"
+
+
+def test_dns_drop_without_control_needs_other_names_answered() -> None:
+    """A browser's capture asks no control name; other names the same resolver answered
+    show it was alive."""
+    s = Script().dns("news.example.net", [("203.0.113.40", 58, 100)], 40000, 1)
+    s.dns("telegram.org", [], 40001, 2)
+    s.at(5.0, IP(src=CLIENT, dst=RESOLVER) / UDP(sport=1, dport=9))  # capture goes on
+    tg = platform(analyze(s), "telegram")
+    assert tg["techniques"] == ["dns.drop"]
+    assert any("news.example.net" in e for e in tg["findings"][0]["evidence"])
+
+
 def test_bogon_answer_is_a_redirect() -> None:
     s = Script().dns("example.com", [("203.0.113.99", 58, 100)], 40000, 1)
     s.dns("www.facebook.com", [("10.10.34.34", 58, 101)], 40001, 2)

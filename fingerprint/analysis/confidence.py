@@ -25,9 +25,10 @@ RACING_DNS_ANSWERS = 0.05
 """Several different answers to one query: an on-path injector raced the resolver."""
 BOGON_ANSWER = 0.05
 """A private/reserved address in the answer: no public name resolves there."""
-DNS_DROP_NO_CONTROL = 0.4
-"""Queries unanswered and no control name asked of the same resolver: a dead resolver
-looks the same."""
+DNS_DROP_OTHER_NAMES = 0.6
+"""Queries unanswered, no control name asked of the same resolver, but other names it was
+asked in the capture answered (a browser's capture): the resolver was alive.  With no
+answered name at all no drop is claimed (a dead resolver looks the same)."""
 CONTROL_UNANSWERED = -0.2
 """An error or empty answer while the control names got no answer either."""
 UNPROVEN_REDIRECT = -0.1

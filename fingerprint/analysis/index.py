@@ -22,7 +22,13 @@ from fingerprint.analysis.confirm import ConfirmationRound
 from fingerprint.analysis.evidence import Baseline, EvidencePacket
 from fingerprint.analysis.flowstore import FlowGroup
 from fingerprint.analysis.observe import CaptureHints, DnsExchange, TcpFlow, compact_flow, header_only
-from fingerprint.analysis.outcome import SILENCE_AFTER_S, FlowOutcome, capture_end_of, flow_outcome
+from fingerprint.analysis.outcome import (
+    SILENCE_AFTER_S,
+    UNROUTED_TTLS,
+    FlowOutcome,
+    capture_end_of,
+    flow_outcome,
+)
 from fingerprint.analysis.quic import QuicFlow, capture_end_of_quic
 from fingerprint.catalog import OTHER, Catalog
 from fingerprint.trust import CertVerdict, TrustStore
@@ -59,6 +65,12 @@ def flow_time(flow: TcpFlow) -> float:
     return flow.trigger.ts if flow.trigger is not None else flow.first_ts
 
 
+def dns_capture_end(exchange: DnsExchange) -> str:
+    """Which end a DNS query was captured at: its own host sends it with an initial TTL;
+    anywhere past the first router (the resolver's end) it arrives routed."""
+    return "client" if exchange.query_ttl in UNROUTED_TTLS else "server"
+
+
 class ObservationIndex:
     """Collects closed exchanges/flows (as the observer's sink) and indexes them by target."""
 
@@ -78,6 +90,9 @@ class ObservationIndex:
         self.capture_ends: dict[str, Counter[str]] = defaultdict(Counter)
         """Per client address, how many of its handshakes say the capture was taken at
         the client or at the server (`capture_end_of`)."""
+        self.dns_capture_ends: dict[str, Counter[str]] = defaultdict(Counter)
+        """The same read from DNS queries (`dns_capture_end`): used only for a client with
+        no handshake to read, a capture of DNS alone."""
         self.cert_notes: dict[tuple[str, int, str], str] = {}
         """Certificate notes per (server, port, SNI) for the tested entry's detail: validity
         at capture time, or why an untrusted-looking certificate is the server's own."""
@@ -147,6 +162,7 @@ class ObservationIndex:
                 if len(self.name_addresses[item.qname]) < 64:
                     self.name_addresses[item.qname].update(response.message.addresses)
             ttl, limited = item.query_ttl, item.query_ttl < top
+            self.dns_capture_ends[item.client][dns_capture_end(item)] += 1
         else:
             kind = item.trigger_kind or "tcp"
             if kind == "tls" and item.client_hello is not None and (
@@ -272,6 +288,13 @@ class ObservationIndex:
         given = self.given_vantage()
         by_client = {client: (given or ends.most_common(1)[0][0])
                      for client, ends in sorted(self.capture_ends.items())}
+        for client, dns_ends in self.dns_capture_ends.items():
+            if client not in by_client and (given or not dns_ends["client"]):
+                # No handshake to read: the queries' TTLs.  A client none of whose queries
+                # left with an initial TTL was captured at the far end (the resolver, or a
+                # sink); a client's own capture of DNS alone is left unstated, as before.
+                by_client[client] = given or "server"
+        by_client = dict(sorted(by_client.items()))
         if not by_client:
             return {}
         ends = set(by_client.values())
@@ -320,6 +343,14 @@ class ObservationIndex:
                 if self.catalog.is_control_name(qname):
                     self._dns_controls[res].append((qtype, exchanges))
         return self._dns_controls
+
+    def dns_other_answered(self, resolver: str, qname: str) -> list[str]:
+        """Names other than `qname` (control names aside) this resolver answered in the
+        capture: in a capture without control names they show the resolver was alive."""
+        return sorted({name for (res, name, _qt), exchanges in self.dns_groups.items()
+                       if res == resolver and name != qname
+                       and not self.catalog.is_control_name(name)
+                       and any(ex.responses for ex in exchanges)})
 
     def resolver_baseline(self, resolver: str) -> Baseline:
         """IP header facts of the resolver's own answers (to control names)."""

@@ -48,8 +48,12 @@ def verdicts(index: ObservationIndex, out: Verdicts) -> None:
             answered = any(ex.responses for ex in full)
             if resolver in hints.no_resolver:
                 answered = True  # no answer from a non-resolver is what should happen
-            out.checks.append(Check(platform, qname, "dns", answered, control_ok,
-                                    f"resolver {resolver}"))
+            detail = f"resolver {resolver}"
+            if not answered and not control_answered:
+                detail += (": queries unanswered, and nothing else asked of this resolver was "
+                           "answered; a dead resolver, or an address that runs none, looks "
+                           "the same, so no drop is claimed")
+            out.checks.append(Check(platform, qname, "dns", answered, control_ok, detail))
             continue
         if finding.context.get("candidate"):
             out.candidates.append(finding)
@@ -150,9 +154,18 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
             return make(Technique.DNS_DROP, conf,
                         [f"{sum(ex.queries for ex in full)} queries unanswered; "
                          "control names on the same resolver answered"], [])
-        if not has_control and resolver not in hints.no_resolver:
-            return make(Technique.DNS_DROP, confidence.DNS_DROP_NO_CONTROL,
-                        ["queries unanswered; no control in this capture"], [])
+        others = [] if has_control or resolver in hints.no_resolver \
+            else index.dns_other_answered(resolver, qname)
+        if others:
+            # No control name was asked, but the same resolver answered other names: it
+            # was alive, and this name's silence is its own.
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            return make(Technique.DNS_DROP, confidence.DNS_DROP_OTHER_NAMES,
+                        [f"{sum(ex.queries for ex in full)} queries unanswered; no control name "
+                         f"in this capture, but the same resolver answered {shown}"], [])
+        # Nothing this resolver was asked got an answer: a dead resolver, or an address
+        # that runs none (a capture taken at a UDP sink), looks the same.  See
+        # `unanswered_detail` for the reason the check carries.
         return None
     first = [ex.responses[0] for ex in full if ex.responses]
     rcodes = Counter(r.message.rcode for r in first)
