@@ -15,6 +15,8 @@
 * `replay`: run a capture or fixture folder through the pipeline and assert
   on its findings and signatures, with an explanation when it fails;
 * `fixtures`: fixture folders under `pcaps/` (one capture, expected.json, README).
+* `scenes`: pieces several tests share (a one-platform catalog, a TLS attempt answered
+  or silent, the confirmation round's note for an attempt).
 """
 
 from fingerprint.testing.craft import Capture, DnsQuery, TcpFlow, client_hello, http_request, http_response

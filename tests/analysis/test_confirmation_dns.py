@@ -16,24 +16,11 @@ from typing import Any
 
 from fingerprint.analysis.confirm import NOTES_KEY
 from fingerprint.testing import replay
-from fingerprint.testing.craft import START, Capture, DnsQuery
+from fingerprint.testing.craft import START, Capture
+from fingerprint.testing.scenes import round_note, write_catalog
 
 RESOLVER = "203.0.113.53"
-CATALOG = """platforms:
-  twitter:
-    name: Twitter / X
-    domains: [twitter.com]
-    addresses: [203.0.113.10]
-control:
-  domains: [example.com]
-  addresses: [203.0.113.99]
-"""
 ROUND_AT = 10.0
-
-
-def _note(query: DnsQuery, name: str, at: float) -> dict[str, Any]:
-    return {"name": name, "dst": RESOLVER, "dport": 53, "sport": query.sport, "proto": "udp",
-            "at": START + at}
 
 
 def _run(tmp_path: Path, *, reproduces: bool) -> Path:
@@ -51,13 +38,13 @@ def _run(tmp_path: Path, *, reproduces: bool) -> Path:
     notes["tests"].append({
         "platform": "twitter", "technique": "dns.drop", "family": "dns",
         "target": "twitter.com", "address": RESOLVER, "port": 53,
-        "control": _note(control, "example.com", ROUND_AT),
-        "test": _note(target, "twitter.com", ROUND_AT + 0.1)})
+        "control": round_note(control, "example.com", ROUND_AT),
+        "test": round_note(target, "twitter.com", ROUND_AT + 0.1)})
     notes["end"] = START + ROUND_AT + 3.0
     # A later control query (after the round): the capture runs past the round's window.
     cap.dns(RESOLVER, "example.com", at=ROUND_AT + 5.0).respond(["203.0.113.99"], delay_ms=30,
                                                                  ttl=60)
-    (tmp_path / "catalog.yaml").write_text(CATALOG)
+    write_catalog(tmp_path)
     return cap.write(tmp_path / "capture.pcapng")
 
 

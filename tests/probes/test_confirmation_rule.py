@@ -23,55 +23,29 @@ from typing import Any
 
 from fingerprint.analysis.confirm import NOTES_KEY
 from fingerprint.testing import replay
-from fingerprint.testing.craft import START, Capture, TcpFlow
+from fingerprint.testing.craft import START, Capture
+from fingerprint.testing.scenes import round_note, tls_attempt, write_catalog
 
 SERVER = "203.0.113.10"
-CATALOG = """platforms:
-  twitter:
-    name: Twitter / X
-    domains: [twitter.com]
-    addresses: [203.0.113.10]
-control:
-  domains: [example.com]
-  addresses: [203.0.113.99]
-"""
 CONFIRMATION_AT = 10.0
-
-
-def _tls_attempt(cap: Capture, sni: str, at: float, answered: bool) -> TcpFlow:
-    flow = cap.tcp(SERVER, 443, at=at)
-    flow.handshake()
-    flow.client_hello(sni)
-    if answered:
-        flow.server_hello()
-    else:
-        for retry_ms in (200, 600, 1400):
-            flow.retransmit(at_ms=retry_ms)
-        flow.client_close(at_ms=2000, rst=True)
-    return flow
-
-
-def _note(flow: TcpFlow, name: str, at: float) -> dict[str, Any]:
-    return {"name": name, "dst": SERVER, "dport": 443, "sport": flow.sport, "proto": "tcp",
-            "at": START + at}
 
 
 def _run(tmp_path: Path, *, reproduces: bool) -> Path:
     notes: dict[str, Any] = {"start": START + CONFIRMATION_AT, "tests": []}
     cap = Capture(seed=21, hints={NOTES_KEY: notes})
-    _tls_attempt(cap, "example.com", 0.0, answered=True)
-    _tls_attempt(cap, "example.com", 0.1, answered=True)
+    tls_attempt(cap, SERVER, "example.com", 0.0, answered=True)
+    tls_attempt(cap, SERVER, "example.com", 0.1, answered=True)
     for index in range(3):
-        _tls_attempt(cap, "twitter.com", 1.0 + index / 10, answered=False)
-    control = _tls_attempt(cap, "example.com", CONFIRMATION_AT, answered=True)
-    target = _tls_attempt(cap, "twitter.com", CONFIRMATION_AT + 0.5, answered=not reproduces)
+        tls_attempt(cap, SERVER, "twitter.com", 1.0 + index / 10, answered=False)
+    control = tls_attempt(cap, SERVER, "example.com", CONFIRMATION_AT, answered=True)
+    target = tls_attempt(cap, SERVER, "twitter.com", CONFIRMATION_AT + 0.5, answered=not reproduces)
     notes["tests"].append({
         "platform": "twitter", "technique": "tls.sni_drop", "family": "tls",
         "target": "twitter.com", "address": SERVER, "port": 443,
-        "control": _note(control, "example.com", CONFIRMATION_AT),
-        "test": _note(target, "twitter.com", CONFIRMATION_AT + 0.5)})
+        "control": round_note(control, "example.com", CONFIRMATION_AT),
+        "test": round_note(target, "twitter.com", CONFIRMATION_AT + 0.5)})
     notes["end"] = START + CONFIRMATION_AT + 3.0
-    (tmp_path / "catalog.yaml").write_text(CATALOG)
+    write_catalog(tmp_path)
     return cap.write(tmp_path / "capture.pcapng")
 
 
@@ -95,8 +69,8 @@ def _residual_run(tmp_path: Path, *, reset_at_syn: bool) -> Path:
     control and the target again, both answered by a RST to the SYN (or both silent)."""
     notes: dict[str, Any] = {"start": START + CONFIRMATION_AT, "tests": []}
     cap = Capture(seed=22, hints={NOTES_KEY: notes})
-    _tls_attempt(cap, "example.com", 0.0, answered=True)
-    _tls_attempt(cap, "example.com", 0.1, answered=True)
+    tls_attempt(cap, SERVER, "example.com", 0.0, answered=True)
+    tls_attempt(cap, SERVER, "example.com", 0.1, answered=True)
     trigger = cap.tcp(SERVER, 443, at=1.0)
     trigger.handshake()
     trigger.client_hello("twitter.com")
@@ -113,9 +87,9 @@ def _residual_run(tmp_path: Path, *, reset_at_syn: bool) -> Path:
     notes["tests"].append({
         "platform": "twitter", "technique": "tls.sni_reset", "family": "tls",
         "target": "twitter.com", "address": SERVER, "port": 443,
-        "control": _note(control, cname, cat), "test": _note(target, tname, tat)})
+        "control": round_note(control, cname, cat), "test": round_note(target, tname, tat)})
     notes["end"] = START + CONFIRMATION_AT + 3.0
-    (tmp_path / "catalog.yaml").write_text(CATALOG)
+    write_catalog(tmp_path)
     return cap.write(tmp_path / "capture.pcapng")
 
 

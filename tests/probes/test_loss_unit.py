@@ -14,23 +14,15 @@ from pathlib import Path
 
 from fingerprint.testing import replay
 from fingerprint.testing.craft import Capture, TcpFlow, http_response
+from fingerprint.testing.scenes import tls_attempt, write_catalog
 
 SERVER = "203.0.113.10"
 """twitter's address in the catalog below."""
-CATALOG = """platforms:
-  twitter:
-    name: Twitter / X
-    domains: [twitter.com]
-    addresses: [203.0.113.10]
-control:
-  domains: [example.com]
-  addresses: [203.0.113.99]
-"""
 PAGE = http_response(200, "OK", [("Content-Type", "text/html")], b"<html>hello</html>")
 
 
 def _write(tmp_path: Path, cap: Capture) -> Path:
-    (tmp_path / "catalog.yaml").write_text(CATALOG)
+    write_catalog(tmp_path)
     return cap.write(tmp_path / "capture.pcapng")
 
 
@@ -71,24 +63,12 @@ def test_injected_fin_before_the_response_is_http_fin(tmp_path: Path) -> None:
     result.expect(technique="http.fin", target="twitter.com")
 
 
-def _tls_attempt(cap: Capture, sni: str, at: float, answered: bool) -> None:
-    flow = cap.tcp(SERVER, 443, at=at)
-    flow.handshake()
-    flow.client_hello(sni)
-    if answered:
-        flow.server_hello()
-    else:
-        for retry_ms in (200, 600, 1400):
-            flow.retransmit(at_ms=retry_ms)
-        flow.client_close(at_ms=2000, rst=True)
-
-
 def _tls_run(silent_targets: int) -> Capture:
     cap = Capture(seed=5 + silent_targets)
-    _tls_attempt(cap, "example.com", 0.0, answered=True)
-    _tls_attempt(cap, "example.com", 0.1, answered=True)
+    tls_attempt(cap, SERVER, "example.com", 0.0, answered=True)
+    tls_attempt(cap, SERVER, "example.com", 0.1, answered=True)
     for index in range(2):
-        _tls_attempt(cap, "twitter.com", 1.0 + index / 10, answered=index >= silent_targets)
+        tls_attempt(cap, SERVER, "twitter.com", 1.0 + index / 10, answered=index >= silent_targets)
     return cap
 
 
