@@ -16,7 +16,6 @@ code answering itself.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,8 @@ from typing import Any
 from aioquic.asyncio.server import serve as quic_serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.packet import QuicProtocolVersion
+
+from fingerprint.lab.services._service import ready_and_wait, run_sites_service
 
 QUIC_PORT = 443
 ALPN = ["h3", "hq-interop"]
@@ -50,17 +51,11 @@ async def start(sites: list[dict[str, Any]], port: int = QUIC_PORT) -> list[Any]
 async def serve(args: argparse.Namespace) -> None:
     config = json.loads(Path(args.sites).read_text())
     await start(config["sites"])
-    if args.ready_file:
-        Path(args.ready_file).touch()
-    await asyncio.Event().wait()
+    await ready_and_wait(args.ready_file)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sites", required=True,
-                        help='JSON {"sites": [{address, platform, names, cert, key}]}')
-    parser.add_argument("--ready-file")
-    asyncio.run(serve(parser.parse_args()))
+    run_sites_service(__doc__ or "", serve)
 
 
 if __name__ == "__main__":

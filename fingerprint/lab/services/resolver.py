@@ -31,6 +31,7 @@ import dns.rdatatype
 import dns.rrset
 
 from fingerprint.lab.services import _http
+from fingerprint.lab.services._service import ready_and_wait
 
 ANSWER_TTL = 300
 
@@ -143,9 +144,7 @@ async def serve(args: argparse.Namespace) -> None:
         for address in args.doh:
             servers.append(await asyncio.start_server(_doh_handler(zone), address, 443,
                                                       ssl=tls, ssl_handshake_timeout=10))
-    if args.ready_file:
-        Path(args.ready_file).touch()
-    await asyncio.Event().wait()
+    await ready_and_wait(args.ready_file)
 
 
 def main() -> None:

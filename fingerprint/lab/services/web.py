@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fingerprint.lab.services import _http
+from fingerprint.lab.services._service import ready_and_wait, run_sites_service
 
 MAX_BYTES = 10_000_000
 IDLE_TIMEOUT = 60.0
@@ -91,17 +92,11 @@ async def serve(args: argparse.Namespace) -> None:
                                                   443, ssl=site.context,
                                                   ssl_handshake_timeout=IDLE_TIMEOUT))
         servers.append(await asyncio.start_server(_handler(site, sites, "http"), site.address, 80))
-    if args.ready_file:
-        Path(args.ready_file).touch()
-    await asyncio.Event().wait()
+    await ready_and_wait(args.ready_file)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sites", required=True,
-                        help='JSON {"sites": [{address, platform, names, cert, key}]}')
-    parser.add_argument("--ready-file")
-    asyncio.run(serve(parser.parse_args()))
+    run_sites_service(__doc__ or "", serve)
 
 
 if __name__ == "__main__":
