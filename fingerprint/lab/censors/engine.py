@@ -38,6 +38,7 @@ from scapy.layers.l2 import Ether
 
 from fingerprint.lab import topology
 from fingerprint.lab.censors import build_behaviours
+from fingerprint.lab.censors._nfqueue import run_queue
 from fingerprint.lab.censors._wire import ACK, RST, SYN, Flow, Packet, http_host, parse, tls_sni
 from fingerprint.lab.censors._wire import TCP as TCP_PROTO
 from fingerprint.lab.censors._wire import UDP as UDP_PROTO
@@ -288,18 +289,7 @@ def main() -> None:
     config = json.loads(Path(args.config).read_text())
     engine = Engine(build_behaviours(config["rules"]),
                     Path(config["log"]) if config.get("log") else None)
-    from netfilterqueue import NetfilterQueue
-
-    queue = NetfilterQueue()
-    queue.bind(QUEUE_NUMBER, engine.handle, max_len=4096)
-    if args.ready_file:
-        Path(args.ready_file).touch()
-    try:
-        queue.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        queue.unbind()
+    run_queue(QUEUE_NUMBER, engine.handle, 4096, args.ready_file)
     sys.exit(0)
 
 

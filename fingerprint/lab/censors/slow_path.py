@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from fingerprint.lab import topology
+from fingerprint.lab.censors._nfqueue import run_queue
 from fingerprint.lab.censors.base import Behaviour, CensorSetup
 
 QUEUE_NUMBER = 1
@@ -83,22 +84,12 @@ def main() -> None:
     args = parser.parse_args()
     config = json.loads(Path(args.config).read_text())
     pacer = Pacer(float(config["rate"]))
-    from netfilterqueue import NetfilterQueue
 
     def handle(queued: Any) -> None:
         pacer.wait()
         queued.accept()
 
-    queue = NetfilterQueue()
-    queue.bind(QUEUE_NUMBER, handle, max_len=int(config["queue"]))
-    if args.ready_file:
-        Path(args.ready_file).touch()
-    try:
-        queue.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        queue.unbind()
+    run_queue(QUEUE_NUMBER, handle, int(config["queue"]), args.ready_file)
 
 
 if __name__ == "__main__":
