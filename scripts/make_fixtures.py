@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from fingerprint.signature import load_library  # noqa: E402
 from fingerprint.testing.craft import START, Capture, TcpFlow, app_data, http_response  # noqa: E402
-from fingerprint.testing.fixtures import Fixture, verdict_summary  # noqa: E402
+from fingerprint.testing.fixtures import Fixture, install_fixture, verdict_summary  # noqa: E402
 
 CAPTURE_NAME = "capture.pcapng.gz"
 
@@ -1370,14 +1370,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.check:
                 print(f"ok    {item.path}")
                 continue
-            (staging / "expected.json").write_text(json.dumps(report, indent=2, sort_keys=True)
-                                                   + "\n")
-            target = REPO / "pcaps" / item.path
-            if target.exists():
-                shutil.rmtree(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(staging, target)
-            size = sum(p.stat().st_size for p in target.iterdir())
+            size = install_fixture(staging, report, REPO / "pcaps" / item.path)
             print(f"wrote {item.path} ({size} bytes)")
     print(f"{len(selected)} cases, {failures} wrong")
     return 1 if failures else 0

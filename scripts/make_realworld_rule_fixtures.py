@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from cryptography.x509.oid import NameOID  # noqa: E402
 
 from fingerprint.signature import SignatureLibrary, load_library  # noqa: E402
 from fingerprint.testing.craft import Capture, TcpFlow, http_response  # noqa: E402
-from fingerprint.testing.fixtures import Fixture, verdict_summary  # noqa: E402
+from fingerprint.testing.fixtures import Fixture, install_fixture, verdict_summary  # noqa: E402
 
 CAPTURE_NAME = "capture.pcapng.gz"
 SERVER = "203.0.113.80"
@@ -458,14 +457,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.check:
                 print(f"ok    {case.path}")
                 continue
-            (staging / "expected.json").write_text(json.dumps(report, indent=2, sort_keys=True)
-                                                   + "\n")
-            target = REPO / "pcaps" / case.path
-            if target.exists():
-                shutil.rmtree(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(staging, target)
-            print(f"wrote {case.path}")
+            size = install_fixture(staging, report, REPO / "pcaps" / case.path)
+            print(f"wrote {case.path} ({size} bytes)")
     print(f"{len(CASES)} cases, {failures} wrong")
     return 1 if failures else 0
 

@@ -9,6 +9,7 @@ optionally `catalog.yaml` and `ca.pem` when it was recorded against the lab.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,3 +78,15 @@ def verdict_summary(report: dict[str, Any]) -> dict[str, Any]:
                                for f in p["findings"]),
         }
     return out
+
+
+def install_fixture(staging: Path, report: dict[str, Any], target: Path) -> int:
+    """Write `report` as the staged folder's expected.json and put the folder at `target`
+    (replacing what was there); returns the folder's size in bytes.  The fixture scripts
+    stage every case first, so a case that comes out wrong replaces nothing."""
+    (staging / "expected.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(staging, target)
+    return sum(p.stat().st_size for p in target.iterdir())
