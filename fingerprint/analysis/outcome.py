@@ -266,9 +266,11 @@ def answer_lost_from_capture(flow: TcpFlow) -> bool:
     (a capture tool drops packets under load; tcpdump counts them "dropped by kernel").
     Such an attempt was answered, not dropped: its silence in the capture is no
     evidence.  A bare FIN takes one sequence number: an ACK one past the start of the
-    answer acknowledges a close, not data.
+    answer acknowledges a close, not data.  Two SYN-ACKs with different sequence numbers
+    (a forged one raced the server's) leave the start unknown: nothing is inferred.
     """
-    if flow.synack is None or flow.client_ack is None or flow.server_data:
+    if flow.synack is None or flow.client_ack is None or flow.server_data \
+            or flow.synack_conflicts:
         return False
     ahead = (flow.client_ack - flow.synack.seq - 1) & 0xFFFFFFFF
     return 2 <= ahead < 1 << 31
