@@ -309,6 +309,60 @@ def control_blocked_otherwise() -> Capture:
     return cap
 
 
+def _answer_lost_from_capture(flow: TcpFlow, size: int, segments: int) -> None:
+    """The server acknowledges the ClientHello and sends its flight (`size` bytes in
+    `segments` packets), which the capture loses; its FIN is recorded, 1 ms later the
+    client's ACK of the flight and of the FIN."""
+    flow._from_server(flow._after(20), "A")
+    flow.server_lost_from_capture(size, segments=segments)
+    flow.server_close(at_ms=49)
+    flow.client_ack(at_ms=50)
+
+
+def answer_lost_from_capture() -> Capture:
+    """One address hosting several names, ClientHellos with and without ECH (GREASE ECH
+    stands for the real extension), as the UPB tool sends them."""
+    cap = Capture(seed=1209)
+    server = "203.0.113.85"
+    t = 0.0
+
+    def attempt(sni: str | None, ech: bool) -> TcpFlow:
+        nonlocal t
+        flow = cap.tcp(server, 443, at=t, server_ttl=58)
+        t += 0.5
+        flow.handshake()
+        flow.client_hello(sni, ech=ech)
+        return flow
+
+    for sni, ech in ((None, True), (None, True), ("example.com", False),
+                     ("example.com", False)):
+        flow = attempt(sni, ech)  # the controls: ECH without an outer SNI, and plain
+        flow.server_hello(at_ms=25)
+        flow.client_close(at_ms=30)
+    # open.example with ECH, the same without: the flight with ECH is lost by the capture.
+    attempt("open.example", False).server_hello(at_ms=25)
+    _answer_lost_from_capture(attempt("open.example", True), 3093, 3)
+    # news.example with ECH answered, without ECH lost by the capture.
+    attempt("news.example", True).server_hello(at_ms=25)
+    _answer_lost_from_capture(attempt("news.example", False), 2771, 2)
+    # censored.example: dropped twice.  The second time the server's flight and FIN
+    # come after the drop ended; the client never acknowledges the flight (it was lost
+    # on the way, not by the capture): still silence.
+    for lost_on_the_way in (False, True):
+        flow = attempt("censored.example", False)
+        flow.retransmit(at_ms=300)
+        if lost_on_the_way:
+            flow._from_server(flow._after(900), "A")
+            server_seq = flow.server_seq
+            flow.server_lost_from_capture(3093, segments=3)
+            flow.server_close(at_ms=950)
+            flow.server_seq = server_seq  # the client got none of it: it acknowledges none
+            flow.client_ack(at_ms=951)
+        flow.client_close(at_ms=5000)
+        t += 5.0
+    return cap
+
+
 CASES = [
     Case("realworld-rules/server-side-reset", "Seen at the server: resets forged in the client's name",
          "Tripwire (lhmerino/censorship-detection, testdata/tripwire-1597963966.pcap and "
@@ -400,6 +454,27 @@ CASES = [
          "control').",
          control_blocked_otherwise,
          {"other": ("blocked", [("censored.example", "tls.sni_reset")])}),
+    Case("realworld-rules/answer-lost-from-capture", "The server's answer lost by the capture",
+         "UPB-SysSec/EchCensorshipResults comprehensive/russia__cf_single_ip.pcapng, "
+         "iran__cf_cdn.pcapng and iran__vps.pcapng (FOCI 2025): in single attempts to names "
+         "the authors' summaries do not list as blocked there (pornhub.com with ECH in "
+         "Russia; cloudflare-ech.com, google.com and world79.spcs.bio without ECH in Iran) "
+         "the capture holds the server's "
+         "ACK of the ClientHello, then its FIN at a sequence number 909-3094 bytes on, its "
+         "IP IDs skipping the data packets, and the client's ACK of all of it (Wireshark: "
+         "'previous segment not captured'): the capture lost the server's flight, the client "
+         "received it.",
+         "203.0.113.85, controls (ECH without an outer SNI, example.com) answered. "
+         "open.example: answered without ECH; with ECH the server's 3093-byte flight is "
+         "missing from the capture, its FIN past it and the client's ACK of both are there: "
+         "accessible (before: inconclusive, 'silence with ECH, too few attempts'). "
+         "news.example: the same without ECH, answered with it: accessible (before: "
+         "tls.sni_drop, '1 of 1 attempt: silence'). censored.example: "
+         "ClientHello unanswered twice; the second time the server's FIN, past a flight the "
+         "client never acknowledges, comes late: the answer was lost on the way, not by the "
+         "capture: tls.sni_drop.",
+         answer_lost_from_capture,
+         {"other": ("blocked", [("censored.example", "tls.sni_drop")])}),
 ]
 
 

@@ -453,3 +453,114 @@ def test_served_flows_are_packed_without_changing_the_output(
     monkeypatch.setattr(observation_index, "EVIDENCE_FLOWS", 10**6)  # every flow whole
     _whole, whole_text = run()
     assert packed_text == whole_text
+
+
+# --------------------------------------------------------------------------- capture loss
+
+LOSS_SERVER = "203.0.113.85"
+
+
+def _lost_answer_capture(*, ech: bool, acknowledged: bool = True, fin: bool = True,
+                         tail_captured: bool = False, repeats: int = 1,
+                         gap: float = 0.5) -> Capture:
+    """Controls (example.com) answered; `lost.example` answered without ECH when the lost
+    attempts carry ECH.  In each lost attempt the server acknowledges the ClientHello and
+    sends a 3093-byte flight in 3 packets that the capture does not record (or only its
+    last packet, `tail_captured`); its FIN past the flight is recorded (`fin`); the
+    client acknowledges all of it (`acknowledged`) or nothing of it; `gap` seconds apart."""
+    cap = Capture(seed=1210)
+    t = 0.0
+    for _ in range(2):
+        flow = cap.tcp(LOSS_SERVER, 443, at=t, server_ttl=58)
+        flow.handshake()
+        flow.client_hello("example.com")
+        flow.server_hello(at_ms=25)
+        t += 0.5
+    if ech:
+        flow = cap.tcp(LOSS_SERVER, 443, at=t, server_ttl=58)
+        flow.handshake()
+        flow.client_hello("lost.example")
+        flow.server_hello(at_ms=25)
+        t += 0.5
+    for _ in range(repeats):
+        flow = cap.tcp(LOSS_SERVER, 443, at=t, server_ttl=58)
+        t += gap
+        flow.handshake()
+        flow.client_hello("lost.example", ech=ech)
+        flow._from_server(flow._after(20), "A")
+        start = flow.server_seq
+        if tail_captured:
+            flow.server_lost_from_capture(2 * 1448, segments=2)
+            flow.server_send(b"\x17\x03\x03" + bytes(194), at_ms=24)
+        else:
+            flow.server_lost_from_capture(3093, segments=3)
+        if fin:
+            flow.server_close(at_ms=25)
+        if not acknowledged:
+            flow.server_seq = start
+        flow.client_ack(at_ms=26)
+        flow.client_close(at_ms=5000)
+    return cap
+
+
+def _lost_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for p in report["platforms"] for c in p["tested"] if c["target"] == "lost.example"]
+
+
+@pytest.mark.parametrize("ech", [False, True])
+@pytest.mark.parametrize("fin", [True, False])
+def test_answer_lost_by_the_capture_is_no_silence(tmp_path: Path, library: SignatureLibrary,
+                                                  ech: bool, fin: bool) -> None:
+    # The client acknowledged a flight the capture does not hold: it was answered, the
+    # capture lost the answer (before: tls.sni_drop without ECH; with ECH, "too few
+    # attempts to blame the extension", inconclusive).
+    cap = _lost_answer_capture(ech=ech, fin=fin)
+    report = analyze(cap.write(tmp_path / "lost.pcapng"), library)
+    assert by_target(report)["lost.example"] == set()
+    assert all_checks_ok(report, "lost.example")
+    assert any("missing from the capture" in c["detail"] for c in _lost_checks(report))
+
+
+def test_answer_lost_start_with_its_tail_captured_is_no_injected_text(
+        tmp_path: Path, library: SignatureLibrary) -> None:
+    # Only the flight's last segment was captured, past a gap the client acknowledged:
+    # no ServerHello to read, yet no injected text either (before: tls.sni_fin).
+    cap = _lost_answer_capture(ech=False, tail_captured=True, repeats=2)
+    report = analyze(cap.write(tmp_path / "tail.pcapng"), library)
+    assert by_target(report)["lost.example"] == set()
+    assert all_checks_ok(report, "lost.example")
+
+
+def test_answer_never_acknowledged_by_the_client_stays_a_drop(
+        tmp_path: Path, library: SignatureLibrary) -> None:
+    # The server's FIN says it sent a flight, but the client acknowledges none of it:
+    # lost on the way to the client, not by the capture.
+    cap = _lost_answer_capture(ech=False, acknowledged=False, repeats=2)
+    report = analyze(cap.write(tmp_path / "unacked.pcapng"), library)
+    assert by_target(report)["lost.example"] == {"tls.sni_drop"}
+
+
+def test_uncaptured_flows_are_packed_without_changing_the_output(
+        tmp_path: Path, library: SignatureLibrary, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Closed mid-capture (TCP_IDLE_S apart), all but the first are packed by the flow store.
+    path = _lost_answer_capture(ech=False, repeats=6, gap=40.0).write(tmp_path / "many.pcapng")
+
+    def run() -> tuple[Any, str]:
+        result = analyze_files([str(path)], load_catalog(None), library, TrustStore(None),
+                               on_problem=lambda _l: None)
+        assert result.pipeline is not None
+        report = build_report(result.verdicts, load_catalog(None), "analyze")
+        report.pop("generated")
+        ooni = measurements_from_pipeline(result.pipeline, result.verdicts, run_id="r",
+                                          test_start_time=0.0)
+        return result, json.dumps([report, ooni], sort_keys=True, default=str)
+
+    packed, packed_text = run()
+    groups = packed.pipeline.index.tcp_groups.values()
+    assert any(isinstance(item, PackedFlow) for group in groups for item in group.items)
+    assert Outcome.UNCAPTURED in {f.outcome.kind for group in groups for f in group}
+    assert all_checks_ok(json.loads(packed_text)[0], "lost.example")
+    assert "the server's answer is missing from the capture" in packed_text
+    monkeypatch.setattr(observation_index, "EVIDENCE_FLOWS", 10**6)  # every flow whole
+    _whole, whole_text = run()
+    assert packed_text == whole_text

@@ -137,6 +137,9 @@ class TcpFlow:
     trigger: Packet | None = None
     """First client data packet (ClientHello or HTTP request)."""
     trigger_sends: int = 0
+    client_ack: int | None = None
+    """The furthest acknowledgment number the client sent after its trigger: server bytes
+    its stack received in order, whether or not the capture recorded them."""
     client_closed_ts: float | None = None
     client_closes: list[Packet] = field(default_factory=list)
     """RST/FIN packets from the client address after the SYN-ACK (bounded).  At the
@@ -370,9 +373,14 @@ class Observer:
         flow = self._tcp.get(fwd)
         if flow is not None:  # the usual case first: a packet of a known flow
             flow.last_ts = pkt.ts
-            # A client's bare ACK changes nothing but the time (as `_client_packet` finds).
+            # A client's bare ACK changes nothing but the time and the furthest ACK.
             if flags & _SYN_FIN_RST or pkt.payload:
                 self._client_packet(flow, pkt, flags)
+            if flags & ACK and flow.trigger is not None:
+                # Inline (every client ACK of a download passes here): the furthest one.
+                last = flow.client_ack
+                if last is None or 0 < (pkt.ack - last) & 0xFFFFFFFF < 0x80000000:
+                    flow.client_ack = pkt.ack
             return
         rev = (pkt.dst, pkt.dport, pkt.src, pkt.sport)
         flow = self._tcp.get(rev)

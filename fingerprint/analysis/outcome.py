@@ -52,6 +52,9 @@ class Outcome(StrEnum):
     SERVED = "served"
     """Seen at the server: the request arrived and nothing forged in the client's name
     tore the connection down (`remote_client_outcome`)."""
+    UNCAPTURED = "uncaptured"
+    """The client acknowledged the start of the server's answer, which the capture does
+    not hold (capture loss: `answer_lost_from_capture`); what the answer said is unknown."""
 
     @property
     def is_connect_failure(self) -> bool:
@@ -61,9 +64,10 @@ class Outcome(StrEnum):
 CONNECT_FAILURES = frozenset({Outcome.CONNECT_TIMEOUT, Outcome.CONNECT_RESET, Outcome.CONNECT_ICMP})
 WORKING_TLS = frozenset({Outcome.TLS_OK, Outcome.ALERT, Outcome.TLS_OTHER})
 """The TLS server answered as a TLS server (an alert is still the server's own answer)."""
-WORKING = WORKING_TLS | {Outcome.HTTP_RESPONSE, Outcome.SERVED}
-SERVED_OK = frozenset({Outcome.SERVED})
-"""Seen at the server, the request was served: working for a TLS or an HTTP trigger alike."""
+ANSWERED_OK = frozenset({Outcome.SERVED, Outcome.UNCAPTURED})
+"""Working for a TLS or an HTTP trigger alike, the answer unread: seen at the server, the
+request was served; or the client received an answer the capture lost."""
+WORKING = WORKING_TLS | {Outcome.HTTP_RESPONSE} | ANSWERED_OK
 FAILED = frozenset({Outcome.RESET, Outcome.FIN, Outcome.PLAINTEXT, Outcome.SILENCE})
 """Outcomes a trigger rule can call censorship."""
 UNDECIDED = frozenset({Outcome.PENDING, Outcome.NO_TRIGGER, Outcome.TIME_EXCEEDED})
@@ -103,6 +107,11 @@ _SERVED = Outcome.SERVED
 _TIME_EXCEEDED = Outcome.TIME_EXCEEDED
 _TLS_OK = Outcome.TLS_OK
 _TLS_OTHER = Outcome.TLS_OTHER
+_UNCAPTURED = Outcome.UNCAPTURED
+
+UNCAPTURED_DETAIL = ("the server's answer is missing from the capture (capture loss); the "
+                     "client acknowledged it")
+"""Said of a test whose attempts mostly came to `Outcome.UNCAPTURED`."""
 
 
 UNROUTED_TTLS = (64, 128, 255)
@@ -156,6 +165,7 @@ def flow_outcome(flow: TcpFlow, capture_end: float, vantage: str | None = None) 
     baseline = _server_baseline(flow)
     decisive: list[Packet] = []
     injected: list[EvidencePacket] = []
+    own_closes: list[Packet] = []
     first_kind: Outcome | None = None
     flight = flow.flight
     response = flow.response
@@ -171,6 +181,7 @@ def flow_outcome(flow: TcpFlow, capture_end: float, vantage: str | None = None) 
             if pkt.tcp_flags & FIN and not pkt.tcp_flags & RST and not pkt.payload \
                     and (_overtook_lost_data(pkt, flow.server_packets)
                          or _servers_own_close(pkt, flow, trigger, reasons)):
+                own_closes.append(pkt)
                 continue
             decisive.append(pkt)
             if pkt.tcp_flags & RST:
@@ -190,6 +201,10 @@ def flow_outcome(flow: TcpFlow, capture_end: float, vantage: str | None = None) 
                 kind = _PLAINTEXT
         elif response is not None:
             kind = _HTTP_RESPONSE
+        elif not injected and answer_lost_from_capture(flow):
+            # Only segments past a gap at the start of the server's stream were captured,
+            # and the client acknowledged the gap: the server's answer, its start lost.
+            kind = _UNCAPTURED
         else:
             kind = _PLAINTEXT
         injected_resets = [e.packet for e in injected if e.packet.tcp_flags & RST]
@@ -202,6 +217,9 @@ def flow_outcome(flow: TcpFlow, capture_end: float, vantage: str | None = None) 
         return FlowOutcome(first_kind, decisive, injected, flight, response)
     if exceeded:
         return FlowOutcome(_TIME_EXCEEDED, exceeded[:1])
+    if answer_lost_from_capture(flow):
+        # No silence: the client's stack received the answer, the capture did not.
+        return FlowOutcome(_UNCAPTURED, own_closes[:1])
     waited = (flow.client_closed_ts or capture_end) - trigger.ts
     if flow.client_closed_ts is not None or waited >= SILENCE_AFTER_S:
         return FlowOutcome(_SILENCE)
@@ -237,6 +255,25 @@ def remote_client_outcome(flow: TcpFlow) -> FlowOutcome:
         kind = _RESET if any(p.tcp_flags & RST for p in packets) else _FIN
         return FlowOutcome(kind, packets[:8], injected, flow.flight, flow.response)
     return FlowOutcome(_SERVED, [], [], flow.flight, flow.response)
+
+
+def answer_lost_from_capture(flow: TcpFlow) -> bool:
+    """The client acknowledged server bytes from the start of the server's answer that
+    the capture does not hold.
+
+    A cumulative ACK covers only bytes the client's stack received in order, so data
+    acknowledged past what was recorded reached the client and was lost by the capture
+    (a capture tool drops packets under load; tcpdump counts them "dropped by kernel").
+    Such an attempt was answered, not dropped: its silence in the capture is no
+    evidence.  A bare FIN takes one sequence number: an ACK one past the start of the
+    answer acknowledges a close, not data.  Two SYN-ACKs with different sequence numbers
+    (a forged one raced the server's) leave the start unknown: nothing is inferred.
+    """
+    if flow.synack is None or flow.client_ack is None or flow.server_data \
+            or flow.synack_conflicts:
+        return False
+    ahead = (flow.client_ack - flow.synack.seq - 1) & 0xFFFFFFFF
+    return 2 <= ahead < 1 << 31
 
 
 IDLE_CLOSE_S = 5.0

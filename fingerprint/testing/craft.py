@@ -477,6 +477,22 @@ class TcpFlow:
                 t_ms += gap_ms
         return t_ms
 
+    def server_lost_from_capture(self, size: int, *, segments: int = 1) -> None:
+        """Server bytes the capture did not record (capture loss, not network loss): the
+        server's sequence numbers and IP IDs move on as if `segments` packets carrying
+        `size` bytes had been written; the client's later packets acknowledge them."""
+        self.server_seq = (self.server_seq + size) & 0xFFFFFFFF
+        self.server_ip_id = (self.server_ip_id + segments) & 0xFFFF
+
+    def server_close(self, *, at_ms: float) -> None:
+        """The server's own FIN (its TTL, DF, next IP ID); it takes a sequence number."""
+        self._from_server(self._after(at_ms), "FA")
+        self.server_seq = (self.server_seq + 1) & 0xFFFFFFFF
+
+    def client_ack(self, *, at_ms: float) -> None:
+        """The client's bare ACK of everything the server has sent so far."""
+        self._from_client(self._after(at_ms), "A")
+
     def server_hello(self, chain: Sequence[bytes] = (), *, at_ms: float | None = None) -> float:
         delay = self.rtt * 1000.0 + 2.0 if at_ms is None else at_ms
         return self.server_send(server_flight(self.capture.rng, chain), at_ms=delay)

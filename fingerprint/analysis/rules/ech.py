@@ -25,7 +25,13 @@ from collections import Counter
 from fingerprint.analysis.findings import Check, Finding, Verdicts, count_of
 from fingerprint.analysis.index import ECH_KIND, ObservationIndex
 from fingerprint.analysis.observe import TcpFlow
-from fingerprint.analysis.outcome import FAILED, UNDECIDED, FlowOutcome, Outcome
+from fingerprint.analysis.outcome import (
+    FAILED,
+    UNCAPTURED_DETAIL,
+    UNDECIDED,
+    FlowOutcome,
+    Outcome,
+)
 from fingerprint.analysis.rules import trigger
 from fingerprint.capture.packet import RST
 from fingerprint.model import Technique
@@ -65,8 +71,10 @@ def verdicts(index: ObservationIndex, server: str, port: int,
         plain_majority, plain_outcomes = decide(index, same_plain, every)
         if majority not in FAILED:
             if not control_name:  # a working control is no target of its own
+                detail = f"{label}: {UNCAPTURED_DETAIL}" if majority is Outcome.UNCAPTURED \
+                    else label
                 out.checks.append(Check(platform, shown, "tls", True, plain_ok(plain_majority),
-                                        label))
+                                        detail))
             continue
         if plain_majority is not None and plain_majority not in FAILED:
             ech_finding(index, server, port, shown, name, platform, majority, outcomes,

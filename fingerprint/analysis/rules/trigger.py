@@ -24,8 +24,9 @@ from fingerprint.analysis.index import ECH_KIND, ObservationIndex
 from fingerprint.analysis.locate import Location, Seen, SeriesPoint, locate
 from fingerprint.analysis.observe import TcpFlow
 from fingerprint.analysis.outcome import (
+    ANSWERED_OK,
     FAILED,
-    SERVED_OK,
+    UNCAPTURED_DETAIL,
     UNDECIDED,
     WORKING,
     WORKING_TLS,
@@ -112,7 +113,7 @@ def untested(index: ObservationIndex, server: str, port: int, flows: list[TcpFlo
 
 def mostly_working(index: ObservationIndex, kind: str, flows: list[TcpFlow]) -> bool:
     """Most full-TTL attempts of this name got the service's normal answer."""
-    working = (WORKING_TLS if kind == "tls" else {Outcome.HTTP_RESPONSE}) | SERVED_OK
+    working = (WORKING_TLS if kind == "tls" else {Outcome.HTTP_RESPONSE}) | ANSWERED_OK
     kinds = [index.outcome(f).kind for f in flows if f.trigger is not None
              and f.synack is not None and not (f.syn is not None and f.trigger.ttl < f.syn.ttl)]
     kinds = [k for k in kinds if k not in UNDECIDED]
@@ -172,7 +173,7 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
     cpairs = [(f, index.outcome(f)) for f in cfull]
     cpairs = [(f, o) for f, o in cpairs if o.kind not in UNDECIDED]
     coutcomes = [o for _f, o in cpairs]
-    working = (WORKING_TLS if kind == "tls" else {Outcome.HTTP_RESPONSE}) | SERVED_OK
+    working = (WORKING_TLS if kind == "tls" else {Outcome.HTTP_RESPONSE}) | ANSWERED_OK
     # Only a failure (of the target or of a control) can be a residual block's.
     block = residual(index, server, port) if any(
         o.kind not in working for _f, o in [*outcomes, *cpairs]) else None
@@ -228,6 +229,8 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
         finding = None
     ok = finding is None and majority not in FAILED
     note = index.cert_notes.get((server, port, name))
+    if majority is Outcome.UNCAPTURED:
+        note = UNCAPTURED_DETAIL
     out.checks.append(Check(platform, name, kind, ok, control_ok,
                             f"{label}: {note}" if note else label))
     if finding is None:

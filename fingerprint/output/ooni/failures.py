@@ -93,6 +93,10 @@ def after_trigger_failure(outcome: FlowOutcome, flow: TcpFlow, capture_end: floa
         return Failure.SSL_FAILED_HANDSHAKE.value if tls else None
     if kind in ("alert", "tls_other"):
         return Failure.SSL_FAILED_HANDSHAKE.value
+    if kind == "uncaptured":
+        # The client received an answer the capture lost: neither a success nor a
+        # failure df-007 names can be read from the packets.
+        return "unknown_failure: the server's answer is missing from the capture"
     if kind == "pending" and flow.trigger is not None:
         return unanswered_failure(capture_end - flow.trigger.ts, "request", client_waits)
     return None
