@@ -55,6 +55,10 @@ class Outcome(StrEnum):
     UNCAPTURED = "uncaptured"
     """The client acknowledged the start of the server's answer, which the capture does
     not hold (capture loss: `answer_lost_from_capture`); what the answer said is unknown."""
+    MIDSTREAM = "midstream"
+    """Neither SYN nor SYN-ACK captured, nor a trigger: packets of a connection opened
+    before the capture began, or one idle past `observe.TCP_IDLE_S` (a keep-alive probe,
+    the close of an idle socket).  No connection attempt, so no connect failure."""
 
     @property
     def is_connect_failure(self) -> bool:
@@ -70,7 +74,8 @@ request was served; or the client received an answer the capture lost."""
 WORKING = WORKING_TLS | {Outcome.HTTP_RESPONSE} | ANSWERED_OK
 FAILED = frozenset({Outcome.RESET, Outcome.FIN, Outcome.PLAINTEXT, Outcome.SILENCE})
 """Outcomes a trigger rule can call censorship."""
-UNDECIDED = frozenset({Outcome.PENDING, Outcome.NO_TRIGGER, Outcome.TIME_EXCEEDED})
+UNDECIDED = frozenset({Outcome.PENDING, Outcome.NO_TRIGGER, Outcome.TIME_EXCEEDED,
+                       Outcome.MIDSTREAM})
 """Outcomes that say nothing about the trigger (not counted towards a majority)."""
 
 
@@ -98,6 +103,7 @@ _CONNECT_RESET = Outcome.CONNECT_RESET
 _CONNECT_TIMEOUT = Outcome.CONNECT_TIMEOUT
 _FIN = Outcome.FIN
 _HTTP_RESPONSE = Outcome.HTTP_RESPONSE
+_MIDSTREAM = Outcome.MIDSTREAM
 _NO_TRIGGER = Outcome.NO_TRIGGER
 _PENDING = Outcome.PENDING
 _PLAINTEXT = Outcome.PLAINTEXT
@@ -142,6 +148,12 @@ def flow_outcome(flow: TcpFlow, capture_end: float, vantage: str | None = None) 
     the capture end the handshake suggests."""
     if flow.synack is not None and (vantage or capture_end_of(flow)) == "server":
         return remote_client_outcome(flow)
+    if flow.synack is None and flow.syn is None and flow.trigger is None:
+        # A browser keeps idle connections for minutes (TCP keep-alive probes, then an
+        # RST or FIN), and a capture may start after connections opened: what is left
+        # of them is no attempt to connect, whatever answers it (a NAT that forgot the
+        # connection resets a keep-alive probe).
+        return FlowOutcome(_MIDSTREAM)
     if flow.synack is None:
         unreachable = [p for p in flow.icmp if p.is_unreachable]
         if unreachable:
