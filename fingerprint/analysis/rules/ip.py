@@ -128,9 +128,10 @@ def abandoned_for_another(index: ObservationIndex, flow: TcpFlow) -> bool:
     """A SYN the client gave up on before its first retransmission was due, because it
     connected to another address of the same site instead.
 
-    Happy Eyeballs (RFC 8305 section 5) starts the next address 250 ms (Firefox; Chrome
-    300 ms) after the first SYN when no SYN-ACK came yet, and drops the attempt that
-    loses the race: a slow or lost SYN then looks like an unanswered one in the capture,
+    Happy Eyeballs (RFC 8305 section 5: 250 ms recommended; Chrome and Firefox wait 300
+    ms, says curl's CURLOPT_HAPPY_EYEBALLS_TIMEOUT_MS page) starts the next address that
+    long after the first SYN when no SYN-ACK came yet, and drops the attempt that loses
+    the race: a slow or lost SYN then looks like an unanswered one in the capture,
     though the client never waited for its answer.  The winner may leave from the
     host's address of the other IP version."""
     syn = flow.syn
