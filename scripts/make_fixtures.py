@@ -1560,6 +1560,34 @@ def fp_preconnect_idle_close() -> Capture:
     return cap
 
 
+@case("false-positive/capture-starts-mid-session", "A capture started while the browser's "
+      "connections were open",
+      shows="tcpdump starts while the browser holds five connections to www.facebook.com's "
+            "address: the capture sees only their last packets (a bare ACK, data, the "
+            "client's RST), never a SYN or a SYN-ACK; a new connection during the capture "
+            "resolves the name and works. Such fragments are no attempts to connect (they "
+            "read as five connect_timeouts against one connection, ip.blackhole, before).",
+      source="RFC 9293 section 3.5 (a connection is opened by its SYN, SYN-ACK, ACK: "
+             "packets without them belong to a connection opened earlier); tcpdump(1) "
+             "captures from the moment it starts",
+      expect={"facebook": ACCESSIBLE})
+def fp_capture_starts_mid_session() -> Capture:
+    cap = Capture(seed=seed_of("fpb10"))
+    for n in range(5):
+        earlier = cap.tcp(SERVER, 443, at=0.0, server_ttl=SERVER_TTL)
+        earlier.trigger_ts = 0.05 + n * 0.4
+        earlier.client_ack(at_ms=0)
+        if n % 2:
+            earlier.server_send(app_data(180), at_ms=28)
+        earlier.client_close(at_ms=6000, rst=True)
+    answer(cap, "www.facebook.com", [SERVER], 2.5, cnames=("star-mini.c10r.facebook.com",))
+    browser_tls(cap, SERVER, "www.facebook.com", 2.6).client_close(at_ms=3000, rst=True)
+    # The capture goes on: the fragments' silence is long over when it ends.
+    cap.dns(RESOLVER, "example.com", at=20.0).respond([CONTROL_SERVER], delay_ms=14,
+                                                       ttl=RESOLVER_TTL)
+    return cap
+
+
 def expected_summary(expect: Expectation) -> dict[str, Any]:
     return {platform: {"status": status,
                        "techniques": sorted({tech for _t, tech, _s in findings}),
