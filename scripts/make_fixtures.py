@@ -1588,6 +1588,26 @@ def fp_capture_starts_mid_session() -> Capture:
     return cap
 
 
+@case("false-positive/redirect-within-platform", "A platform redirecting to another of its "
+      "own names (www.facebook.com to m.facebook.com)",
+      shows="Plain-HTTP requests for www.facebook.com are answered 302 to "
+            "https://m.facebook.com/ (the mobile site), as sites send visitors between their "
+            "own names (consent.google.com, web.whatsapp.com likewise). No control Host was "
+            "asked of the server. A redirect to another name under the platform's own catalog "
+            "domain is no blockpage (it read as http.blockpage, a redirect to another site, "
+            "before).",
+      source="RFC 9110 section 15.4.3 (302 Found: the resource is temporarily under another "
+             "URI); the catalog lists facebook.com as Facebook's domain",
+      expect={"facebook": ACCESSIBLE})
+def fp_redirect_within_platform() -> Capture:
+    cap = Capture(seed=seed_of("fpb11"))
+    answer(cap, "www.facebook.com", [SERVER], 0.0)
+    for n in range(2):
+        flow = target_http(cap, "www.facebook.com", 0.1 + n)
+        flow.http_reply(http_response(302, "Found", [("Location", "https://m.facebook.com/")]))
+    return cap
+
+
 def expected_summary(expect: Expectation) -> dict[str, Any]:
     return {platform: {"status": status,
                        "techniques": sorted({tech for _t, tech, _s in findings}),

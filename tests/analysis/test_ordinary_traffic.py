@@ -292,6 +292,27 @@ def http_408_on_idle_keepalive() -> Capture:
     return cap
 
 
+def _redirect(seed: int, host: str, address: str, location: str) -> Capture:
+    cap = _capture(seed)
+    _dns(cap, host, [address], 0.0)
+    for n in range(2):
+        flow = cap.tcp(address, 80, at=0.1 + n, server_ttl=56)
+        flow.handshake()
+        flow.http_get(host)
+        flow.http_reply(http_response(302, "Found", [("Location", location)]))
+    return cap
+
+
+def redirect_to_consent_page() -> Capture:
+    """Google's EU consent page, on another name under google.com."""
+    return _redirect(18, "www.google.com", "142.250.185.100",
+                     "https://consent.google.com/ml?continue=https://www.google.com/&gl=DE")
+
+
+def redirect_to_web_client() -> Capture:
+    return _redirect(19, "www.whatsapp.com", "157.240.1.53", "https://web.whatsapp.com/")
+
+
 # --------------------------------------------------------------------------- DNS
 
 def aaaa_nodata_with_control() -> Capture:
@@ -444,6 +465,7 @@ ORDINARY: list[Callable[[], Capture]] = [
     preconnect_unused, preconnect_closed_by_server, client_hello_lost_once,
     server_segments_out_of_order, merged_large_segments, client_hello_in_two_segments,
     slow_server, http_keepalive_reuse_raced, http_408_on_idle_keepalive,
+    redirect_to_consent_page, redirect_to_web_client,
     aaaa_nodata_with_control, rotated_answers_of_the_platform, local_stub_and_upstream,
     every_packet_twice, doh_only, formerr_then_retry, quic_retry_then_handshake,
     quic_retry_then_tcp, quic_version_negotiation, quic_handshake_packets_only,
