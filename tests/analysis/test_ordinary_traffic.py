@@ -313,6 +313,40 @@ def redirect_to_web_client() -> Capture:
     return _redirect(19, "www.whatsapp.com", "157.240.1.53", "https://web.whatsapp.com/")
 
 
+def happy_eyeballs_ipv6_reset_by_client() -> Capture:
+    """The losing IPv6 attempt closed with an RST by the client (some stacks do)."""
+    cap = _capture(20)
+    six = "2a03:2880:f10c:83:face:b00c:0:25de"
+    _dns(cap, "www.facebook.com", [FACEBOOK], 0.0)
+    _dns(cap, "www.facebook.com", [six], 0.0, qtype="AAAA")
+    for n in range(2):
+        attempt = cap.tcp(six, 443, at=0.1 + n * 5).syn_abandoned()
+        attempt.client_close(at_ms=350, rst=True)
+        _tls(cap, FACEBOOK, "www.facebook.com", 0.4 + n * 5)
+    return cap
+
+
+def dual_stack_both_work() -> Capture:
+    cap = _capture(27)
+    six = "2a00:1450:4001:82a::200e"
+    _dns(cap, "www.youtube.com", [YOUTUBE], 0.0, cnames=("youtube-ui.l.google.com",))
+    _dns(cap, "www.youtube.com", [six], 0.0, qtype="AAAA", cnames=("youtube-ui.l.google.com",))
+    _tls(cap, six, "www.youtube.com", 0.1, server_ttl=118)
+    _tls(cap, YOUTUBE, "www.youtube.com", 0.5, server_ttl=118)
+    return cap
+
+
+def cname_into_an_uncatalogued_cdn() -> Capture:
+    """www.tiktok.com through CNAMEs to a CDN address the catalog does not list (TLS 1.3:
+    no certificate to check it)."""
+    cap = _capture(28)
+    cdn = "23.50.1.10"
+    _dns(cap, "www.tiktok.com", [cdn], 0.0,
+         cnames=("www.tiktok.com.edgesuite.net", "a1234.dscb.akamai.net"))
+    _tls(cap, cdn, "www.tiktok.com", 0.1)
+    return cap
+
+
 # --------------------------------------------------------------------------- DNS
 
 def aaaa_nodata_with_control() -> Capture:
@@ -465,7 +499,8 @@ ORDINARY: list[Callable[[], Capture]] = [
     preconnect_unused, preconnect_closed_by_server, client_hello_lost_once,
     server_segments_out_of_order, merged_large_segments, client_hello_in_two_segments,
     slow_server, http_keepalive_reuse_raced, http_408_on_idle_keepalive,
-    redirect_to_consent_page, redirect_to_web_client,
+    redirect_to_consent_page, redirect_to_web_client, happy_eyeballs_ipv6_reset_by_client,
+    dual_stack_both_work, cname_into_an_uncatalogued_cdn,
     aaaa_nodata_with_control, rotated_answers_of_the_platform, local_stub_and_upstream,
     every_packet_twice, doh_only, formerr_then_retry, quic_retry_then_handshake,
     quic_retry_then_tcp, quic_version_negotiation, quic_handshake_packets_only,
