@@ -260,6 +260,40 @@ def slow_server() -> Capture:
     return cap
 
 
+def zero_rtt_early_data() -> Capture:
+    """A resumed TLS 1.3 session: the ClientHello followed at once by early data."""
+    cap = _capture(29)
+    for n in range(2):
+        flow = cap.tcp(TWITTER, 443, at=0.1 + n, server_ttl=56)
+        flow.handshake()
+        flow.client_hello("twitter.com")
+        flow.send(app_data(350), gap_ms=0.05)
+        flow.server_hello(at_ms=31)
+        flow.server_send(app_data(2000), at_ms=33)
+        flow.client_close(at_ms=400, rst=True)
+    return cap
+
+
+def hello_retry_request() -> Capture:
+    """The server asks for another key share (HelloRetryRequest, a ServerHello with the
+    RFC 8446 4.1.3 random); the client sends a second ClientHello."""
+    hrr_random = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
+    hello = (b"\x03\x03" + hrr_random + b"\x00" + b"\x13\x01" + b"\x00"
+             + b"\x00\x06" + b"\x00\x2b\x00\x02\x03\x04")
+    record = b"\x02" + len(hello).to_bytes(3, "big") + hello
+    hrr = b"\x16\x03\x03" + len(record).to_bytes(2, "big") + record
+    cap = _capture(30)
+    for n in range(2):
+        flow = cap.tcp(TWITTER, 443, at=0.1 + n, server_ttl=56)
+        flow.handshake()
+        flow.client_hello("twitter.com")
+        flow.server_send(hrr, at_ms=31)
+        flow.send(client_hello("twitter.com", cap.rng), gap_ms=32)
+        flow.server_hello(at_ms=64)
+        flow.client_close(at_ms=400, rst=True)
+    return cap
+
+
 def http_keepalive_reuse_raced() -> Capture:
     """A request on a kept-alive HTTP connection after 40 s idle meets the server's idle
     close (RST); the browser retries on a new connection (RFC 9112 9.3.1)."""
@@ -498,9 +532,9 @@ ORDINARY: list[Callable[[], Capture]] = [
     alert_then_server_reset, goaway_then_fin, server_idle_fin_after_handshake,
     preconnect_unused, preconnect_closed_by_server, client_hello_lost_once,
     server_segments_out_of_order, merged_large_segments, client_hello_in_two_segments,
-    slow_server, http_keepalive_reuse_raced, http_408_on_idle_keepalive,
-    redirect_to_consent_page, redirect_to_web_client, happy_eyeballs_ipv6_reset_by_client,
-    dual_stack_both_work, cname_into_an_uncatalogued_cdn,
+    slow_server, zero_rtt_early_data, hello_retry_request, http_keepalive_reuse_raced,
+    http_408_on_idle_keepalive, redirect_to_consent_page, redirect_to_web_client,
+    happy_eyeballs_ipv6_reset_by_client, dual_stack_both_work, cname_into_an_uncatalogued_cdn,
     aaaa_nodata_with_control, rotated_answers_of_the_platform, local_stub_and_upstream,
     every_packet_twice, doh_only, formerr_then_retry, quic_retry_then_handshake,
     quic_retry_then_tcp, quic_version_negotiation, quic_handshake_packets_only,
