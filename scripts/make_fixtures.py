@@ -1608,6 +1608,43 @@ def fp_redirect_within_platform() -> Capture:
     return cap
 
 
+def incomplete_chain_pki() -> dict[str, Any]:
+    root_key, intermediate_key, leaf_key = _key(21), _key(22), _key(23)
+    root = _name("Fixture Public Root CA", "fingerprint fixtures")
+    intermediate = _name("Fixture Public TLS CA 1", "fingerprint fixtures")
+    root_cert = _cert(root, root, root_key, root_key, 21, ca=True)
+    intermediate_cert = _cert(intermediate, root, intermediate_key, root_key, 22, ca=True)
+    leaf = _cert(_name("www.facebook.com", "Facebook"), intermediate, leaf_key,
+                 intermediate_key, 23, ca=False, names=("www.facebook.com", "*.facebook.com"))
+    der = serialization.Encoding.DER
+    return {"ca_pem": root_cert.public_bytes(serialization.Encoding.PEM),
+            "leaf_only": (leaf.public_bytes(der),),
+            "complete": (leaf.public_bytes(der), intermediate_cert.public_bytes(der))}
+
+
+@case("false-positive/tls-incomplete-chain", "A TLS 1.2 server that leaves out its "
+      "intermediate certificate",
+      shows="The server for www.facebook.com answers TLS 1.2 ClientHellos with its leaf "
+            "certificate alone; the intermediate that signed it (and chains to the trusted "
+            "root in ca.pem) is not sent, as misconfigured servers do and browsers repair by "
+            "fetching it. The capture cannot show whether the leaf chains to a trusted root: "
+            "inconclusive, not tls.mitm (reported before).",
+      source="RFC 8446 section 4.4.2 and RFC 5246 section 7.4.2 (the server sends its chain, "
+             "the root may be left out, intermediates may not); RFC 5280 section 4.2.2.1 "
+             "(authority information access: where clients fetch a missing issuer)",
+      expect={"facebook": ("inconclusive", [])},
+      extra_files=lambda: {"ca.pem": incomplete_chain_pki()["ca_pem"]})
+def fp_tls_incomplete_chain() -> Capture:
+    pki = incomplete_chain_pki()
+    cap = Capture(seed=seed_of("fpb12"))
+    answer(cap, "www.facebook.com", [SERVER], 0.0)
+    for n in range(2):
+        flow = target_tls(cap, "www.facebook.com", 0.1 + n)
+        flow.server_hello(pki["leaf_only"])
+        flow.client_close(at_ms=300, rst=True)
+    return cap
+
+
 def expected_summary(expect: Expectation) -> dict[str, Any]:
     return {platform: {"status": status,
                        "techniques": sorted({tech for _t, tech, _s in findings}),

@@ -280,8 +280,8 @@ def redirect_check(index: ObservationIndex, qname: str, addresses: list[str], pl
     # A TLS handshake to the returned address tells a genuine answer from a redirect.
     for address in unique:
         verdict = index.certificate_at(address, qname)
-        if verdict is None:
-            continue
+        if verdict is None or verdict.incomplete:
+            continue  # no certificate, or one whose issuer the capture lacks: unknown
         if verdict.trusted and verdict.valid_for_name:
             return None
         return make(Technique.DNS_REDIRECT, conf,

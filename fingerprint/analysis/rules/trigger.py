@@ -223,8 +223,8 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
     elif kind == "tls" and majority in WORKING_TLS:
         checked = tls.success_checks(index, name, server, platform, outcomes, cfull, coutcomes)
         if isinstance(checked, tls.Untrusted):
-            out.checks.append(Check(platform, name, kind, False, False,
-                                    f"{label}: {tls.UNTRUSTED_DETAIL}"))
+            out.checks.append(Check(platform, name, kind, False, checked.control_ok,
+                                    f"{label}: {checked.detail}"))
             return
         finding = checked
     elif kind == "http" and majority is Outcome.HTTP_RESPONSE:
