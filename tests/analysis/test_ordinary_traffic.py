@@ -74,6 +74,17 @@ def server_idle_fin_after_eviction() -> Capture:
     return cap
 
 
+def server_idle_reset_after_eviction() -> Capture:
+    """A load balancer dropping idle connections with an RST after 90 s."""
+    cap = _capture(37)
+    _dns(cap, "www.facebook.com", [FACEBOOK], 0.0)
+    for n in range(3):
+        flow = _tls(cap, FACEBOOK, "www.facebook.com", 0.1 + n * 0.01, close_ms=None)
+        flow.inject("R", at_ms=90_000 + n, ttl=56, ip_id=0, df=True)
+    _end(cap, 100.0)
+    return cap
+
+
 def capture_starts_mid_session() -> Capture:
     """Connections opened before tcpdump started: data, then the client's RST."""
     cap = _capture(2)
@@ -527,7 +538,8 @@ def quic_migration() -> Capture:
 
 
 ORDINARY: list[Callable[[], Capture]] = [
-    server_idle_fin_after_eviction, capture_starts_mid_session, capture_starts_with_resets,
+    server_idle_fin_after_eviction, server_idle_reset_after_eviction,
+    capture_starts_mid_session, capture_starts_with_resets,
     alert_unrecognized_name_for_control, alert_protocol_version_then_fin,
     alert_then_server_reset, goaway_then_fin, server_idle_fin_after_handshake,
     preconnect_unused, preconnect_closed_by_server, client_hello_lost_once,
@@ -631,3 +643,31 @@ def test_midstream_fragments_do_not_hide_a_blackhole(tmp_path: Path) -> None:
 def _write_end(cap: Capture, tmp_path: Path, at: float) -> Path:
     _end(cap, at)
     return cap.write(tmp_path / "capture.pcapng")
+
+
+@pytest.mark.parametrize("snaplen", [68, 96, 200])
+def test_short_snaplen_is_not_blocked(snaplen: int, tmp_path: Path) -> None:
+    """tcpdump -s N: every frame cut to N bytes (headers, a little payload or none)."""
+    cap = _capture(47)
+    _dns(cap, "example.com", [CONTROL], 0.0)
+    _dns(cap, "twitter.com", [TWITTER], 0.0)
+    body = b"<html>" + b"x" * 3000
+    for n in range(2):
+        flow = cap.tcp(TWITTER, 80, at=0.1 + n, server_ttl=56)
+        flow.handshake()
+        flow.http_get("twitter.com")
+        flow.http_reply(http_response(301, "Moved Permanently",
+                                      [("Location", "https://twitter.com/")], body))
+        flow.client_ack(at_ms=80)
+        _tls(cap, TWITTER, "twitter.com", 2.1 + n)
+    path = tmp_path / "capture.pcap"
+    with path.open("wb") as out:  # classic pcap, Ethernet, frames cut to `snaplen`
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, 1))
+        for ts, data in cap.frames:
+            frame = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00" + data
+            cut = frame[:snaplen]
+            seconds = int(ts)
+            out.write(struct.pack("<IIII", seconds, round((ts - seconds) * 1e6), len(cut),
+                                  len(frame)) + cut)
+    statuses = {p["platform"]: p["status"] for p in replay(path).report["platforms"]}
+    assert "blocked" not in statuses.values(), statuses
