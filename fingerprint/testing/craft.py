@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import ICMPv6TimeExceeded, IPv6
+from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6TimeExceeded, IPv6
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 
@@ -424,11 +424,14 @@ class TcpFlow:
         return self
 
     def syn_unreachable(self, router: str, *, code: int = 13, ttl: int = 250) -> TcpFlow:
-        """SYN answered by ICMP destination unreachable (13: administratively prohibited)."""
+        """SYN answered by ICMP destination unreachable (13: administratively prohibited),
+        or ICMPv6 destination unreachable for an IPv6 flow (its codes: 0 no route, 1
+        administratively prohibited)."""
         raw = self._from_client(self.t, "S", seq=self.client_isn)
         cap = self.capture
+        icmp = ICMPv6DestUnreach(code=code) if _is_v6(router) else ICMP(type=3, code=code)
         cap.emit(self.t + self.rtt / 2, cap.ip(router, self.client, ttl=ttl, df=False)
-                 / ICMP(type=3, code=code) / Raw(raw))
+                 / icmp / Raw(raw))
         return self
 
     # -- client data ---------------------------------------------------------------

@@ -371,6 +371,18 @@ def happy_eyeballs_ipv6_reset_by_client() -> Capture:
     return cap
 
 
+def ipv6_no_route_from_home_router() -> Capture:
+    """The home router has no IPv6 upstream: ICMPv6 no-route to each IPv6 SYN; IPv4 works."""
+    cap = _capture(38)
+    six = "2a03:2880:f10c:83:face:b00c:0:25de"
+    _dns(cap, "www.facebook.com", [FACEBOOK], 0.0)
+    _dns(cap, "www.facebook.com", [six], 0.0, qtype="AAAA")
+    for n in range(2):
+        cap.tcp(six, 443, at=0.1 + n * 5).syn_unreachable("2001:db8:1::1", code=0, ttl=64)
+        _tls(cap, FACEBOOK, "www.facebook.com", 0.12 + n * 5)
+    return cap
+
+
 def dual_stack_both_work() -> Capture:
     cap = _capture(27)
     six = "2a00:1450:4001:82a::200e"
@@ -546,11 +558,11 @@ ORDINARY: list[Callable[[], Capture]] = [
     server_segments_out_of_order, merged_large_segments, client_hello_in_two_segments,
     slow_server, zero_rtt_early_data, hello_retry_request, http_keepalive_reuse_raced,
     http_408_on_idle_keepalive, redirect_to_consent_page, redirect_to_web_client,
-    happy_eyeballs_ipv6_reset_by_client, dual_stack_both_work, cname_into_an_uncatalogued_cdn,
-    aaaa_nodata_with_control, rotated_answers_of_the_platform, local_stub_and_upstream,
-    every_packet_twice, doh_only, formerr_then_retry, quic_retry_then_handshake,
-    quic_retry_then_tcp, quic_version_negotiation, quic_handshake_packets_only,
-    udp_443_blocked_by_local_firewall, quic_migration,
+    happy_eyeballs_ipv6_reset_by_client, ipv6_no_route_from_home_router, dual_stack_both_work,
+    cname_into_an_uncatalogued_cdn, aaaa_nodata_with_control, rotated_answers_of_the_platform,
+    local_stub_and_upstream, every_packet_twice, doh_only, formerr_then_retry,
+    quic_retry_then_handshake, quic_retry_then_tcp, quic_version_negotiation,
+    quic_handshake_packets_only, udp_443_blocked_by_local_firewall, quic_migration,
 ]
 
 
@@ -671,3 +683,17 @@ def test_short_snaplen_is_not_blocked(snaplen: int, tmp_path: Path) -> None:
                                   len(frame)) + cut)
     statuses = {p["platform"]: p["status"] for p in replay(path).report["platforms"]}
     assert "blocked" not in statuses.values(), statuses
+
+
+def test_reset_syn_beside_another_working_address_stays(tmp_path: Path) -> None:
+    """A RST to the SYN is an answer: the client moving on to another address of the
+    site does not make it an abandoned Happy Eyeballs attempt."""
+    cap = _capture(48)
+    _dns(cap, "example.com", [CONTROL], 0.0)
+    _tls(cap, CONTROL, "example.com", 0.1)
+    _dns(cap, "twitter.com", [TWITTER, "104.244.42.1"], 0.5)
+    for n in range(2):
+        cap.tcp(TWITTER, 443, at=1.0 + n * 3).syn_refused(ttl=120, ip_id=4321, df=False,
+                                                          delay_ms=3)
+        _tls(cap, "104.244.42.1", "twitter.com", 1.01 + n * 3)
+    replay(_write_end(cap, tmp_path, 30.0)).expect(technique="ip.reset")

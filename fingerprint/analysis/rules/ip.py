@@ -135,8 +135,10 @@ def abandoned_for_another(index: ObservationIndex, flow: TcpFlow) -> bool:
     though the client never waited for its answer.  The winner may leave from the
     host's address of the other IP version."""
     syn = flow.syn
-    if syn is None or flow.syn_count != 1:
+    if syn is None or flow.syn_count != 1 or flow.synack is not None:
         return False
+    if index.outcome(flow).kind is not Outcome.CONNECT_TIMEOUT:
+        return False  # a RST or ICMP error to the SYN is an answer, not an abandoned wait
     for ts, client, server in index.connected_on(flow.server_port):
         if ts > syn.ts + INITIAL_RTO_S:
             break
