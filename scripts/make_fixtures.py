@@ -1645,6 +1645,29 @@ def fp_tls_incomplete_chain() -> Capture:
     return cap
 
 
+@case("false-positive/dns-aaaa-ignored", "A home router that ignores every AAAA query",
+      shows="The resolver (a home router's forwarder) answers every A query, the control name "
+            "example.com's included, and never answers an AAAA query: the stub asks again after "
+            "5 s and gives up. The sites are reached over IPv4. Unanswered AAAA queries, "
+            "compared with answered queries of another type, read as dns.drop for every name "
+            "before; silence is now compared with queries of the same type only, and none of "
+            "those was answered: inconclusive.",
+      source="RFC 4074 section 4.1 (DNS servers that ignore AAAA queries, a known misbehaviour "
+             "that delays or breaks IPv6-capable clients); resolv.conf(5) timeout (5 s) and "
+             "attempts",
+      expect={"facebook": ("inconclusive", []), "twitter": ("inconclusive", [])})
+def fp_dns_aaaa_ignored() -> Capture:
+    cap = Capture(seed=seed_of("fpb13"))
+    control_dns(cap, 0.0)
+    for n, (name, address) in enumerate((("www.facebook.com", SERVER), ("twitter.com", SERVER2))):
+        at = 1.0 + n * 12.0
+        answer(cap, name, [address], at)
+        silent = cap.dns(RESOLVER, name, at=at + 0.0001, qtype="AAAA")
+        cap.emit(at + 5.0, silent.raw)
+        browser_tls(cap, address, name, at + 0.1).client_close(at_ms=2000, rst=True)
+    return cap
+
+
 def expected_summary(expect: Expectation) -> dict[str, Any]:
     return {platform: {"status": status,
                        "techniques": sorted({tech for _t, tech, _s in findings}),

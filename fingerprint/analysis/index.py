@@ -345,11 +345,13 @@ class ObservationIndex:
                     self._dns_controls[res].append((qtype, exchanges))
         return self._dns_controls
 
-    def dns_other_answered(self, resolver: str, qname: str) -> list[str]:
+    def dns_other_answered(self, resolver: str, qname: str, qtype: int | None = None
+                           ) -> list[str]:
         """Names other than `qname` (control names aside) this resolver answered in the
-        capture: in a capture without control names they show the resolver was alive."""
-        return sorted({name for (res, name, _qt), exchanges in self.dns_groups.items()
-                       if res == resolver and name != qname
+        capture, for queries of `qtype` if given: in a capture without control names
+        they show the resolver was alive."""
+        return sorted({name for (res, name, qt), exchanges in self.dns_groups.items()
+                       if res == resolver and name != qname and qtype in (None, qt)
                        and not self.catalog.is_control_name(name)
                        and any(ex.responses for ex in exchanges)})
 

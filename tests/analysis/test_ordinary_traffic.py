@@ -697,3 +697,14 @@ def test_reset_syn_beside_another_working_address_stays(tmp_path: Path) -> None:
                                                           delay_ms=3)
         _tls(cap, "104.244.42.1", "twitter.com", 1.01 + n * 3)
     replay(_write_end(cap, tmp_path, 30.0)).expect(technique="ip.reset")
+
+
+def test_unanswered_name_beside_answered_names_of_its_type_stays_a_drop(tmp_path: Path) -> None:
+    """No control name, but the resolver answered other A queries: an A query left
+    unanswered is still dns.drop (the same-type comparison keeps it)."""
+    cap = _capture(49)
+    _dns(cap, "www.wikipedia.org", ["185.15.59.224"], 0.0)
+    _dns(cap, "www.google.com", ["142.250.185.100"], 0.5)
+    for n in range(2):
+        cap.dns(RESOLVER, "twitter.com", at=1.0 + n * 5)
+    replay(_write_end(cap, tmp_path, 30.0)).expect(technique="dns.drop")

@@ -160,12 +160,15 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
             return make(Technique.DNS_INJECTION, conf,
                         ["response IP fields differ from the resolver's answers to control names"], ev)
     if not responses:
-        if has_control and control_answered:
+        # Silence is compared with queries of the same type: home routers that ignore
+        # every AAAA query (while answering A) are common, and say nothing of the name.
+        same_type = [ex for ex in controls if ex.qtype == qtype]
+        if same_type and any(ex.responses for ex in same_type):
             return make(Technique.DNS_DROP, conf,
                         [f"{sum(ex.queries for ex in full)} queries unanswered; "
                          "control names on the same resolver answered"], [])
-        others = [] if has_control or resolver in hints.no_resolver \
-            else index.dns_other_answered(resolver, qname)
+        others = [] if same_type or resolver in hints.no_resolver \
+            else index.dns_other_answered(resolver, qname, qtype)
         if others:
             # No control name was asked, but the same resolver answered other names: it
             # was alive, and this name's silence is its own.
