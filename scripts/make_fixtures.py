@@ -1668,6 +1668,28 @@ def fp_dns_aaaa_ignored() -> Capture:
     return cap
 
 
+@case("false-positive/dns-aaaa-nxdomain", "A resolver that answers AAAA queries with "
+      "NXDOMAIN",
+      shows="The resolver answers the A queries for www.facebook.com and twitter.com with their "
+            "addresses and the AAAA queries for the same names with NXDOMAIN (a name cannot "
+            "both exist and not: the server mishandles AAAA); the control name resolves and "
+            "the sites are reached. An error for one query type of a name the same resolver "
+            "resolved for another type is the resolver's (dns.nxdomain before).",
+      source="RFC 4074 sections 4.2 and 4.3 (DNS servers that return Name Error or other "
+             "error codes to AAAA queries for names that have A records)",
+      expect={"facebook": ACCESSIBLE, "twitter": ACCESSIBLE})
+def fp_dns_aaaa_nxdomain() -> Capture:
+    cap = Capture(seed=seed_of("fpb14"))
+    control_dns(cap, 0.0)
+    for n, (name, address) in enumerate((("www.facebook.com", SERVER), ("twitter.com", SERVER2))):
+        at = 1.0 + n
+        answer(cap, name, [address], at)
+        cap.dns(RESOLVER, name, at=at + 0.0001, qtype="AAAA").respond(
+            [], delay_ms=15, ttl=RESOLVER_TTL, flags=0x8183)
+        browser_tls(cap, address, name, at + 0.1).client_close(at_ms=2000, rst=True)
+    return cap
+
+
 def expected_summary(expect: Expectation) -> dict[str, Any]:
     return {platform: {"status": status,
                        "techniques": sorted({tech for _t, tech, _s in findings}),

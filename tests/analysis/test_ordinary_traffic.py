@@ -708,3 +708,13 @@ def test_unanswered_name_beside_answered_names_of_its_type_stays_a_drop(tmp_path
     for n in range(2):
         cap.dns(RESOLVER, "twitter.com", at=1.0 + n * 5)
     replay(_write_end(cap, tmp_path, 30.0)).expect(technique="dns.drop")
+
+
+def test_nxdomain_for_every_type_stays(tmp_path: Path) -> None:
+    """NXDOMAIN for the A and the AAAA query alike, the control resolving: dns.nxdomain."""
+    cap = _capture(50)
+    _dns(cap, "example.com", [CONTROL], 0.0)
+    for qtype in ("A", "AAAA"):
+        cap.dns(RESOLVER, "twitter.com", at=1.0, qtype=qtype).respond([], delay_ms=9, ttl=64,
+                                                                     flags=0x8183)
+    replay(_write_end(cap, tmp_path, 30.0)).expect(technique="dns.nxdomain")

@@ -191,6 +191,11 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
     if rcode in (2, 5) and not resolves_names(index, resolver, qname):
         # The resolver fails every name asked of it (down, or refusing this client).
         return None
+    if rcode != 0 and resolved_as_other_type(index, resolver, qname, qtype):
+        # The same resolver gave the name's addresses for another query type: an error
+        # for this type only is the resolver's (RFC 4074 4.2, 4.3: servers that answer
+        # AAAA queries with NXDOMAIN or SERVFAIL), the name resolves.
+        return None
     ev = response_evidence(lambda r: ("response", baseline.anomalies(r.packet)))
     context["dns.rcode"] = first[0].message.rcode_name
     name_exists = (platform != OTHER or bool(hints.control_answers.get(qname)))
@@ -244,6 +249,15 @@ def resolves_names(index: ObservationIndex, resolver: str, qname: str) -> bool:
     return any(r.message.rcode == 0 and r.message.addresses
                for (res, name, _qt), exchanges in index.dns_groups.items()
                if res == resolver and name != qname
+               for ex in exchanges for r in ex.responses)
+
+
+def resolved_as_other_type(index: ObservationIndex, resolver: str, qname: str,
+                           qtype: int) -> bool:
+    """Whether `resolver` answered `qname` with addresses for another query type."""
+    return any(r.message.rcode == 0 and r.message.addresses
+               for (res, name, qt), exchanges in index.dns_groups.items()
+               if res == resolver and name == qname and qt != qtype
                for ex in exchanges for r in ex.responses)
 
 
