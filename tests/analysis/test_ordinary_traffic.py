@@ -1,9 +1,10 @@
 """Ordinary, uncensored client traffic the tool did not make (a browser under tcpdump): no
 platform may come out blocked.  Each case crafts one normal TCP/TLS/HTTP/QUIC/DNS
 behaviour with every platform reachable.  The behaviours that read as blocked before
-have fixtures of their own in pcaps/false-positive/ (idle-keepalive, happy-eyeballs,
-ipv6-broken-path, dns-*, preconnect-idle-close); the censored counterparts at the end
-check that the rules that clear them still report a censor."""
+have fixtures of their own in pcaps/false-positive/ (idle-keepalive,
+capture-starts-mid-session, happy-eyeballs, ipv6-broken-path, preconnect-idle-close,
+redirect-within-platform, tls-incomplete-chain, dns-*); the censored counterparts at the
+end check that the rules that clear them still report a censor."""
 
 from __future__ import annotations
 
