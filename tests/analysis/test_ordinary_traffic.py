@@ -416,6 +416,17 @@ def aaaa_nodata_with_control() -> Capture:
     return cap
 
 
+def aaaa_servfail_while_a_resolves() -> Capture:
+    """RFC 4074 4.3: a server answering AAAA queries with SERVFAIL; A resolves."""
+    cap = _capture(39)
+    _dns(cap, "example.com", [CONTROL], 0.0)
+    _dns(cap, "www.facebook.com", [FACEBOOK], 0.1)
+    cap.dns(RESOLVER, "www.facebook.com", at=0.1, qtype="AAAA").respond([], delay_ms=9, ttl=64,
+                                                                      flags=0x8182)
+    _tls(cap, FACEBOOK, "www.facebook.com", 0.3)
+    return cap
+
+
 def rotated_answers_of_the_platform() -> Capture:
     """A retransmitted query answered twice by an anycast resolver, with the platform's
     own (catalog) addresses that differ, no CNAME, and different IP TTLs."""
@@ -560,10 +571,11 @@ ORDINARY: list[Callable[[], Capture]] = [
     slow_server, zero_rtt_early_data, hello_retry_request, http_keepalive_reuse_raced,
     http_408_on_idle_keepalive, redirect_to_consent_page, redirect_to_web_client,
     happy_eyeballs_ipv6_reset_by_client, ipv6_no_route_from_home_router, dual_stack_both_work,
-    cname_into_an_uncatalogued_cdn, aaaa_nodata_with_control, rotated_answers_of_the_platform,
-    local_stub_and_upstream, every_packet_twice, doh_only, formerr_then_retry,
-    quic_retry_then_handshake, quic_retry_then_tcp, quic_version_negotiation,
-    quic_handshake_packets_only, udp_443_blocked_by_local_firewall, quic_migration,
+    cname_into_an_uncatalogued_cdn, aaaa_nodata_with_control, aaaa_servfail_while_a_resolves,
+    rotated_answers_of_the_platform, local_stub_and_upstream, every_packet_twice, doh_only,
+    formerr_then_retry, quic_retry_then_handshake, quic_retry_then_tcp,
+    quic_version_negotiation, quic_handshake_packets_only, udp_443_blocked_by_local_firewall,
+    quic_migration,
 ]
 
 
