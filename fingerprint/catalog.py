@@ -77,6 +77,16 @@ class Catalog:
                 return self.platforms[pid]
         return None
 
+    def platform_domain(self, name: str) -> str | None:
+        """The shortest catalog domain that equals `name` or is a parent of it (the
+        platform's own domain `name` lies under: facebook.com for m.facebook.com)."""
+        labels = normalize_name(name).split(".")
+        for i in range(len(labels) - 1, -1, -1):
+            suffix = ".".join(labels[i:])
+            if suffix in self._suffixes:
+                return suffix
+        return None
+
     def is_control_name(self, name: str) -> bool:
         name = normalize_name(name)
         return any(name == c or name.endswith("." + c) for c in self.control_domains)

@@ -42,10 +42,18 @@ class CertVerdict:
     note: str = ""
     """Validity at capture time when it is not simply fine: expired or not yet valid
     then (a note, not interception), or unknown (no usable timestamp)."""
+    incomplete: bool = False
+    """Untrusted because the leaf's issuer is neither in the chain sent nor a trust anchor:
+    a server that leaves out its intermediate (browsers fetch it, RFC 5280 4.2.2.1
+    authority information access) looks the same as an interceptor's lone leaf."""
 
 
 X509_V_FLAG_NO_CHECK_TIME = 0x200000
 """OpenSSL's flag (x509_vfy.h): build and verify the chain without comparing dates."""
+ISSUER_NOT_FOUND = (20, 21)
+"""OpenSSL verify errors (x509_vfy.h) for an issuer found neither in the chain nor the
+store: X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, and _UNABLE_TO_VERIFY_LEAF_SIGNATURE
+(the same for a chain of the leaf alone)."""
 EARLIEST_CAPTURE = 946684800.0
 """2000-01-01 UTC: earlier packet times are unset clocks, not capture times."""
 
@@ -131,6 +139,7 @@ class TrustStore:
             return CertVerdict(False, False, "", "", "unparseable certificate")
         valid_name = name is None or any(name_matches(p, name.lower()) for p in names)
         note = ""
+        incomplete = False
         try:
             parsed = [x509.load_der_x509_certificate(d) for d in chain_der[1:8]]
             note = _validity_note([leaf, *parsed], usable_capture_time(at))
@@ -141,9 +150,11 @@ class TrustStore:
             trusted, reason = True, "chain verifies"
         except crypto.X509StoreContextError as exc:
             trusted, reason = False, str(exc.args[0] if exc.args else exc)
+            code, depth = (exc.errors[:2] if len(exc.errors) >= 2 else (0, -1))
+            incomplete = code in ISSUER_NOT_FOUND and depth == 0
         except (ValueError, crypto.Error) as exc:
             # crypto.Error: OpenSSL refuses DER that cryptography's parser let through.
             trusted, reason = False, f"unparseable chain: {exc}"
         if trusted and not valid_name:
             reason = f"certificate not valid for {name}"
-        return CertVerdict(trusted, valid_name, subject, issuer, reason, note)
+        return CertVerdict(trusted, valid_name, subject, issuer, reason, note, incomplete)

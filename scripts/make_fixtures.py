@@ -36,8 +36,16 @@ from scapy.layers.inet import TCP
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fingerprint.protocols.dns import build_query  # noqa: E402
 from fingerprint.signature import load_library  # noqa: E402
-from fingerprint.testing.craft import START, Capture, TcpFlow, app_data, http_response  # noqa: E402
+from fingerprint.testing.craft import (  # noqa: E402
+    START,
+    Capture,
+    TcpFlow,
+    app_data,
+    dns_response,
+    http_response,
+)
 from fingerprint.testing.fixtures import Fixture, install_fixture, verdict_summary  # noqa: E402
 
 CAPTURE_NAME = "capture.pcapng.gz"
@@ -1314,6 +1322,371 @@ def cn_gfw_esni() -> Capture:
     plain_tls(cap, None, 0.0)
     silent_tls_ech(cap, None, 1.0, esni=True)
     silent_tls_ech(cap, None, 2.0, esni=True)
+    return cap
+
+
+# =========================================================================== ordinary browsing traffic
+# Captures a researcher takes of their own browser (tcpdump while browsing): nothing is
+# censored, every platform is reachable, and nothing may read as blocked.
+
+PLATFORM6 = "2001:db8:10::10"
+"""A platform's IPv6 address (documentation range)."""
+RESOLVER2 = "203.0.113.54"
+
+
+def browser_tls(cap: Capture, server: str, sni: str, at: float) -> TcpFlow:
+    """A browser's HTTPS connection: handshake, ClientHello, the server's flight, the
+    client's Finished and first request, a response; left open (closed by the caller)."""
+    flow = cap.tcp(server, 443, at=at, server_ttl=SERVER_TTL)
+    flow.handshake()
+    flow.client_hello(sni)
+    flow.server_hello()
+    flow.send(app_data(420), gap_ms=45)
+    flow.server_send(app_data(4200), at_ms=90)
+    flow.client_ack(at_ms=91)
+    return flow
+
+
+def answer(cap: Capture, name: str, addresses: list[str], at: float, *, qtype: str = "A",
+           resolver: str = RESOLVER, cnames: tuple[str, ...] = ()) -> None:
+    cap.dns(resolver, name, at=at, qtype=qtype).respond(addresses, delay_ms=14, ttl=RESOLVER_TTL,
+                                                        cnames=cnames)
+
+
+@case("false-positive/idle-keepalive", "A browser's idle connections: TCP keep-alive probes, "
+      "then an RST, minutes later",
+      shows="Six HTTPS connections to www.facebook.com's address (its name resolved through "
+            "a CNAME) answer normally, then stay open and idle for four minutes: every 45 s "
+            "the client sends a TCP keep-alive probe (an ACK one below the next sequence "
+            "number, no data) and the server acknowledges it; at last the client resets them. "
+            "The probes come more than 30 s apart, so each one reaches the analysis as a "
+            "fragment of a connection whose handshake it has not seen: no connection attempt, "
+            "and no connect_timeout (they read as 24 unanswered connections, ip.blackhole, "
+            "before).",
+      source="RFC 1122 section 4.2.3.6 and RFC 9293 section 3.8.4 (TCP keep-alives: an ACK "
+             "with SEG.SEQ = SND.NXT-1 and no data, answered by an ACK); Linux tcp(7) "
+             "TCP_KEEPIDLE / TCP_KEEPINTVL, which browsers and HTTP clients set on their sockets",
+      expect={"facebook": ACCESSIBLE})
+def fp_idle_keepalive() -> Capture:
+    cap = Capture(seed=seed_of("fpb1"))
+    answer(cap, "www.facebook.com", [SERVER], 0.0, cnames=("star-mini.c10r.facebook.com",))
+    for n in range(6):
+        flow = browser_tls(cap, SERVER, "www.facebook.com", 0.1 + n * 0.012)
+        for k in range(1, 6):
+            flow.keepalive(at_ms=45_000 * k)
+        flow.client_close(at_ms=250_000, rst=True)
+    return cap
+
+
+@case("false-positive/happy-eyeballs", "Happy Eyeballs: the IPv6 attempt loses the race to IPv4",
+      shows="www.facebook.com resolves to an IPv4 and an IPv6 address. On each of three page "
+            "loads the browser sends a SYN to the IPv6 address, gets no SYN-ACK within 300 ms, "
+            "starts IPv4, connects, and drops the IPv6 attempt (one SYN, never retransmitted). "
+            "The client never waited for the IPv6 answer: no ip.blackhole of the IPv6 address "
+            "(it was reported so before, with no IPv6 control in the capture).",
+      source="RFC 8305 section 5 (Connection Attempt Delay, 250 ms recommended); curl's "
+             "CURLOPT_HAPPY_EYEBALLS_TIMEOUT_MS documentation (Chrome and Firefox wait 300 ms); "
+             "RFC 6298 section 2.1 (the first SYN retransmission is due after 1 s)",
+      expect={"facebook": ACCESSIBLE})
+def fp_happy_eyeballs() -> Capture:
+    cap = Capture(seed=seed_of("fpb2"))
+    answer(cap, "www.facebook.com", [SERVER], 0.0)
+    answer(cap, "www.facebook.com", [PLATFORM6], 0.0, qtype="AAAA")
+    for n in range(3):
+        at = 0.1 + n * 20.0
+        cap.tcp(PLATFORM6, 443, at=at, server_ttl=SERVER_TTL).syn_abandoned()
+        browser_tls(cap, SERVER, "www.facebook.com", at + 0.3).client_close(at_ms=3000,
+                                                                            rst=True)
+    return cap
+
+
+@case("false-positive/ipv6-broken-path", "IPv6 broken on the client's network, IPv4 fine",
+      shows="www.youtube.com resolves to an IPv4 and an IPv6 address. A client without Happy "
+            "Eyeballs tries IPv6 first: the SYN and its two retransmissions go unanswered; it "
+            "then connects over IPv4 and is served. The control name example.com connects over "
+            "IPv4 only. A control of the other IP version says nothing of the IPv6 path, and "
+            "a network whose IPv6 is broken looks the same as a blocked address: "
+            "inconclusive, not ip.blackhole (reported with the IPv4 control's confidence "
+            "before).",
+      source="RFC 8305 section 1 and RFC 6555 section 1 (IPv6 paths broken while IPv4 works, "
+             "the reason clients race the two versions)",
+      expect={"youtube": ("inconclusive", [])})
+def fp_ipv6_broken_path() -> Capture:
+    cap = Capture(seed=seed_of("fpb3"))
+    control_dns(cap, 0.0)
+    control_tls(cap, 0.2, server=CONTROL_SERVER)
+    answer(cap, "www.youtube.com", [SERVER], 1.0, cnames=("youtube-ui.l.google.com",))
+    answer(cap, "www.youtube.com", [PLATFORM6], 1.0, qtype="AAAA",
+           cnames=("youtube-ui.l.google.com",))
+    cap.tcp(PLATFORM6, 443, at=1.1, server_ttl=SERVER_TTL).syn_unanswered(retries=2)
+    browser_tls(cap, SERVER, "www.youtube.com", 5.2).client_close(at_ms=2000, rst=True)
+    return cap
+
+
+@case("false-positive/dns-retransmitted-query", "A query sent twice, answered twice with "
+      "rotated addresses",
+      shows="The stub resolver's query for www.youtube.com gets no answer within 1 s and is "
+            "sent again with the same ID; the resolver answers both copies, each with the "
+            "CNAME youtube-ui.l.google.com and a different address (the CDN rotates them). "
+            "Two different answers to one query read as an injector racing the resolver "
+            "(dns.injection) before; one answer per copy, with the same CNAME chain, is the "
+            "resolver's own.",
+      source="RFC 1035 section 4.2.1 and RFC 1536 section 1 (a stub retransmits a query "
+             "unanswered in time); RFC 1794 (DNS answers rotated to balance load)",
+      expect={"youtube": ACCESSIBLE})
+def fp_dns_retransmitted_query() -> Capture:
+    cap = Capture(seed=seed_of("fpb4"))
+    control_dns(cap, 0.0)
+    query = cap.dns(RESOLVER, "www.youtube.com", at=0.5)
+    cap.emit(1.5, query.raw)
+    for address, delay in ((SERVER, 1030.0), ("203.0.113.11", 1046.0)):
+        query.respond([address], delay_ms=delay, ttl=RESOLVER_TTL,
+                      cnames=["youtube-ui.l.google.com"])
+    browser_tls(cap, SERVER, "www.youtube.com", 1.7).client_close(at_ms=2000, rst=True)
+    return cap
+
+
+@case("false-positive/dns-a-aaaa-one-id", "A and AAAA queries sent from one socket with one ID",
+      shows="The stub asks for twitter.com's A and AAAA records at once, from the same source "
+            "port and with the same transaction ID; the resolver answers each (an IPv4 and an "
+            "IPv6 address). Matched by ID alone the two answers looked like two different "
+            "responses to one query (dns.injection); a response answers the question it "
+            "carries, type included.",
+      source="RFC 5452 section 9.1 (a response is matched to its query by ID and question); "
+             "resolv.conf(5) options single-request / single-request-reopen (glibc sends the "
+             "A and AAAA queries in parallel from one socket)",
+      expect={"twitter": ACCESSIBLE})
+def fp_dns_a_aaaa_one_id() -> Capture:
+    cap = Capture(seed=seed_of("fpb5"))
+    control_dns(cap, 0.0)
+    four = cap.dns(RESOLVER, "twitter.com", at=0.5, txid=0x5A5A, sport=45123)
+    six = cap.dns(RESOLVER, "twitter.com", at=0.5001, txid=0x5A5A, sport=45123, qtype="AAAA")
+    four.respond([SERVER], delay_ms=15, ttl=RESOLVER_TTL)
+    six.respond(["2001:db8:10::20"], delay_ms=16, ttl=RESOLVER_TTL)
+    browser_tls(cap, SERVER, "twitter.com", 0.6).client_close(at_ms=2000, rst=True)
+    return cap
+
+
+@case("false-positive/dns-truncated", "A truncated UDP answer, then the query over TCP",
+      shows="The resolver answers the UDP query for twitter.com with the TC bit set and an "
+            "empty answer section; the stub asks again over TCP and gets the address, and the "
+            "site is reached. The control name was answered over UDP. The truncated response "
+            "read as an empty answer while the control resolved (dns.error) before.",
+      source="RFC 1035 section 4.2.1 (TC: the response was truncated, retry over TCP); "
+             "RFC 7766 section 5",
+      expect={"twitter": ACCESSIBLE})
+def fp_dns_truncated() -> Capture:
+    cap = Capture(seed=seed_of("fpb6"))
+    control_dns(cap, 0.0)
+    cap.dns(RESOLVER, "twitter.com", at=0.5).respond([], delay_ms=14, ttl=RESOLVER_TTL,
+                                                      flags=0x8380)
+    tcp53 = cap.tcp(RESOLVER, 53, at=0.52, server_ttl=RESOLVER_TTL, rtt_ms=14)
+    tcp53.handshake()
+    query = build_query("twitter.com", 1, 0x2B2B)
+    tcp53.send(len(query).to_bytes(2, "big") + query)
+    reply = dns_response(query, [SERVER], flags=0x8180, answer_ttl=300)
+    tcp53.server_send(len(reply).to_bytes(2, "big") + reply, at_ms=15)
+    tcp53.client_close(at_ms=16)
+    tcp53.server_close(at_ms=30)
+    browser_tls(cap, SERVER, "twitter.com", 0.6).client_close(at_ms=2000, rst=True)
+    return cap
+
+
+@case("false-positive/dns-servfail-then-answer", "A resolver's transient SERVFAIL, then the "
+      "answer",
+      shows="The resolver answers the first query for www.facebook.com with SERVFAIL after 2 s "
+            "(its upstream timed out); the stub asks again and gets the address, and the site "
+            "is reached. One error and one resolved answer: the resolver failed once, it did "
+            "not refuse the name (dns.error before).",
+      source="RFC 1035 section 4.1.1 (RCODE 2, server failure: the server could not process "
+             "the query); RFC 2308 section 7.1 (server failure is transient and cached briefly)",
+      expect={"facebook": ACCESSIBLE})
+def fp_dns_servfail_then_answer() -> Capture:
+    cap = Capture(seed=seed_of("fpb7"))
+    control_dns(cap, 0.0)
+    cap.dns(RESOLVER, "www.facebook.com", at=0.5).respond([], delay_ms=2000, ttl=RESOLVER_TTL,
+                                                           flags=0x8182)
+    answer(cap, "www.facebook.com", [SERVER], 2.6)
+    browser_tls(cap, SERVER, "www.facebook.com", 2.7).client_close(at_ms=2000, rst=True)
+    return cap
+
+
+@case("false-positive/dns-refusing-resolver", "A second resolver that refuses every query",
+      shows="The client's resolver list has two entries; the second one answers REFUSED to "
+            "every name (the control example.com included): it serves another network. The "
+            "first resolves every name and the sites are reached. REFUSED from a resolver that "
+            "resolved nothing read as dns.error for each platform before; it is inconclusive "
+            "now, as a dead resolver is.",
+      source="RFC 1035 section 4.1.1 (RCODE 5, refused for policy reasons); RFC 5358 section 4 "
+             "(recursive resolvers refuse clients outside the networks they serve)",
+      expect={"facebook": ("inconclusive", []), "twitter": ("inconclusive", [])})
+def fp_dns_refusing_resolver() -> Capture:
+    cap = Capture(seed=seed_of("fpb8"))
+    names = (("example.com", CONTROL_SERVER), ("www.facebook.com", SERVER),
+             ("twitter.com", SERVER2))
+    for n, (name, address) in enumerate(names):
+        cap.dns(RESOLVER2, name, at=n * 0.5).respond([], delay_ms=6, ttl=RESOLVER_TTL,
+                                                     flags=0x8185)
+        answer(cap, name, [address], n * 0.5 + 0.001)
+    browser_tls(cap, SERVER, "www.facebook.com", 2.0).client_close(at_ms=2000, rst=True)
+    browser_tls(cap, SERVER2, "twitter.com", 2.5).client_close(at_ms=2000, rst=True)
+    return cap
+
+
+@case("false-positive/preconnect-idle-close", "A preconnected socket closed by the server as "
+      "the ClientHello leaves",
+      shows="The browser opens two connections to www.facebook.com ahead of use (preconnect) "
+            "and leaves them idle; after 10 s the server times them out (one with a FIN, one "
+            "with an RST) just as the browser sends its ClientHello on each, so the close "
+            "arrives after the ClientHello but acknowledges only the bytes before it, with "
+            "the server's own TTL, DF and IP IDs. The browser retries on a fresh connection, "
+            "which works. The trigger never reached the server: not tested (tls.sni_fin and "
+            "tls.sni_reset before).",
+      source="W3C Resource Hints, 'preconnect' (connections opened before a request needs "
+             "them); RFC 9293 section 3.6 (a close crosses data in flight; segments for a "
+             "closed connection draw a reset)",
+      expect={"facebook": ACCESSIBLE})
+def fp_preconnect_idle_close() -> Capture:
+    cap = Capture(seed=seed_of("fpb9"))
+    answer(cap, "www.facebook.com", [SERVER], 0.0)
+    for n, rst in enumerate((False, True)):
+        flow = cap.tcp(SERVER, 443, at=0.1 + n * 0.01, server_ttl=SERVER_TTL)
+        flow.handshake()
+        flow.t += 10.0
+        flow.client_hello("www.facebook.com")
+        flow.server_close_before_trigger(at_ms=0.6, rst=rst)
+        flow.inject("R", at_ms=flow.rtt * 1000 + 1, ttl=SERVER_TTL, ip_id=0, df=True)
+    browser_tls(cap, SERVER, "www.facebook.com", 10.3).client_close(at_ms=2000, rst=True)
+    return cap
+
+
+@case("false-positive/capture-starts-mid-session", "A capture started while the browser's "
+      "connections were open",
+      shows="tcpdump starts while the browser holds five connections to www.facebook.com's "
+            "address: the capture sees only their last packets (a bare ACK, data, the "
+            "client's RST), never a SYN or a SYN-ACK; a new connection during the capture "
+            "resolves the name and works. Such fragments are no attempts to connect (they "
+            "read as five connect_timeouts against one connection, ip.blackhole, before).",
+      source="RFC 9293 section 3.5 (a connection is opened by its SYN, SYN-ACK, ACK: "
+             "packets without them belong to a connection opened earlier); tcpdump(1) "
+             "captures from the moment it starts",
+      expect={"facebook": ACCESSIBLE})
+def fp_capture_starts_mid_session() -> Capture:
+    cap = Capture(seed=seed_of("fpb10"))
+    for n in range(5):
+        earlier = cap.tcp(SERVER, 443, at=0.0, server_ttl=SERVER_TTL)
+        earlier.trigger_ts = 0.05 + n * 0.4
+        earlier.client_ack(at_ms=0)
+        if n % 2:
+            earlier.server_send(app_data(180), at_ms=28)
+        earlier.client_close(at_ms=6000, rst=True)
+    answer(cap, "www.facebook.com", [SERVER], 2.5, cnames=("star-mini.c10r.facebook.com",))
+    browser_tls(cap, SERVER, "www.facebook.com", 2.6).client_close(at_ms=3000, rst=True)
+    # The capture goes on: the fragments' silence is long over when it ends.
+    cap.dns(RESOLVER, "example.com", at=20.0).respond([CONTROL_SERVER], delay_ms=14,
+                                                       ttl=RESOLVER_TTL)
+    return cap
+
+
+@case("false-positive/redirect-within-platform", "A platform redirecting to another of its "
+      "own names (www.facebook.com to m.facebook.com)",
+      shows="Plain-HTTP requests for www.facebook.com are answered 302 to "
+            "https://m.facebook.com/ (the mobile site), as sites send visitors between their "
+            "own names (consent.google.com, web.whatsapp.com likewise). No control Host was "
+            "asked of the server. A redirect to another name under the platform's own catalog "
+            "domain is no blockpage (it read as http.blockpage, a redirect to another site, "
+            "before).",
+      source="RFC 9110 section 15.4.3 (302 Found: the resource is temporarily under another "
+             "URI); the catalog lists facebook.com as Facebook's domain",
+      expect={"facebook": ACCESSIBLE})
+def fp_redirect_within_platform() -> Capture:
+    cap = Capture(seed=seed_of("fpb11"))
+    answer(cap, "www.facebook.com", [SERVER], 0.0)
+    for n in range(2):
+        flow = target_http(cap, "www.facebook.com", 0.1 + n)
+        flow.http_reply(http_response(302, "Found", [("Location", "https://m.facebook.com/")]))
+    return cap
+
+
+def incomplete_chain_pki() -> dict[str, Any]:
+    root_key, intermediate_key, leaf_key = _key(21), _key(22), _key(23)
+    root = _name("Fixture Public Root CA", "fingerprint fixtures")
+    intermediate = _name("Fixture Public TLS CA 1", "fingerprint fixtures")
+    root_cert = _cert(root, root, root_key, root_key, 21, ca=True)
+    intermediate_cert = _cert(intermediate, root, intermediate_key, root_key, 22, ca=True)
+    leaf = _cert(_name("www.facebook.com", "Facebook"), intermediate, leaf_key,
+                 intermediate_key, 23, ca=False, names=("www.facebook.com", "*.facebook.com"))
+    der = serialization.Encoding.DER
+    return {"ca_pem": root_cert.public_bytes(serialization.Encoding.PEM),
+            "leaf_only": (leaf.public_bytes(der),),
+            "complete": (leaf.public_bytes(der), intermediate_cert.public_bytes(der))}
+
+
+@case("false-positive/tls-incomplete-chain", "A TLS 1.2 server that leaves out its "
+      "intermediate certificate",
+      shows="The server for www.facebook.com answers TLS 1.2 ClientHellos with its leaf "
+            "certificate alone; the intermediate that signed it (and chains to the trusted "
+            "root in ca.pem) is not sent, as misconfigured servers do and browsers repair by "
+            "fetching it. The capture cannot show whether the leaf chains to a trusted root: "
+            "inconclusive, not tls.mitm (reported before).",
+      source="RFC 8446 section 4.4.2 and RFC 5246 section 7.4.2 (the server sends its chain, "
+             "the root may be left out, intermediates may not); RFC 5280 section 4.2.2.1 "
+             "(authority information access: where clients fetch a missing issuer)",
+      expect={"facebook": ("inconclusive", [])},
+      extra_files=lambda: {"ca.pem": incomplete_chain_pki()["ca_pem"]})
+def fp_tls_incomplete_chain() -> Capture:
+    pki = incomplete_chain_pki()
+    cap = Capture(seed=seed_of("fpb12"))
+    answer(cap, "www.facebook.com", [SERVER], 0.0)
+    for n in range(2):
+        flow = target_tls(cap, "www.facebook.com", 0.1 + n)
+        flow.server_hello(pki["leaf_only"])
+        flow.client_close(at_ms=300, rst=True)
+    return cap
+
+
+@case("false-positive/dns-aaaa-ignored", "A home router that ignores every AAAA query",
+      shows="The resolver (a home router's forwarder) answers every A query, the control name "
+            "example.com's included, and never answers an AAAA query: the stub asks again after "
+            "5 s and gives up. The sites are reached over IPv4. Unanswered AAAA queries, "
+            "compared with answered queries of another type, read as dns.drop for every name "
+            "before; silence is now compared with queries of the same type only, and none of "
+            "those was answered: inconclusive.",
+      source="RFC 4074 section 4.1 (DNS servers that ignore AAAA queries, a known misbehaviour "
+             "that delays or breaks IPv6-capable clients); resolv.conf(5) timeout (5 s) and "
+             "attempts",
+      expect={"facebook": ("inconclusive", []), "twitter": ("inconclusive", [])})
+def fp_dns_aaaa_ignored() -> Capture:
+    cap = Capture(seed=seed_of("fpb13"))
+    control_dns(cap, 0.0)
+    for n, (name, address) in enumerate((("www.facebook.com", SERVER), ("twitter.com", SERVER2))):
+        at = 1.0 + n * 12.0
+        answer(cap, name, [address], at)
+        silent = cap.dns(RESOLVER, name, at=at + 0.0001, qtype="AAAA")
+        cap.emit(at + 5.0, silent.raw)
+        browser_tls(cap, address, name, at + 0.1).client_close(at_ms=2000, rst=True)
+    return cap
+
+
+@case("false-positive/dns-aaaa-nxdomain", "A resolver that answers AAAA queries with "
+      "NXDOMAIN",
+      shows="The resolver answers the A queries for www.facebook.com and twitter.com with their "
+            "addresses and the AAAA queries for the same names with NXDOMAIN (a name cannot "
+            "both exist and not: the server mishandles AAAA); the control name resolves and "
+            "the sites are reached. An error for one query type of a name the same resolver "
+            "resolved for another type is the resolver's (dns.nxdomain before).",
+      source="RFC 4074 sections 4.2 and 4.3 (DNS servers that return Name Error or other "
+             "error codes to AAAA queries for names that have A records)",
+      expect={"facebook": ACCESSIBLE, "twitter": ACCESSIBLE})
+def fp_dns_aaaa_nxdomain() -> Capture:
+    cap = Capture(seed=seed_of("fpb14"))
+    control_dns(cap, 0.0)
+    for n, (name, address) in enumerate((("www.facebook.com", SERVER), ("twitter.com", SERVER2))):
+        at = 1.0 + n
+        answer(cap, name, [address], at)
+        cap.dns(RESOLVER, name, at=at + 0.0001, qtype="AAAA").respond(
+            [], delay_ms=15, ttl=RESOLVER_TTL, flags=0x8183)
+        browser_tls(cap, address, name, at + 0.1).client_close(at_ms=2000, rst=True)
     return cap
 
 

@@ -13,6 +13,11 @@ def is_ip_address(text: str) -> bool:
     return True
 
 
+def is_v6(address: str) -> bool:
+    """An IPv6 address (as the capture reader writes them: with colons)."""
+    return ":" in address
+
+
 def is_bogon(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address)

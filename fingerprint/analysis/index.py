@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from fingerprint.analysis.addresses import is_ip_address
+from fingerprint.analysis.addresses import is_ip_address, is_v6
 from fingerprint.analysis.confirm import ConfirmationRound
 from fingerprint.analysis.evidence import Baseline, EvidencePacket
 from fingerprint.analysis.flowstore import FlowGroup
@@ -105,6 +105,7 @@ class ObservationIndex:
         self._tls_index: dict[tuple[str, str], list[FlowGroup]] | None = None
         self._control_addresses: set[str] | None = None
         self._control_ports: dict[int, list[tuple[str, bool]]] | None = None
+        self._connected: dict[int, list[tuple[float, str, str]]] | None = None
         self._address_platforms: dict[str, str] = {}
         self._max_syn_ttl: dict[str, int] | None = None
         self.quic_flows: list[QuicFlow] = []
@@ -344,11 +345,13 @@ class ObservationIndex:
                     self._dns_controls[res].append((qtype, exchanges))
         return self._dns_controls
 
-    def dns_other_answered(self, resolver: str, qname: str) -> list[str]:
+    def dns_other_answered(self, resolver: str, qname: str, qtype: int | None = None
+                           ) -> list[str]:
         """Names other than `qname` (control names aside) this resolver answered in the
-        capture: in a capture without control names they show the resolver was alive."""
-        return sorted({name for (res, name, _qt), exchanges in self.dns_groups.items()
-                       if res == resolver and name != qname
+        capture, for queries of `qtype` if given: in a capture without control names
+        they show the resolver was alive."""
+        return sorted({name for (res, name, qt), exchanges in self.dns_groups.items()
+                       if res == resolver and name != qname and qtype in (None, qt)
                        and not self.catalog.is_control_name(name)
                        and any(ex.responses for ex in exchanges)})
 
@@ -472,14 +475,41 @@ class ObservationIndex:
         return next(((a, n) for a, n in self._anchor_proof if a != server), None)
 
     def control_addresses_ok(self, server: str, port: int) -> bool | None:
-        """Whether any control address (other than `server`) answered a SYN on `port`;
-        None when the capture holds none."""
+        """Whether any control address (other than `server`) of the same IP version
+        answered a SYN on `port`; None when the capture holds none.
+
+        IPv4 and IPv6 take separate routes, and many networks' IPv6 is broken while
+        their IPv4 works (which is why clients race the two, RFC 8305): a control
+        reached over one version says nothing of the path the other takes."""
         if self._control_ports is None:
             self._control_ports = defaultdict(list)
             for (addr, p, _k, _n), flows in self.tcp_groups.items():
                 if self.is_control_address(addr):
                     self._control_ports[p].extend((addr, f.synack is not None) for f in flows)
-        results = [ok for addr, ok in self._control_ports.get(port, []) if addr != server]
+        v6 = is_v6(server)
+        results = [ok for addr, ok in self._control_ports.get(port, [])
+                   if addr != server and is_v6(addr) == v6]
         if not results:
             return None
         return any(results)
+
+    def connected_on(self, port: int) -> list[tuple[float, str, str]]:
+        """(SYN time, client, server) of every connection on `port` that completed its
+        handshake, in time order (to see what a client did instead of a failed attempt)."""
+        if self._connected is None:
+            self._connected = defaultdict(list)
+            for (addr, p, _k, _n), flows in self.tcp_groups.items():
+                for f in flows:
+                    if f.synack is not None and f.syn is not None:
+                        self._connected[p].append((f.syn.ts, f.client, addr))
+            for starts in self._connected.values():
+                starts.sort()
+        return self._connected.get(port, [])
+
+    def same_site(self, one: str, other: str) -> bool:
+        """Whether two addresses serve the same names: one DNS name answered both, or
+        both belong to one catalog platform."""
+        if any(one in addrs and other in addrs for addrs in self.name_addresses.values()):
+            return True
+        platform = self.platform_of_address(one)
+        return platform != OTHER and platform == self.platform_of_address(other)

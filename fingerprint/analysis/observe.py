@@ -269,7 +269,10 @@ class Observer:
         self._sink = sink
         self._udp = udp
         """Sees every UDP datagram and every ICMP error quoting one (QUIC: `analysis.quic`)."""
-        self._dns: dict[tuple[str, int, str, int], DnsExchange] = {}
+        self._dns: dict[tuple[str, int, str, int, int], DnsExchange] = {}
+        """By (client, port, resolver, ID, query type): a stub may send its A and AAAA
+        queries from one socket with one ID, and a response answers the question it
+        carries (RFC 5452 section 9.1)."""
         self._tcp: dict[tuple[str, int, str, int], TcpFlow] = {}
         self.packets = 0
         self.last_ts = 0.0
@@ -328,7 +331,7 @@ class Observer:
         if not message.is_response:
             if pkt.dport not in DNS_PORTS:
                 return
-            key = (pkt.src, pkt.sport, pkt.dst, message.txid)
+            key = (pkt.src, pkt.sport, pkt.dst, message.txid, message.qtype)
             exchange = self._dns.get(key)
             if exchange is not None and exchange.qname == message.qname:
                 exchange.queries += 1
@@ -339,7 +342,7 @@ class Observer:
             self._dns[key] = DnsExchange(pkt.src, pkt.sport, pkt.dst, message.txid,
                                          message.qname, message.qtype, pkt, last_ts=pkt.ts)
             return
-        key = (pkt.dst, pkt.dport, pkt.src, message.txid)
+        key = (pkt.dst, pkt.dport, pkt.src, message.txid, message.qtype)
         exchange = self._dns.get(key)
         if exchange is None or exchange.qname != message.qname:
             return  # a response to a query we did not see: nothing to compare with
@@ -480,7 +483,7 @@ class Observer:
         elif q.is_udp and q.dport in DNS_PORTS:
             message = parse_dns(q.payload) if q.payload else None
             if message is not None:
-                exchange = self._dns.get((q.src, q.sport, q.dst, message.txid))
+                exchange = self._dns.get((q.src, q.sport, q.dst, message.txid, message.qtype))
             else:
                 exchange = next((e for k, e in reversed(self._dns.items())
                                  if k[:3] == (q.src, q.sport, q.dst)), None)

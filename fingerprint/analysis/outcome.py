@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from fingerprint.analysis.evidence import Baseline, EvidencePacket, packet_fields
 from fingerprint.analysis.observe import TcpFlow
-from fingerprint.capture.packet import FIN, RST, Packet
+from fingerprint.capture.packet import ACK, FIN, RST, Packet
 from fingerprint.protocols import http as http_proto
 from fingerprint.protocols import tls as tls_proto
 
@@ -55,6 +55,14 @@ class Outcome(StrEnum):
     UNCAPTURED = "uncaptured"
     """The client acknowledged the start of the server's answer, which the capture does
     not hold (capture loss: `answer_lost_from_capture`); what the answer said is unknown."""
+    CLOSED_IDLE = "closed_idle"
+    """The server closed the connection, idle since its handshake, before the trigger
+    reached it: its FIN or RST does not acknowledge the trigger (`_closed_while_idle`).
+    The trigger was never tested."""
+    MIDSTREAM = "midstream"
+    """Neither SYN nor SYN-ACK captured, nor a trigger: packets of a connection opened
+    before the capture began, or one idle past `observe.TCP_IDLE_S` (a keep-alive probe,
+    the close of an idle socket).  No connection attempt, so no connect failure."""
 
     @property
     def is_connect_failure(self) -> bool:
@@ -70,7 +78,8 @@ request was served; or the client received an answer the capture lost."""
 WORKING = WORKING_TLS | {Outcome.HTTP_RESPONSE} | ANSWERED_OK
 FAILED = frozenset({Outcome.RESET, Outcome.FIN, Outcome.PLAINTEXT, Outcome.SILENCE})
 """Outcomes a trigger rule can call censorship."""
-UNDECIDED = frozenset({Outcome.PENDING, Outcome.NO_TRIGGER, Outcome.TIME_EXCEEDED})
+UNDECIDED = frozenset({Outcome.PENDING, Outcome.NO_TRIGGER, Outcome.TIME_EXCEEDED,
+                       Outcome.MIDSTREAM, Outcome.CLOSED_IDLE})
 """Outcomes that say nothing about the trigger (not counted towards a majority)."""
 
 
@@ -93,11 +102,13 @@ def _server_baseline(flow: TcpFlow) -> Baseline:
 # Members as module globals: flow_outcome runs once per flow, and an enum member looked
 # up on its class is ten times slower than a global name (measured, Python 3.11).
 _ALERT = Outcome.ALERT
+_CLOSED_IDLE = Outcome.CLOSED_IDLE
 _CONNECT_ICMP = Outcome.CONNECT_ICMP
 _CONNECT_RESET = Outcome.CONNECT_RESET
 _CONNECT_TIMEOUT = Outcome.CONNECT_TIMEOUT
 _FIN = Outcome.FIN
 _HTTP_RESPONSE = Outcome.HTTP_RESPONSE
+_MIDSTREAM = Outcome.MIDSTREAM
 _NO_TRIGGER = Outcome.NO_TRIGGER
 _PENDING = Outcome.PENDING
 _PLAINTEXT = Outcome.PLAINTEXT
@@ -142,6 +153,12 @@ def flow_outcome(flow: TcpFlow, capture_end: float, vantage: str | None = None) 
     the capture end the handshake suggests."""
     if flow.synack is not None and (vantage or capture_end_of(flow)) == "server":
         return remote_client_outcome(flow)
+    if flow.synack is None and flow.syn is None and flow.trigger is None:
+        # A browser keeps idle connections for minutes (TCP keep-alive probes, then an
+        # RST or FIN), and a capture may start after connections opened: what is left
+        # of them is no attempt to connect, whatever answers it (a NAT that forgot the
+        # connection resets a keep-alive probe).
+        return FlowOutcome(_MIDSTREAM)
     if flow.synack is None:
         unreachable = [p for p in flow.icmp if p.is_unreachable]
         if unreachable:
@@ -178,6 +195,8 @@ def flow_outcome(flow: TcpFlow, capture_end: float, vantage: str | None = None) 
             fields = packet_fields(pkt, trigger)
             injected.append(EvidencePacket(pkt, "injected", reasons, fields))
         if first_kind is None and (is_close or pkt.payload):
+            if is_close and not pkt.payload and _closed_while_idle(pkt, flow, trigger, reasons):
+                return FlowOutcome(_CLOSED_IDLE, [pkt], injected, flight, response)
             if pkt.tcp_flags & FIN and not pkt.tcp_flags & RST and not pkt.payload \
                     and (_overtook_lost_data(pkt, flow.server_packets)
                          or _servers_own_close(pkt, flow, trigger, reasons)):
@@ -311,6 +330,24 @@ def _servers_own_close(fin: Packet, flow: TcpFlow, trigger: Packet, reasons: lis
     idle = fin.ts - trigger.ts >= IDLE_CLOSE_S and not any(
         p.payload for p in flow.server_packets if p.ts < fin.ts)
     return after_client or idle
+
+
+def _closed_while_idle(close: Packet, flow: TcpFlow, trigger: Packet, reasons: list[str]) -> bool:
+    """A server FIN or RST that crossed the trigger: the server closed a connection left
+    idle since its handshake, before the trigger reached it.
+
+    Browsers open connections ahead of use (Chrome's and Firefox's preconnect) and
+    servers close idle ones after seconds (an idle or handshake timeout); a ClientHello
+    sent as the server's close is on its way meets that close, then the closed socket's
+    RST.  The close acknowledges only the bytes before the trigger (an on-path injector
+    reacts to the trigger it saw), carries the server's own TTL, DF and IP ID, and the
+    connection was idle for `IDLE_CLOSE_S` before the trigger."""
+    synack = flow.synack
+    if reasons or synack is None or not close.tcp_flags & ACK or close.ack != trigger.seq:
+        return False
+    if trigger.ts - synack.ts < IDLE_CLOSE_S:
+        return False
+    return _continues_server_ip_id(close, flow)
 
 
 def _overtook_lost_data(fin: Packet, server_packets: list[Packet]) -> bool:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import ICMPv6TimeExceeded, IPv6
+from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6TimeExceeded, IPv6
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 
@@ -337,6 +337,7 @@ class TcpFlow:
         self.server_ip_id = rng.randrange(1, 60000)
         self.trigger_ts: float | None = None
         self.trigger: bytes = b""
+        self.trigger_payload: bytes = b""
 
     # -- packets ----------------------------------------------------------------
     def _from_client(self, t: float, flags: str, payload: bytes = b"", *, seq: int | None = None,
@@ -351,12 +352,13 @@ class TcpFlow:
         return cap.emit(t, packet)
 
     def _from_server(self, t: float, flags: str, payload: bytes = b"", *,
-                     seq: int | None = None) -> None:
+                     seq: int | None = None, ack: int | None = None) -> None:
         self.server_ip_id = (self.server_ip_id + 1) & 0xFFFF
         packet = (self.capture.ip(self.server, self.client, ttl=self.server_ttl,
                                   ip_id=self.server_ip_id, df=self.server_df)
                   / TCP(sport=self.dport, dport=self.sport, flags=flags,
-                        seq=self.server_seq if seq is None else seq, ack=self.client_seq,
+                        seq=self.server_seq if seq is None else seq,
+                        ack=self.client_seq if ack is None else ack,
                         window=self.server_window))
         if payload:
             packet = packet / Raw(payload)
@@ -402,6 +404,12 @@ class TcpFlow:
                 self.t += delay
         return self
 
+    def syn_abandoned(self) -> TcpFlow:
+        """One SYN, no answer, no retransmission: the client dropped the attempt before its
+        retransmission was due (as Happy Eyeballs drops the address that loses the race)."""
+        self._from_client(self.t, "S", seq=self.client_isn)
+        return self
+
     def syn_refused(self, *, ttl: int | None = None, ip_id: int = 0, df: bool = True,
                     delay_ms: float | None = None) -> TcpFlow:
         """SYN answered by RST+ACK (seq 0, window 0), as a closed port or an injector does."""
@@ -416,11 +424,14 @@ class TcpFlow:
         return self
 
     def syn_unreachable(self, router: str, *, code: int = 13, ttl: int = 250) -> TcpFlow:
-        """SYN answered by ICMP destination unreachable (13: administratively prohibited)."""
+        """SYN answered by ICMP destination unreachable (13: administratively prohibited),
+        or ICMPv6 destination unreachable for an IPv6 flow (its codes: 0 no route, 1
+        administratively prohibited)."""
         raw = self._from_client(self.t, "S", seq=self.client_isn)
         cap = self.capture
+        icmp = ICMPv6DestUnreach(code=code) if _is_v6(router) else ICMP(type=3, code=code)
         cap.emit(self.t + self.rtt / 2, cap.ip(router, self.client, ttl=ttl, df=False)
-                 / ICMP(type=3, code=code) / Raw(raw))
+                 / icmp / Raw(raw))
         return self
 
     # -- client data ---------------------------------------------------------------
@@ -431,6 +442,7 @@ class TcpFlow:
         if self.trigger_ts is None:
             self.trigger_ts = self.t
             self.trigger = raw
+            self.trigger_payload = payload
         self.client_seq = (self.client_seq + len(payload)) & 0xFFFFFFFF
         return raw
 
@@ -488,6 +500,21 @@ class TcpFlow:
         """The server's own FIN (its TTL, DF, next IP ID); it takes a sequence number."""
         self._from_server(self._after(at_ms), "FA")
         self.server_seq = (self.server_seq + 1) & 0xFFFFFFFF
+
+    def server_close_before_trigger(self, *, at_ms: float, rst: bool = False) -> None:
+        """The server closes the connection (FIN, or RST) `at_ms` after the trigger, though
+        it never received the trigger: it acknowledges only the bytes before it (the
+        server's idle close crossing the trigger on the wire)."""
+        before = (self.client_seq - len(self.trigger_payload)) & 0xFFFFFFFF
+        self._from_server(self._after(at_ms), "RA" if rst else "FA", ack=before)
+        if not rst:
+            self.server_seq = (self.server_seq + 1) & 0xFFFFFFFF
+
+    def keepalive(self, *, at_ms: float) -> None:
+        """A TCP keep-alive probe (RFC 1122 4.2.3.6: no data, the sequence number one below
+        the next) `at_ms` after the trigger, and the server's ACK of it."""
+        self._from_client(self._after(at_ms), "A", seq=(self.client_seq - 1) & 0xFFFFFFFF)
+        self._from_server(self._after(at_ms) + self.rtt, "A")
 
     def client_ack(self, *, at_ms: float) -> None:
         """The client's bare ACK of everything the server has sent so far."""

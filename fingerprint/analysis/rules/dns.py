@@ -19,7 +19,7 @@ from fingerprint.analysis.locate import Location, Seen, SeriesPoint, locate
 from fingerprint.analysis.observe import DnsExchange, DnsResponse
 from fingerprint.catalog import OTHER
 from fingerprint.model import Technique
-from fingerprint.protocols.dns import TYPE_A, TYPE_AAAA
+from fingerprint.protocols.dns import FLAG_TC, TYPE_A, TYPE_AAAA
 
 MakeFinding = Callable[[Technique, float, list[str], list[EvidencePacket]], Finding]
 
@@ -49,6 +49,12 @@ def verdicts(index: ObservationIndex, out: Verdicts) -> None:
             if resolver in hints.no_resolver:
                 answered = True  # no answer from a non-resolver is what should happen
             detail = f"resolver {resolver}"
+            failing = failing_resolver(index, resolver, full)
+            if failing:
+                answered = False
+                detail += (f": {failing} to this name and every other name asked of it, no "
+                           "name resolved; a resolver that is down or serves no one here "
+                           "looks the same, so no block is claimed")
             if not answered and not control_answered:
                 detail += (": queries unanswered, and nothing else asked of this resolver was "
                            "answered; a dead resolver, or an address that runs none, looks "
@@ -69,6 +75,10 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
                 full: list[DnsExchange], controls: list[DnsExchange],
                 control_answered: bool) -> Finding | None:
     """The technique the full-TTL exchanges show, checked in order of how direct the proof is."""
+    # A truncated response (TC) tells the client to ask again over TCP (RFC 1035 4.2.1,
+    # RFC 7766 5): its empty answer section says nothing of the name.
+    full = [ex for ex in full if not ex.responses
+            or not all(r.message.flags & FLAG_TC for r in ex.responses)]
     if not full:
         return None
     hints = index.hints
@@ -111,7 +121,7 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
     # 1. Several different answers to one query: an on-path injector raced the resolver.
     for ex in full:
         answer_sets = {(r.message.rcode, frozenset(r.message.addresses)) for r in ex.responses}
-        if len(answer_sets) > 1:
+        if len(answer_sets) > 1 and not rotated_answers(index, platform, qname, ex):
             genuine = _pick_genuine(ex, baseline)
             genuine_answer = (genuine.message.rcode, frozenset(genuine.message.addresses))
             genuine_fields = (genuine.packet.ttl, genuine.packet.df)
@@ -150,12 +160,15 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
             return make(Technique.DNS_INJECTION, conf,
                         ["response IP fields differ from the resolver's answers to control names"], ev)
     if not responses:
-        if has_control and control_answered:
+        # Silence is compared with queries of the same type: home routers that ignore
+        # every AAAA query (while answering A) are common, and say nothing of the name.
+        same_type = [ex for ex in controls if ex.qtype == qtype]
+        if same_type and any(ex.responses for ex in same_type):
             return make(Technique.DNS_DROP, conf,
                         [f"{sum(ex.queries for ex in full)} queries unanswered; "
                          "control names on the same resolver answered"], [])
-        others = [] if has_control or resolver in hints.no_resolver \
-            else index.dns_other_answered(resolver, qname)
+        others = [] if same_type or resolver in hints.no_resolver \
+            else index.dns_other_answered(resolver, qname, qtype)
         if others:
             # No control name was asked, but the same resolver answered other names: it
             # was alive, and this name's silence is its own.
@@ -169,7 +182,20 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
         return None
     first = [ex.responses[0] for ex in full if ex.responses]
     rcodes = Counter(r.message.rcode for r in first)
-    rcode, _n = rcodes.most_common(1)[0]
+    rcode, top = rcodes.most_common(1)[0]
+    resolved = [r for r in first if r.message.rcode == 0 and r.message.addresses]
+    if rcode != 0 and len(resolved) >= top:
+        # A resolver fails now and then (SERVFAIL when its upstream timed out; the stub
+        # asks again), it never resolves a name by accident: a tie is not an error.
+        first, rcode = resolved, 0
+    if rcode in (2, 5) and not resolves_names(index, resolver, qname):
+        # The resolver fails every name asked of it (down, or refusing this client).
+        return None
+    if rcode != 0 and resolved_as_other_type(index, resolver, qname, qtype):
+        # The same resolver gave the name's addresses for another query type: an error
+        # for this type only is the resolver's (RFC 4074 4.2, 4.3: servers that answer
+        # AAAA queries with NXDOMAIN or SERVFAIL), the name resolves.
+        return None
     ev = response_evidence(lambda r: ("response", baseline.anomalies(r.packet)))
     context["dns.rcode"] = first[0].message.rcode_name
     name_exists = (platform != OTHER or bool(hints.control_answers.get(qname)))
@@ -191,6 +217,58 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
     if any(r.message.cnames for r in first):  # a blockpage host reached through CNAMEs
         context["dns.cname"] = list(dict.fromkeys(c for r in first for c in r.message.cnames))
     return redirect_check(index, qname, addresses, platform, make, ev, conf)
+
+
+def rotated_answers(index: ObservationIndex, platform: str, qname: str,
+                    ex: DnsExchange) -> bool:
+    """Several different answers to one query that are the resolver's own, not a race.
+
+    A stub resolver sends the same query again (same ID) when the answer is slow
+    (glibc after 5 s, systemd-resolved sooner), and a resolver answering each copy
+    rotates its records or asks another upstream, as CDNs' authoritative servers give
+    different addresses per query.  Such answers are all resolved ones and either all
+    the platform's own addresses (the catalog's networks, or the control resolver's
+    answers), or as many as the copies sent, each with the same CNAME chain (an
+    injector forges address records, not the CDN's chain)."""
+    messages = [r.message for r in ex.responses]
+    if not all(m.rcode == 0 and m.addresses for m in messages):
+        return False
+    plat = index.catalog.platforms.get(platform)
+    control = set(index.hints.control_answers.get(qname, []))
+    addresses = {a for m in messages for a in m.addresses}
+    if (plat is not None and all(plat.owns_address(a) for a in addresses)) or (
+            control and addresses <= control):
+        return True
+    chains = {tuple(m.cnames) for m in messages}
+    return len(messages) <= ex.queries and len(chains) == 1 and bool(next(iter(chains)))
+
+
+def resolves_names(index: ObservationIndex, resolver: str, qname: str) -> bool:
+    """Whether `resolver` gave addresses for any other name in the capture (a control
+    name or not): it was resolving then."""
+    return any(r.message.rcode == 0 and r.message.addresses
+               for (res, name, _qt), exchanges in index.dns_groups.items()
+               if res == resolver and name != qname
+               for ex in exchanges for r in ex.responses)
+
+
+def resolved_as_other_type(index: ObservationIndex, resolver: str, qname: str,
+                           qtype: int) -> bool:
+    """Whether `resolver` answered `qname` with addresses for another query type."""
+    return any(r.message.rcode == 0 and r.message.addresses
+               for (res, name, qt), exchanges in index.dns_groups.items()
+               if res == resolver and name == qname and qt != qtype
+               for ex in exchanges for r in ex.responses)
+
+
+def failing_resolver(index: ObservationIndex, resolver: str, full: list[DnsExchange]) -> str:
+    """The error codes (SERVFAIL, REFUSED) `resolver` gave this name when it resolved no
+    name in the capture; "" otherwise."""
+    first = [ex.responses[0].message for ex in full if ex.responses]
+    if not first or not all(m.rcode in (2, 5) for m in first) or resolves_names(
+            index, resolver, first[0].qname):
+        return ""
+    return "/".join(sorted({m.rcode_name for m in first}))
 
 
 def _pick_genuine(ex: DnsExchange, baseline: Baseline) -> DnsResponse:
@@ -219,8 +297,8 @@ def redirect_check(index: ObservationIndex, qname: str, addresses: list[str], pl
     # A TLS handshake to the returned address tells a genuine answer from a redirect.
     for address in unique:
         verdict = index.certificate_at(address, qname)
-        if verdict is None:
-            continue
+        if verdict is None or verdict.incomplete:
+            continue  # no certificate, or one whose issuer the capture lacks: unknown
         if verdict.trusted and verdict.valid_for_name:
             return None
         return make(Technique.DNS_REDIRECT, conf,

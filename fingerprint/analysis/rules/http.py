@@ -39,7 +39,8 @@ def response_check(index: ObservationIndex, host: str, server: str, platform: st
         location = response.location or ""
         injected = bool(outcome.injected)
         control_status = {o.response.status for o in coutcomes if o.response}
-        redirect_away = 300 <= response.status < 400 and redirects_away(host, location)
+        redirect_away = 300 <= response.status < 400 and redirects_away(host, location) \
+            and not within_platform_domain(index, host, location)
         if redirect_away and not injected and urlsplit(location).hostname in {
                 urlsplit(o.response.location or "").hostname for o in coutcomes
                 if o.response and 300 <= o.response.status < 400}:
@@ -91,6 +92,19 @@ def redirects_away(host: str, location: str) -> bool:
         # A Location that is no URL ("http://[broken"): not shown to lead elsewhere.
         return False
     return target != host and not target.endswith("." + host) and not host.endswith("." + target)
+
+
+def within_platform_domain(index: ObservationIndex, host: str, location: str) -> bool:
+    """A redirect to another name under the same catalog domain of the platform: sites
+    send visitors between their own names (www.facebook.com to m.facebook.com for a
+    phone; www.google.com to consent.google.com in the EU; www.whatsapp.com to
+    web.whatsapp.com), and a blockpage is not served under the blocked platform's domain."""
+    try:
+        target = urlsplit(location).hostname or ""
+    except ValueError:
+        return False
+    domain = index.catalog.platform_domain(host)
+    return domain is not None and bool(target) and index.catalog.platform_domain(target) == domain
 
 
 def endpoint_refusal(index: ObservationIndex, host: str, server: str, outcome: FlowOutcome,

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 from fingerprint.analysis import confidence
+from fingerprint.analysis.addresses import is_v6
 from fingerprint.analysis.evidence import EvidencePacket, packet_fields
 from fingerprint.analysis.findings import Check, Finding, Verdicts, count_of
 from fingerprint.analysis.index import ObservationIndex
@@ -45,6 +46,7 @@ def verdict(index: ObservationIndex, server: str, port: int,
         # Attempts that failed after a trigger had the client blocked, on an address
         # that connected before it, are the residual block's, not the address's.
         failed = [(f, o) for f, o in failed if start_of(f) <= block.start]
+    failed = [(f, o) for f, o in failed if not abandoned_for_another(index, f)]
     if not failed:
         if connected and platform != OTHER:
             out.checks.append(Check(platform, server, "ip", True, None, f"{server}:{port}"))
@@ -71,6 +73,16 @@ def verdict(index: ObservationIndex, server: str, port: int,
     if control_ok is False:
         out.checks.append(Check(platform, server, "ip", False, False, f"{server}:{port}"))
         return
+    if control_ok is None:
+        other = other_version_connected(index, server, port)
+        if other is not None:
+            version, mine = ("IPv6", "IPv4") if is_v6(server) else ("IPv4", "IPv6")
+            out.checks.append(Check(
+                platform, server, "ip", False, None,
+                f"{server}:{port}: {len(failed)} {majority} over {version}, with no {version} "
+                f"control address; the same site connected over {mine} ({other}): a broken "
+                f"{version} path looks the same, so no block is claimed"))
+            return
     conf = confidence.base(control_ok)
     ev: list[EvidencePacket] = []
     if flow.syn is not None:
@@ -106,6 +118,45 @@ def verdict(index: ObservationIndex, server: str, port: int,
             reset_before_server(index, finding, limited, [o for _f, o in failed])
     out.findings.append(finding)
     out.checks.append(Check(platform, server, "ip", False, control_ok, f"{server}:{port}"))
+
+
+INITIAL_RTO_S = 1.0
+"""The initial SYN retransmission timeout (RFC 6298 section 2.1; Linux and Windows use it)."""
+
+
+def abandoned_for_another(index: ObservationIndex, flow: TcpFlow) -> bool:
+    """A SYN the client gave up on before its first retransmission was due, because it
+    connected to another address of the same site instead.
+
+    Happy Eyeballs (RFC 8305 section 5: 250 ms recommended; Chrome and Firefox wait 300
+    ms, says curl's CURLOPT_HAPPY_EYEBALLS_TIMEOUT_MS page) starts the next address that
+    long after the first SYN when no SYN-ACK came yet, and drops the attempt that loses
+    the race: a slow or lost SYN then looks like an unanswered one in the capture,
+    though the client never waited for its answer.  The winner may leave from the
+    host's address of the other IP version."""
+    syn = flow.syn
+    if syn is None or flow.syn_count != 1 or flow.synack is not None:
+        return False
+    if index.outcome(flow).kind is not Outcome.CONNECT_TIMEOUT:
+        return False  # a RST or ICMP error to the SYN is an answer, not an abandoned wait
+    for ts, client, server in index.connected_on(flow.server_port):
+        if ts > syn.ts + INITIAL_RTO_S:
+            break
+        if ts >= syn.ts and server != flow.server and (
+                client == flow.client or is_v6(client) != is_v6(flow.client)) \
+                and index.same_site(flow.server, server):
+            return True
+    return False
+
+
+def other_version_connected(index: ObservationIndex, server: str, port: int) -> str | None:
+    """An address of the same site, of the other IP version, that a connection on `port`
+    reached (None if none)."""
+    v6 = is_v6(server)
+    for _ts, _client, other in index.connected_on(port):
+        if is_v6(other) != v6 and index.same_site(server, other):
+            return other
+    return None
 
 
 def syn_point(index: ObservationIndex, flow: TcpFlow) -> SeriesPoint:

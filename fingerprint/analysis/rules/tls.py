@@ -29,18 +29,29 @@ throttling); one retransmission timeout (>= 200 ms) on a lost segment only cuts 
 
 
 class Untrusted:
-    """A TLS target whose certificate and whose control's are both untrusted: no verdict."""
+    """A TLS target whose certificate cannot be judged: no verdict (`detail` says why)."""
+
+    def __init__(self, detail: str, control_ok: bool | None) -> None:
+        self.detail = detail
+        self.control_ok = control_ok
 
 
-UNTRUSTED_EVERYWHERE = Untrusted()
 UNTRUSTED_DETAIL = ("no trusted certificate for the target nor the control SNI: all TLS "
                     "intercepted, or the trust anchors are missing (--ca-file)")
+UNTRUSTED_EVERYWHERE = Untrusted(UNTRUSTED_DETAIL, False)
+"""Target and control certificates both untrusted."""
+INCOMPLETE_DETAIL = ("the certificate chain sent lacks the certificate that signed the leaf: "
+                     "a server's incomplete chain (browsers fetch the missing intermediate) "
+                     "and an interceptor's lone certificate look the same")
+INCOMPLETE_CHAIN = Untrusted(INCOMPLETE_DETAIL, None)
+"""No chain the capture holds reaches a trust anchor, for want of the leaf's issuer."""
 
 
 def success_checks(index: ObservationIndex, name: str, server: str, platform: str,
                    outcomes: list[tuple[TcpFlow, FlowOutcome]], cfull: list[TcpFlow],
                    coutcomes: list[FlowOutcome]) -> Finding | Untrusted | None:
     # Certificates (visible up to TLS 1.2): interception shows an untrusted chain.
+    incomplete = False
     for flow, outcome in outcomes:
         flight = outcome.flight
         if flight is None or not flight.certificates:
@@ -51,6 +62,14 @@ def success_checks(index: ObservationIndex, name: str, server: str, platform: st
         if verdict.note:
             # Expired at capture time, or validity unknown: said, never tls.mitm by itself.
             index.cert_notes[note_key] = verdict.note
+        if verdict.incomplete:
+            # The capture lacks the certificate that signed the leaf: neither a chain to
+            # a trusted root nor interception can be shown.
+            index.cert_notes[note_key] = (
+                f"certificate chain without the leaf's issuer ({verdict.issuer}): the "
+                "server's incomplete chain or an interceptor's, not judged")
+            incomplete = True
+            continue
         if verdict.trusted:
             # A chain to a trusted root is not interception, even for another name:
             # that is the server's default certificate for a name it does not host.
@@ -102,6 +121,14 @@ def success_checks(index: ObservationIndex, name: str, server: str, platform: st
                          f"{anchors[0]}: the trust anchors are fine")
         return Finding(platform, name, Technique.TLS_MITM, conf, server, evidence=ev,
                        notes=notes, context=context)
+    else:
+        if incomplete:
+            control_trusted = [index.trust.check(o.flight.certificates, None).trusted
+                               for o in coutcomes if o.flight and o.flight.certificates]
+            if control_trusted and not any(control_trusted) \
+                    and index.trusted_control_address(server) is None:
+                return UNTRUSTED_EVERYWHERE  # the control's chain fails as well
+            return INCOMPLETE_CHAIN
     # Throughput: a throttled SNI transfers far slower than the control on the same address.
     # Best against best: loss stalls some transfers, a throttle slows every one.
     target_rate = max((transfer_rate(f) for f, _o in outcomes), default=0.0)

@@ -34,7 +34,7 @@ from fingerprint.analysis.outcome import (
     Outcome,
 )
 from fingerprint.analysis.residual import residual, start_of
-from fingerprint.analysis.rules import http, tls
+from fingerprint.analysis.rules import http, ip, tls
 from fingerprint.capture.packet import FIN, RST
 from fingerprint.catalog import OTHER
 from fingerprint.model import Mode, Technique
@@ -91,6 +91,10 @@ def untested(index: ObservationIndex, server: str, port: int, flows: list[TcpFlo
     platform = index.platform_of_address(server)
     if platform == OTHER:
         return
+    # Attempts the client dropped for another address (Happy Eyeballs) tested nothing.
+    flows = [f for f in flows if f.synack is not None or not ip.abandoned_for_another(index, f)]
+    if not flows:
+        return
     if any(f.synack is not None for f in flows):
         block = residual(index, server, port)
         if block is not None and block.covers(server, port) and any(
@@ -103,6 +107,7 @@ def untested(index: ObservationIndex, server: str, port: int, flows: list[TcpFlo
     outcomes = Counter(index.outcome(f).kind for f in flows)
     outcomes.pop(Outcome.PENDING, None)
     outcomes.pop(Outcome.TIME_EXCEEDED, None)
+    outcomes.pop(Outcome.MIDSTREAM, None)  # what is left of connections opened earlier
     if not outcomes:
         return
     majority = outcomes.most_common(1)[0][0]
@@ -218,8 +223,8 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
     elif kind == "tls" and majority in WORKING_TLS:
         checked = tls.success_checks(index, name, server, platform, outcomes, cfull, coutcomes)
         if isinstance(checked, tls.Untrusted):
-            out.checks.append(Check(platform, name, kind, False, False,
-                                    f"{label}: {tls.UNTRUSTED_DETAIL}"))
+            out.checks.append(Check(platform, name, kind, False, checked.control_ok,
+                                    f"{label}: {checked.detail}"))
             return
         finding = checked
     elif kind == "http" and majority is Outcome.HTTP_RESPONSE:

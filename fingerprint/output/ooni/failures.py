@@ -93,6 +93,10 @@ def after_trigger_failure(outcome: FlowOutcome, flow: TcpFlow, capture_end: floa
         return Failure.SSL_FAILED_HANDSHAKE.value if tls else None
     if kind in ("alert", "tls_other"):
         return Failure.SSL_FAILED_HANDSHAKE.value
+    if kind == "closed_idle":
+        # The server's idle close crossed the request: what the client's stack reported.
+        rst = any(p.tcp_flags & 0x04 for p in outcome.decisive)
+        return (Failure.CONNECTION_RESET if rst else Failure.EOF_ERROR).value
     if kind == "uncaptured":
         # The client received an answer the capture lost: neither a success nor a
         # failure df-007 names can be read from the packets.
