@@ -227,6 +227,10 @@ def flow_outcome(flow: TcpFlow, capture_end: float, vantage: str | None = None) 
         else:
             kind = _PLAINTEXT
         injected_resets = [e.packet for e in injected if e.packet.tcp_flags & RST]
+        if kind is _HTTP_RESPONSE and any(e.packet is decisive[0] for e in injected):
+            # The response itself is forged (a blockpage), its RST only closes the
+            # connection behind it: the page is the censor's answer, not the reset.
+            return FlowOutcome(kind, decisive, injected, flight, response)
         if kind in WORKING and injected_resets:
             # An on-path injector near a fast server can lose the race: the genuine
             # answer arrives first, the forged RSTs still tear the connection down.

@@ -1,0 +1,207 @@
+"""Published censor behaviours, crafted from their descriptions, with a control that works:
+the technique must be the published one and the control SNI / Host on the same address
+must be reported as working.  Behaviours with a signature of their own have a fixture in
+pcaps/; these are the injector variants reports describe without one (flags, sequence
+and acknowledgement numbers, TTLs and IP IDs that differ from injector to injector)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fingerprint.testing import replay
+from fingerprint.testing.craft import Capture, TcpFlow, client_hello, http_response
+
+CLIENT, RESOLVER = "192.168.1.23", "192.168.1.1"
+SERVER = "104.244.42.65"  # twitter.com's address in the catalog
+SITE = b"<html>" + b"x" * 3000 + b"</html>"
+
+Behaviour = Callable[[TcpFlow], None]
+
+
+def _capture(seed: int, port: int, behaviour: Behaviour) -> Capture:
+    """The control name twice on the server, then twitter.com twice, each attempt
+    answered as `behaviour` says."""
+    cap = Capture(seed=seed, client=CLIENT)
+    cap.dns(RESOLVER, "twitter.com", at=0.0).respond([SERVER], delay_ms=12, ttl=64)
+    for n in range(2):
+        control = cap.tcp(SERVER, port, at=0.1 + n * 0.2, server_ttl=50, rtt_ms=30)
+        control.handshake()
+        if port == 443:
+            control.client_hello("example.com")
+            control.server_hello()
+        else:
+            control.http_get("example.com")
+            control.http_reply(http_response(200, "OK", [("Content-Type", "text/html")], SITE))
+        control.client_close(at_ms=200)
+    for n in range(2):
+        flow = cap.tcp(SERVER, port, at=1.0 + n, server_ttl=50, rtt_ms=30)
+        flow.handshake()
+        behaviour(flow)
+    cap.dns(RESOLVER, "end.invalid", at=30.0)
+    return cap
+
+
+def _blockpage(body: bytes, status: str = "200 OK") -> bytes:
+    return (f"HTTP/1.1 {status}\r\nContent-Type: text/html\r\nConnection: close\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+# --------------------------------------------------------------------------- TLS (port 443)
+
+def rst_ack_after_client_hello(flow: TcpFlow) -> None:
+    """RST+ACK right after the ClientHello (Jio: CIS India 2020; Turkey's SNI filter)."""
+    flow.client_hello("twitter.com")
+    flow.inject("RA", at_ms=8, ttl=54, ip_id=0, df=False)
+
+
+def stateless_rst_acking_trigger_start(flow: TcpFlow) -> None:
+    """A stateless injector's RST acknowledging the trigger's first byte, not its end."""
+    flow.client_hello("twitter.com")
+    flow.inject("RA", at_ms=8, ttl=54, ip_id=0, df=False,
+                ack=(flow.client_seq - len(flow.trigger_payload)) & 0xFFFFFFFF)
+
+
+def rst_ttl_copied_from_trigger(flow: TcpFlow) -> None:
+    """The injected RST carries the trigger's own TTL (FOCI 2020: one GFW injector copies
+    the probe's TTL)."""
+    flow.client_hello("twitter.com")
+    flow.inject("RA", at_ms=3, ttl=64, ip_id=0, df=False)
+
+
+def rst_with_the_servers_fields(flow: TcpFlow) -> None:
+    """An in-path firewall beside the server: its TTL, DF and next IP ID, one RTT later."""
+    flow.client_hello("twitter.com")
+    flow.inject("RA", at_ms=31, ttl=50, ip_id=flow.server_ip_id + 1, df=True)
+
+
+def rst_both_ways_fixed_ip_id(flow: TcpFlow) -> None:
+    """RSTs toward both ends with one fixed IP ID (Wang et al. 2017: the GFW resets both)."""
+    flow.client_hello("twitter.com")
+    flow.inject("RA", at_ms=4, ttl=240, ip_id=0x3412, df=False)
+    flow.inject("RA", at_ms=4.1, ttl=240, ip_id=0x3412, df=False, toward_server=True)
+
+
+def handshake_then_rst(flow: TcpFlow) -> None:
+    """The ServerHello gets through, the RST follows (Iran 2018: the DPI reads the
+    certificate too)."""
+    flow.client_hello("twitter.com")
+    flow.server_hello()
+    flow.inject("RA", at_ms=40, ttl=60, ip_id=0, df=False)
+
+
+def split_client_hello_dropped(flow: TcpFlow) -> None:
+    """The ClientHello in two segments, dropped after reassembly (Russia's TSPU,
+    Xue et al. IMC 2022): the client retransmits, then gives up."""
+    hello = client_hello("twitter.com", flow.capture.rng)
+    flow.send(hello[:10])
+    flow.send(hello[10:], gap_ms=0.2)
+    flow.retransmit(at_ms=300)
+    flow.retransmit(at_ms=900)
+    flow.client_close(at_ms=10_000)
+
+
+def injected_alert_then_rst(flow: TcpFlow) -> None:
+    """A fatal handshake_failure alert forged by a middlebox, then its RST."""
+    flow.client_hello("twitter.com")
+    flow.inject("PA", at_ms=3, ttl=60, ip_id=0, df=False, payload=b"\x15\x03\x03\x00\x02\x02\x28")
+    flow.inject("RA", at_ms=3.1, ttl=60, ip_id=0, df=False, seq_offset=7)
+
+
+# --------------------------------------------------------------------------- HTTP (port 80)
+
+def blockpage_with_fin(flow: TcpFlow) -> None:
+    """An injected 200 whose body frames the ISP's notice, closed with FIN (Airtel:
+    Singh et al., "How India Censors the Web", WebSci 2020)."""
+    flow.http_get("twitter.com")
+    page = _blockpage(b'<html><body><iframe src="http://192.0.2.80/dot/?url=twitter.com" '
+                      b'width="100%" height="100%"></iframe></body></html>')
+    flow.inject("FPA", at_ms=3, ttl=60, ip_id=0x1234, df=False, payload=page)
+
+
+def blockpage_then_rst(flow: TcpFlow) -> None:
+    """An injected blockpage closed with an RST after it: the page is the answer."""
+    flow.http_get("twitter.com")
+    page = _blockpage(b"<html><body>The site you are trying to access contains content "
+                      b"that is prohibited.</body></html>")
+    flow.inject("PA", at_ms=4, ttl=58, ip_id=0, df=False, payload=page)
+    flow.inject("RA", at_ms=4.1, ttl=58, ip_id=0, df=False, seq_offset=len(page))
+
+
+def blockpage_in_two_segments_then_rst(flow: TcpFlow) -> None:
+    flow.http_get("twitter.com")
+    page = _blockpage(b"<html><body>" + b"blocked " * 300 + b"</body></html>")
+    flow.inject("PA", at_ms=4, ttl=58, ip_id=0, df=False, payload=page[:1400])
+    flow.inject("PA", at_ms=4.1, ttl=58, ip_id=0, df=False, payload=page[1400:],
+                seq_offset=1400)
+    flow.inject("RA", at_ms=4.2, ttl=58, ip_id=0, df=False, seq_offset=len(page))
+
+
+def blockpage_racing_the_server(flow: TcpFlow) -> None:
+    """The injected page and FIN arrive first, the server's own answer after them."""
+    flow.http_get("twitter.com")
+    page = _blockpage(b'<html><body><iframe src="http://192.0.2.80/blocked.html"></iframe>'
+                      b"</body></html>")
+    flow.inject("PA", at_ms=3, ttl=60, ip_id=0, df=False, payload=page)
+    flow.inject("FA", at_ms=3.1, ttl=60, ip_id=0, df=False, seq_offset=len(page))
+    flow.http_reply(http_response(200, "OK", [("Content-Type", "text/html")], SITE))
+
+
+def redirect_to_deny_page(flow: TcpFlow) -> None:
+    """An injected 302 to a filter's deny page on an address (Netsweeper's
+    /webadmin/deny/, OONI fingerprints for its deployments)."""
+    flow.http_get("twitter.com")
+    flow.inject("FPA", at_ms=2, ttl=250, ip_id=0, df=False,
+                payload=b"HTTP/1.1 302 Found\r\nLocation: http://192.0.2.80:8080/webadmin/deny/"
+                        b"index.php?dpid=1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+
+
+def gfw_http_resets(flow: TcpFlow) -> None:
+    """One RST, then three RST+ACKs at seq X, X+1460, X+4380 (Wang et al. IMC 2017)."""
+    flow.http_get("twitter.com")
+    flow.inject("R", at_ms=5, ttl=47, df=False, window=2048)
+    for k, offset in enumerate((0, 1460, 4380)):
+        flow.inject("RA", at_ms=6 + k, ttl=100 + k, df=False, seq_offset=offset,
+                    window=3000 + k)
+
+
+def request_dropped(flow: TcpFlow) -> None:
+    flow.http_get("twitter.com")
+    flow.retransmit(at_ms=300)
+    flow.retransmit(at_ms=900)
+    flow.client_close(at_ms=20_000)
+
+
+CASES: list[tuple[int, Behaviour, str]] = [
+    (443, rst_ack_after_client_hello, "tls.sni_reset"),
+    (443, stateless_rst_acking_trigger_start, "tls.sni_reset"),
+    (443, rst_ttl_copied_from_trigger, "tls.sni_reset"),
+    (443, rst_with_the_servers_fields, "tls.sni_reset"),
+    (443, rst_both_ways_fixed_ip_id, "tls.sni_reset"),
+    (443, handshake_then_rst, "tls.sni_reset"),
+    (443, split_client_hello_dropped, "tls.sni_drop"),
+    (443, injected_alert_then_rst, "tls.sni_reset"),
+    (80, blockpage_with_fin, "http.blockpage"),
+    (80, blockpage_then_rst, "http.blockpage"),
+    (80, blockpage_in_two_segments_then_rst, "http.blockpage"),
+    (80, blockpage_racing_the_server, "http.blockpage"),
+    (80, redirect_to_deny_page, "http.blockpage"),
+    (80, gfw_http_resets, "http.reset"),
+    (80, request_dropped, "http.drop"),
+]
+
+
+@pytest.mark.parametrize(("port", "behaviour", "technique"), CASES,
+                         ids=[b.__name__ for _p, b, _t in CASES])
+def test_published_behaviour(port: int, behaviour: Behaviour, technique: str,
+                             tmp_path: Path) -> None:
+    seed = CASES.index((port, behaviour, technique)) + 1
+    run = replay(_capture(seed, port, behaviour).write(tmp_path / "capture.pcapng"))
+    finding = run.expect(technique=technique, target="twitter.com")
+    assert [f.technique.value for f in run.findings] == [technique]
+    # The control on the same address worked (a failure's note) or got the site (a page's).
+    assert any(("control" in note and "worked" in note) or "control Host got status [200]" in note
+               for note in finding.notes), finding.notes
+    assert run.status("twitter") == "blocked"
