@@ -218,7 +218,9 @@ def flow_outcome(flow: TcpFlow, capture_end: float, vantage: str | None = None) 
                 _ALERT if flight.alert else _TLS_OTHER)
             if kind is not _TLS_OK and injected:
                 kind = _PLAINTEXT
-        elif response is not None:
+        elif response is not None and flow.client_hello is None:
+            # An HTTP response to a ClientHello is no TLS server's answer: plaintext
+            # (an injected HTTP blockpage on port 443, Iran's 403 with its iframe).
             kind = _HTTP_RESPONSE
         elif not injected and answer_lost_from_capture(flow):
             # Only segments past a gap at the start of the server's stream were captured,

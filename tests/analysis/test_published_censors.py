@@ -110,6 +110,18 @@ def injected_alert_then_rst(flow: TcpFlow) -> None:
     flow.inject("RA", at_ms=3.1, ttl=60, ip_id=0, df=False, seq_offset=7)
 
 
+def http_blockpage_on_tls(flow: TcpFlow) -> None:
+    """An HTTP 403 page with an iframe to 10.10.34.34 injected in answer to the
+    ClientHello, then FIN (Iran: OONI measurements fail with "first record does not look
+    like a TLS handshake" on this page)."""
+    flow.client_hello("twitter.com")
+    page = _blockpage(b'<html><head><title>M1-6</title></head><body><iframe '
+                      b'src="http://10.10.34.34?type=Invalid Site&policy=MainPolicy" '
+                      b'style="width: 100%; height: 100%"></iframe></body></html>',
+                      "403 Forbidden")
+    flow.inject("FPA", at_ms=3, ttl=45, ip_id=0, df=False, payload=page)
+
+
 # --------------------------------------------------------------------------- HTTP (port 80)
 
 def blockpage_with_fin(flow: TcpFlow) -> None:
@@ -183,6 +195,7 @@ CASES: list[tuple[int, Behaviour, str]] = [
     (443, handshake_then_rst, "tls.sni_reset"),
     (443, split_client_hello_dropped, "tls.sni_drop"),
     (443, injected_alert_then_rst, "tls.sni_reset"),
+    (443, http_blockpage_on_tls, "tls.sni_fin"),
     (80, blockpage_with_fin, "http.blockpage"),
     (80, blockpage_then_rst, "http.blockpage"),
     (80, blockpage_in_two_segments_then_rst, "http.blockpage"),
@@ -205,3 +218,29 @@ def test_published_behaviour(port: int, behaviour: Behaviour, technique: str,
     assert any(("control" in note and "worked" in note) or "control Host got status [200]" in note
                for note in finding.notes), finding.notes
     assert run.status("twitter") == "blocked"
+
+
+def test_http_server_on_the_tls_port_is_its_own(tmp_path: Path) -> None:
+    """A plain HTTP server on port 443 answers every ClientHello with the same 400 page:
+    the control got it too, so it is the server's own answer, not a blockpage on TLS."""
+    def bad_request(flow: TcpFlow) -> None:
+        flow.client_hello("twitter.com")
+        flow.http_reply(_blockpage(b"<html>400 The plain HTTP request was sent to HTTPS "
+                                   b"port</html>", "400 Bad Request"))
+
+    cap = Capture(seed=50, client=CLIENT)
+    cap.dns(RESOLVER, "twitter.com", at=0.0).respond([SERVER], delay_ms=12, ttl=64)
+    for n in range(2):
+        control = cap.tcp(SERVER, 443, at=0.1 + n * 0.2, server_ttl=50, rtt_ms=30)
+        control.handshake()
+        control.client_hello("example.com")
+        control.http_reply(_blockpage(b"<html>400 The plain HTTP request was sent to HTTPS "
+                                      b"port</html>", "400 Bad Request"))
+    for n in range(2):
+        flow = cap.tcp(SERVER, 443, at=1.0 + n, server_ttl=50, rtt_ms=30)
+        flow.handshake()
+        bad_request(flow)
+    cap.dns(RESOLVER, "end.invalid", at=30.0)
+    run = replay(cap.write(tmp_path / "capture.pcapng"))
+    assert run.findings == []
+    assert run.status("twitter") != "blocked"
