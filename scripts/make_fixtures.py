@@ -379,6 +379,82 @@ def ir_http() -> Capture:
     return cap
 
 
+# =========================================================================== India
+
+AIRTEL_BLOCKPAGE = (
+    b'<html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-8"/></head>'
+    b'<body><iframe src="http://www.airtel.in/dot/?dpid=1&dpruleid=3&cat=107&ttl=0&'
+    b'groupname=Airtel_Default_User&policyname=dot_Blocked&clientip=198.51.100.10&'
+    b'url=telegram.org%2f" width="100%" height="100%" frameborder="0"></iframe></body></html>')
+
+
+@case("in/airtel-http-iframe", "India, Airtel HTTP blockpage: an iframe to www.airtel.in/dot/",
+      shows="The HTTP request with Host telegram.org draws an injected 200 (IP TTL 58, IP ID "
+            "242, no DF, against the server's 52 and DF) whose body frames "
+            "http://www.airtel.in/dot/?dpid=..., then FIN; the control Host on the same "
+            "address gets the server's page.",
+      source="ooni/blocking-fingerprints fingerprints_http.csv @171641e: ooni.in_4 (body "
+             "contains 'http://www.airtel.in/dot/?dpid='); Singh et al., 'How India Censors "
+             "the Web', WebSci 2020; Tripwire's airtel_validate.py (body holds airtel.in)",
+      expect={"telegram": blocked(("telegram.org", "http.blockpage", ["in-airtel-http-iframe"]))})
+def in_airtel_http() -> Capture:
+    cap = Capture(seed=seed_of("in1"), hints={"probe_cc": "IN"})
+    control_http(cap, 0.0)
+    flow = target_http(cap, "telegram.org", 1.0)
+    flow.inject("FPA", at_ms=3, ttl=58, ip_id=242, df=False,
+                payload=http_response(200, "OK", [("Connection", "close")], AIRTEL_BLOCKPAGE))
+    return cap
+
+
+# =========================================================================== Filtering products
+
+FORTIGUARD_BLOCKPAGE = (
+    b"<html><head><title>Web Filter Violation</title></head><body><h1>FortiGuard Web "
+    b"Filtering</h1><p>Web Page Blocked!</p><p>You have tried to access a web page which is "
+    b"in violation of your internet usage policy.</p><p>URL: twitter.com/</p><p>Category: "
+    b"Social Networking</p><p>Powered By FortiGuard</p></body></html>")
+
+
+@case("prod/fortiguard-webfilter", "FortiGate web filter: its page in place of the site, "
+      "from the path itself",
+      shows="The HTTP request with Host twitter.com is answered by a 200 FortiGuard 'Web Page "
+            "Blocked!' page carrying the server's own TTL, DF and IP IDs (the firewall is in "
+            "the path and answers for the server), while the control Host on the same "
+            "address gets the site: nothing is injected, the page alone tells (without the "
+            "signature this is only a candidate).",
+      source="ooni/blocking-fingerprints fingerprints_http.csv @171641e: "
+             "cl.prod_fortiguard_webfilter_blocktext, cl.prod_fortiguard_webfilter_poweredby",
+      expect={"twitter": blocked(("twitter.com", "http.blockpage", ["prod-fortiguard-webfilter"]))})
+def prod_fortiguard() -> Capture:
+    cap = Capture(seed=seed_of("pfg1"))
+    control_http(cap, 0.0)
+    flow = target_http(cap, "twitter.com", 1.0)
+    flow.http_reply(http_response(200, "OK", [("Content-Type", "text/html")],
+                                  FORTIGUARD_BLOCKPAGE))
+    return cap
+
+
+@case("prod/netsweeper-deny", "Netsweeper: an injected redirect to its /webadmin/deny/ page",
+      shows="The HTTP request with Host www.facebook.com draws an injected 302 (IP TTL 250, IP "
+            "ID 0, no DF) to http://192.0.2.80:8080/webadmin/deny/index.php?dpid=4&dpruleid=2"
+            "&cat=10&url=..., then FIN; the control Host on the same address gets the "
+            "server's page.",
+      source="ooni/blocking-fingerprints fingerprints_http.csv @171641e: "
+             "cl.prod_netsweeper_inject ('?dpid=' in Location), cl.prod_netsweeper_inject_2 "
+             "('/webadmin/deny/'); deployments ooni.ye_0, ooni.sd_3",
+      expect={"facebook": blocked(("www.facebook.com", "http.blockpage", ["prod-netsweeper-deny"]))})
+def prod_netsweeper() -> Capture:
+    cap = Capture(seed=seed_of("pns1"))
+    control_http(cap, 0.0)
+    flow = target_http(cap, "www.facebook.com", 1.0)
+    location = ("http://192.0.2.80:8080/webadmin/deny/index.php?dpid=4&dpruleid=2&cat=10&"
+                "url=http%3a%2f%2fwww.facebook.com%2f")
+    flow.inject("FPA", at_ms=2, ttl=250, ip_id=0, df=False,
+                payload=http_response(302, "Moved Temporarily",
+                                      [("Location", location), ("Connection", "close")], b""))
+    return cap
+
+
 # =========================================================================== Russia
 
 def ru_dns_case(path: str, seed: str, answer: str, qname: str, platform: str,
