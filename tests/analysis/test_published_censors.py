@@ -244,3 +244,30 @@ def test_http_server_on_the_tls_port_is_its_own(tmp_path: Path) -> None:
     run = replay(cap.write(tmp_path / "capture.pcapng"))
     assert run.findings == []
     assert run.status("twitter") != "blocked"
+
+
+def _without_control(seed: int, behaviour: Behaviour) -> Capture:
+    cap = Capture(seed=seed, client=CLIENT)
+    cap.dns(RESOLVER, "twitter.com", at=0.0).respond([SERVER], delay_ms=12, ttl=64)
+    for n in range(2):
+        flow = cap.tcp(SERVER, 443, at=1.0 + n, server_ttl=50, rtt_ms=30)
+        flow.handshake()
+        behaviour(flow)
+    cap.dns(RESOLVER, "end.invalid", at=30.0)
+    return cap
+
+
+def test_servers_own_looking_reset_without_a_control_is_not_a_block(tmp_path: Path) -> None:
+    """An RST one round trip after the ClientHello with the server's TTL, DF and next IP
+    ID, and no control on the address: a server refusing a name it does not serve looks
+    the same as a box beside it; inconclusive, not tls.sni_reset."""
+    run = replay(_without_control(51, rst_with_the_servers_fields)
+                 .write(tmp_path / "capture.pcapng"))
+    assert run.findings == []
+    assert run.status("twitter") == "inconclusive"
+
+
+def test_injected_reset_without_a_control_stays_a_block(tmp_path: Path) -> None:
+    run = replay(_without_control(52, rst_ack_after_client_hello)
+                 .write(tmp_path / "capture.pcapng"))
+    run.expect(technique="tls.sni_reset", target="twitter.com")

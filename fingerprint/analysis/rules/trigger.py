@@ -240,6 +240,12 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
                             f"{label}: {note}" if note else label))
     if finding is None:
         return
+    if control_ok is None and unproven_close(majority, outcomes):
+        out.checks[-1].ok = False
+        out.checks[-1].detail = (f"{label}: {majority} with the server's own TTL, DF and IP "
+                                 "IDs, and no control on this address: the server refusing "
+                                 "the name and a box beside it look the same")
+        return
     if control_ok is False and not failed_otherwise(kind, name, finding, coutcomes,
                                                     names_working):
         # Target and control fail alike: an outage or a blocked address, not SNI/Host filtering.
@@ -253,6 +259,15 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
         finding.context["residual.seconds"] = block.seconds
     finding.notes.extend(residual_notes)
     out.findings.append(finding)
+
+
+def unproven_close(majority: Outcome, outcomes: list[tuple[TcpFlow, FlowOutcome]]) -> bool:
+    """A reset or FIN after the trigger that nothing marks as forged (the server's TTL,
+    DF and IP IDs): without a control on the address, the server's own refusal of the
+    name (an RST for a name it does not serve) cannot be told from a censor's."""
+    if majority not in (Outcome.RESET, Outcome.FIN):
+        return False
+    return not any(o.injected for _f, o in outcomes if o.kind is majority)
 
 
 def failed_otherwise(kind: str, name: str, finding: Finding, coutcomes: list[FlowOutcome],
