@@ -271,3 +271,42 @@ def test_injected_reset_without_a_control_stays_a_block(tmp_path: Path) -> None:
     run = replay(_without_control(52, rst_ack_after_client_hello)
                  .write(tmp_path / "capture.pcapng"))
     run.expect(technique="tls.sni_reset", target="twitter.com")
+
+
+def _quic_everywhere(seed: int, *, elsewhere_answered: bool) -> Capture:
+    """QUIC Initials to twitter.com's address unanswered for the target and the control
+    SNI, TCP/443 there working; the control SNI's Initials at a control address
+    answered or not."""
+    cap = Capture(seed=seed, client=CLIENT)
+    cap.dns(RESOLVER, "twitter.com", at=0.0).respond([SERVER], delay_ms=12, ttl=64)
+    other = cap.quic("203.0.113.99", 443, at=0.5, server_ttl=50)
+    other.initial("example.com")
+    if elsewhere_answered:
+        other.answer()
+    else:
+        other.initial("example.com", at_s=1.0)
+    for n, sni in enumerate(("example.com", "twitter.com", "twitter.com")):
+        flow = cap.quic(SERVER, 443, at=3.0 + n * 3, server_ttl=50)
+        flow.initial(sni)
+        flow.initial(sni, at_s=1.0)
+    tcp = cap.tcp(SERVER, 443, at=12.0, server_ttl=50, rtt_ms=30)
+    tcp.handshake()
+    tcp.client_hello("twitter.com")
+    tcp.server_hello()
+    tcp.client_close(at_ms=200)
+    cap.dns(RESOLVER, "end.invalid", at=40.0)
+    return cap
+
+
+def test_quic_dropped_on_the_whole_network_is_not_this_address(tmp_path: Path) -> None:
+    """Every QUIC Initial unanswered, the control SNI's at a control address too, TCP
+    working (Russia's QUIC blocking from 2022-03, net4people/bbs#108; a firewall that
+    forbids UDP 443): no quic.drop for the platform (quic.drop before)."""
+    run = replay(_quic_everywhere(53, elsewhere_answered=False).write(tmp_path / "c.pcapng"))
+    assert run.findings == []
+    assert run.status("twitter") != "blocked"
+
+
+def test_quic_dropped_at_one_address_stays_quic_drop(tmp_path: Path) -> None:
+    run = replay(_quic_everywhere(54, elsewhere_answered=True).write(tmp_path / "c.pcapng"))
+    run.expect(technique="quic.drop", target="twitter.com")
