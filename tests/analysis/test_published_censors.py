@@ -310,3 +310,34 @@ def test_quic_dropped_on_the_whole_network_is_not_this_address(tmp_path: Path) -
 def test_quic_dropped_at_one_address_stays_quic_drop(tmp_path: Path) -> None:
     run = replay(_quic_everywhere(54, elsewhere_answered=True).write(tmp_path / "c.pcapng"))
     run.expect(technique="quic.drop", target="twitter.com")
+
+
+def test_unanswered_syns_with_nothing_connected_are_not_a_block(tmp_path: Path) -> None:
+    """SYNs to the platform unanswered, no control address, and no other connection in
+    the capture completed: a shutdown (Belarus 2020, where controls alone told it from site
+    blocking) looks the same; inconclusive, not ip.blackhole (0.6 before)."""
+    cap = Capture(seed=55, client=CLIENT)
+    cap.dns(RESOLVER, "twitter.com", at=0.0).respond([SERVER], delay_ms=12, ttl=64)
+    for n in range(2):
+        cap.tcp(SERVER, 443, at=1.0 + n * 5).syn_unanswered()
+    cap.dns(RESOLVER, "end.invalid", at=40.0)
+    run = replay(cap.write(tmp_path / "capture.pcapng"))
+    assert run.findings == []
+    assert run.status("twitter") == "inconclusive"
+
+
+def test_unanswered_syns_while_another_site_connects_stay_a_blackhole(tmp_path: Path) -> None:
+    """The same SYNs while a connection to another (non-control) site completed: the
+    network works, ip.blackhole without a control as before."""
+    cap = Capture(seed=56, client=CLIENT)
+    cap.dns(RESOLVER, "twitter.com", at=0.0).respond([SERVER], delay_ms=12, ttl=64)
+    other = cap.tcp("157.240.1.35", 443, at=0.5, server_ttl=56, rtt_ms=30)
+    other.handshake()
+    other.client_hello("www.facebook.com")
+    other.server_hello()
+    other.client_close(at_ms=200)
+    for n in range(2):
+        cap.tcp(SERVER, 443, at=1.0 + n * 5).syn_unanswered()
+    cap.dns(RESOLVER, "end.invalid", at=40.0)
+    run = replay(cap.write(tmp_path / "capture.pcapng"))
+    run.expect(technique="ip.blackhole", target=SERVER)

@@ -83,6 +83,14 @@ def verdict(index: ObservationIndex, server: str, port: int,
                 f"control address; the same site connected over {mine} ({other}): a broken "
                 f"{version} path looks the same, so no block is claimed"))
             return
+        if majority is Outcome.CONNECT_TIMEOUT and not connected_elsewhere(index, server):
+            # Silence only: an RST or an ICMP error is an answer, a shutdown gives none.
+            out.checks.append(Check(
+                platform, server, "ip", False, None,
+                f"{server}:{port}: {len(failed)} unanswered, with no control address, and no "
+                "connection to any other address in the capture completed either: a shutdown "
+                "or an outage looks the same, so no block is claimed"))
+            return
     conf = confidence.base(control_ok)
     ev: list[EvidencePacket] = []
     if flow.syn is not None:
@@ -147,6 +155,16 @@ def abandoned_for_another(index: ObservationIndex, flow: TcpFlow) -> bool:
                 and index.same_site(flow.server, server):
             return True
     return False
+
+
+def connected_elsewhere(index: ObservationIndex, server: str) -> bool:
+    """Whether a TCP handshake to any address but `server`, on any port, completed: the
+    network carried traffic then.  Without one, an address that does not answer is as
+    likely a shutdown (Belarus 2020: without controls a shutdown looks like site
+    blocking, Raman et al.) as a block of this address."""
+    return any(flow.synack is not None
+               for (addr, _p, _k, _n), flows in index.tcp_groups.items() if addr != server
+               for flow in flows)
 
 
 def other_version_connected(index: ObservationIndex, server: str, port: int) -> str | None:
