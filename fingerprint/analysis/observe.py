@@ -141,6 +141,8 @@ class TcpFlow:
     """The furthest acknowledgment number the client sent after its trigger: server bytes
     its stack received in order, whether or not the capture recorded them."""
     client_closed_ts: float | None = None
+    client_data_last_ts: float | None = None
+    """When the client last sent data past its trigger (new bytes, not a resend of it)."""
     client_closes: list[Packet] = field(default_factory=list)
     """RST/FIN packets from the client address after the SYN-ACK (bounded).  At the
     server end of a connection an injector's resets aimed at the server arrive here."""
@@ -443,6 +445,8 @@ class Observer:
                     flow.client_stream.base = pkt.seq
             if pkt.seq == flow.trigger.seq:
                 flow.trigger_sends += 1
+            else:
+                flow.client_data_last_ts = pkt.ts
             flow.client_stream.add(pkt.seq, pkt.payload)
 
     def _server_packet(self, flow: TcpFlow, pkt: Packet, flags: int) -> None:

@@ -194,6 +194,8 @@ def flow_outcome(flow: TcpFlow, capture_end: float, vantage: str | None = None) 
         if reasons and (is_close or pkt.payload):
             fields = packet_fields(pkt, trigger)
             injected.append(EvidencePacket(pkt, "injected", reasons, fields))
+            if pkt.tcp_flags & RST and _went_on_after(flow, pkt):
+                continue  # a forged RST the client's stack did not take
         if first_kind is None and (is_close or pkt.payload):
             if is_close and not pkt.payload and _closed_while_idle(pkt, flow, trigger, reasons):
                 return FlowOutcome(_CLOSED_IDLE, [pkt], injected, flight, response)
@@ -228,7 +230,8 @@ def flow_outcome(flow: TcpFlow, capture_end: float, vantage: str | None = None) 
             kind = _UNCAPTURED
         else:
             kind = _PLAINTEXT
-        injected_resets = [e.packet for e in injected if e.packet.tcp_flags & RST]
+        injected_resets = [e.packet for e in injected if e.packet.tcp_flags & RST
+                           and not _went_on_after(flow, e.packet)]
         if kind is _HTTP_RESPONSE and any(e.packet is decisive[0] for e in injected):
             # The response itself is forged (a blockpage), its RST only closes the
             # connection behind it: the page is the censor's answer, not the reset.
@@ -249,6 +252,17 @@ def flow_outcome(flow: TcpFlow, capture_end: float, vantage: str | None = None) 
     if flow.client_closed_ts is not None or waited >= SILENCE_AFTER_S:
         return FlowOutcome(_SILENCE)
     return FlowOutcome(_PENDING)
+
+
+def _went_on_after(flow: TcpFlow, reset: Packet) -> bool:
+    """The connection went on after a forged RST reached the client: the client sent new
+    data after it and the server answered with data after that.  The client's stack did
+    not take the RST (out of its window: RFC 5961 section 3 drops it or answers a challenge
+    ACK), so it blocked nothing.  A client that sent on but met only the server's RST (the
+    injector reset the server's side too) was blocked all the same."""
+    sent = flow.client_data_last_ts
+    answered = flow.server_data_last_ts
+    return sent is not None and answered is not None and reset.ts < sent < answered
 
 
 def remote_client_outcome(flow: TcpFlow) -> FlowOutcome:

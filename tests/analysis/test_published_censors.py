@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fingerprint.testing import replay
-from fingerprint.testing.craft import Capture, TcpFlow, client_hello, http_response
+from fingerprint.testing.craft import Capture, TcpFlow, app_data, client_hello, http_response
 
 CLIENT, RESOLVER = "192.168.1.23", "192.168.1.1"
 SERVER = "104.244.42.65"  # twitter.com's address in the catalog
@@ -341,3 +341,38 @@ def test_unanswered_syns_while_another_site_connects_stay_a_blackhole(tmp_path: 
     cap.dns(RESOLVER, "end.invalid", at=40.0)
     run = replay(cap.write(tmp_path / "capture.pcapng"))
     run.expect(technique="ip.blackhole", target=SERVER)
+
+
+def test_forged_reset_the_client_did_not_take_is_not_a_block(tmp_path: Path) -> None:
+    """A forged RST out of the client's window (RFC 5961: dropped), after which the
+    client sends its request and the server answers it: the connection went on, the
+    injector blocked nothing (tls.sni_reset before)."""
+    def ignored(flow: TcpFlow) -> None:
+        flow.client_hello("twitter.com")
+        flow.inject("RA", at_ms=3, ttl=60, ip_id=0, df=False, seq_offset=0x40000000)
+        flow.server_hello()
+        flow.send(app_data(400), gap_ms=70)
+        flow.server_send(app_data(3000), at_ms=140)
+        flow.client_ack(at_ms=141)
+        flow.client_close(at_ms=300, rst=True)
+
+    run = replay(_capture(57, 443, ignored).write(tmp_path / "capture.pcapng"))
+    assert run.findings == []
+    assert run.status("twitter") == "accessible"
+
+
+def test_client_sending_on_into_a_server_reset_stays_a_reset(tmp_path: Path) -> None:
+    """The injector lost the race (the ServerHello came first) and its RST fell out of
+    the client's window; the client sent its next flight, and the server, reset on its
+    side by the injector, answered it with an RST: still tls.sni_reset."""
+    def reset_both_sides(flow: TcpFlow) -> None:
+        flow.client_hello("twitter.com")
+        flow.server_hello()
+        flow.inject("RA", at_ms=35, ttl=60, ip_id=1, df=False, seq_offset=-1)
+        assert flow.trigger_ts is not None
+        flow.t = flow.trigger_ts + 0.040  # the next flight, after the RST came in
+        flow.send(app_data(93))
+        flow.inject("R", at_ms=60, ttl=50, ip_id=0, df=True)
+
+    run = replay(_capture(58, 443, reset_both_sides).write(tmp_path / "capture.pcapng"))
+    run.expect(technique="tls.sni_reset", target="twitter.com")
