@@ -376,3 +376,29 @@ def test_client_sending_on_into_a_server_reset_stays_a_reset(tmp_path: Path) -> 
 
     run = replay(_capture(58, 443, reset_both_sides).write(tmp_path / "capture.pcapng"))
     run.expect(technique="tls.sni_reset", target="twitter.com")
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 302 Found\r\nLocation: http://portal.example.net/login?orig=%s\r\n"
+    b"Content-Length: 0\r\nConnection: close\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 52\r\nConnection: close\r\n\r\n"
+    b"<html><body>Log in to use this network</body></html>",
+], ids=["redirect", "page"])
+def test_same_forged_answer_for_the_control_host_is_not_a_block(answer: bytes,
+                                                                  tmp_path: Path) -> None:
+    """A captive portal (hotel or café Wi-Fi) answers every HTTP request itself, the
+    control Host's too, with a redirect to its login page or a page of its own: no Host is
+    singled out, inconclusive (http.blockpage before)."""
+    cap = Capture(seed=59, client=CLIENT)
+    cap.dns(RESOLVER, "twitter.com", at=0.0).respond([SERVER], delay_ms=12, ttl=64)
+    for n in range(2):
+        for k, host in enumerate(("example.com", "twitter.com")):
+            flow = cap.tcp(SERVER, 80, at=0.1 + n + k * 0.4, server_ttl=50, rtt_ms=30)
+            flow.handshake()
+            flow.http_get(host)
+            payload = answer.replace(b"%s", b"http://" + host.encode() + b"/")
+            flow.inject("FPA", at_ms=1, ttl=64, ip_id=0, df=False, payload=payload)
+    cap.dns(RESOLVER, "end.invalid", at=30.0)
+    run = replay(cap.write(tmp_path / "capture.pcapng"))
+    assert run.findings == []
+    assert run.status("twitter") == "inconclusive"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from typing import Any
+from urllib.parse import urlsplit
 
 from fingerprint.analysis import confidence
 from fingerprint.analysis.coverage import ENDED_BEFORE_ANSWER
@@ -216,6 +217,10 @@ def target_verdict(index: ObservationIndex, server: str, port: int, kind: str, n
                                 f"{label}: the same {majority} answer the control got "
                                 "from this server: the server's own"))
         return
+    alike = answered_alike(majority, outcomes, coutcomes)
+    if alike:
+        out.checks.append(Check(platform, name, kind, False, False, f"{label}: {alike}"))
+        return
     finding: Finding | None = None
     if majority in FAILED:
         finding = failed_trigger(index, kind, name, server, platform, majority, outcomes,
@@ -294,6 +299,35 @@ def failed_otherwise(kind: str, name: str, finding: Finding, coutcomes: list[Flo
     finding.confidence = confidence.capped(min(finding.confidence,
                                                confidence.CONTROL_FAILED_OTHERWISE))
     return True
+
+
+def answered_alike(majority: Outcome, outcomes: list[tuple[TcpFlow, FlowOutcome]],
+                   coutcomes: list[FlowOutcome]) -> str:
+    """Why the target's forged HTTP answer says nothing of this Host ("" if it does): the
+    control Host on the same address mostly drew a forged answer of the same status that
+    leads to the same place (the same Location host, or a body of the same length).  A
+    captive portal, or a proxy answering every Host, answers so; the control is not
+    reached either, so nothing tells a block of this Host."""
+    if majority is not Outcome.HTTP_RESPONSE or not coutcomes:
+        return ""
+
+    def shape(o: FlowOutcome) -> tuple[int, str, int] | None:
+        r = o.response
+        if r is None or not o.injected:
+            return None
+        try:
+            target = urlsplit(r.location).hostname or "" if r.location else ""
+        except ValueError:  # a Location that is no URL: compare the rest
+            target = ""
+        return (r.status, target, 0 if target else len(r.body))
+
+    forged = {shape(o) for _f, o in outcomes if o.kind is majority} - {None}
+    alike = [o for o in coutcomes if shape(o) in forged]
+    if not forged or len(alike) * 2 <= len(coutcomes):
+        return ""
+    return (f"the control Host got the same forged answer ({len(alike)} of "
+            f"{count_of(len(coutcomes), 'attempt')}): every Host is answered so (a captive "
+            "portal, or a proxy in front of all HTTP), not a block of this Host")
 
 
 def same_answer_as_control(majority: Outcome, outcomes: list[tuple[TcpFlow, FlowOutcome]],
