@@ -402,3 +402,26 @@ def test_same_forged_answer_for_the_control_host_is_not_a_block(answer: bytes,
     run = replay(cap.write(tmp_path / "capture.pcapng"))
     assert run.findings == []
     assert run.status("twitter") == "inconclusive"
+
+
+def test_same_redirect_for_the_control_name_is_not_a_block(tmp_path: Path) -> None:
+    """A captive portal's resolver answers every name, the control name too, with its
+    own private address: no name is singled out, inconclusive (dns.redirect before)."""
+    cap = Capture(seed=60, client=CLIENT)
+    for n in range(2):
+        cap.dns(RESOLVER, "example.com", at=0.0 + n).respond(["172.16.0.1"], delay_ms=5, ttl=64)
+        cap.dns(RESOLVER, "twitter.com", at=0.5 + n).respond(["172.16.0.1"], delay_ms=5, ttl=64)
+    cap.dns(RESOLVER, "end.invalid", at=30.0)
+    run = replay(cap.write(tmp_path / "capture.pcapng"))
+    assert run.findings == []
+    assert run.status("twitter") == "inconclusive"
+
+
+def test_private_answer_for_the_target_only_stays_a_redirect(tmp_path: Path) -> None:
+    cap = Capture(seed=61, client=CLIENT)
+    for n in range(2):
+        cap.dns(RESOLVER, "example.com", at=0.0 + n).respond(["93.184.215.14"], delay_ms=5,
+                                                             ttl=64)
+        cap.dns(RESOLVER, "twitter.com", at=0.5 + n).respond(["172.16.0.1"], delay_ms=5, ttl=64)
+    cap.dns(RESOLVER, "end.invalid", at=30.0)
+    replay(cap.write(tmp_path / "capture.pcapng")).expect(technique="dns.redirect")

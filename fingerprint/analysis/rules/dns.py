@@ -61,6 +61,13 @@ def verdicts(index: ObservationIndex, out: Verdicts) -> None:
                            "the same, so no drop is claimed")
             out.checks.append(Check(platform, qname, "dns", answered, control_ok, detail))
             continue
+        shared = shared_with_control(finding, controls)
+        if shared and not finding.context.get("candidate"):
+            out.checks.append(Check(platform, qname, "dns", False, False,
+                                    f"resolver {resolver}: the control name got the same answer "
+                                    f"({shared}): every name is answered so (a captive portal, "
+                                    "a resolver redirecting all names), not a block of this name"))
+            continue
         if finding.context.get("candidate"):
             out.candidates.append(finding)
             out.checks.append(Check(platform, qname, "dns", True, control_ok, f"resolver {resolver}"))
@@ -69,6 +76,15 @@ def verdicts(index: ObservationIndex, out: Verdicts) -> None:
             finding.location = dns_location(index, finding, limited, controls)
         out.findings.append(finding)
         out.checks.append(Check(platform, qname, "dns", False, control_ok, f"resolver {resolver}"))
+
+
+def shared_with_control(finding: Finding, controls: list[DnsExchange]) -> str:
+    """The addresses of a dns.redirect answer that control names asked of the same resolver
+    got too, joined ("" if none, or another technique)."""
+    if finding.technique is not Technique.DNS_REDIRECT:
+        return ""
+    control = {a for ex in controls for r in ex.responses for a in r.message.addresses}
+    return ", ".join(sorted(set(finding.context.get("dns.answer", [])) & control)[:3])
 
 
 def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, platform: str,
