@@ -425,3 +425,17 @@ def test_private_answer_for_the_target_only_stays_a_redirect(tmp_path: Path) -> 
         cap.dns(RESOLVER, "twitter.com", at=0.5 + n).respond(["172.16.0.1"], delay_ms=5, ttl=64)
     cap.dns(RESOLVER, "end.invalid", at=30.0)
     replay(cap.write(tmp_path / "capture.pcapng")).expect(technique="dns.redirect")
+
+
+def test_nxdomain_for_the_control_name_too_is_not_a_block(tmp_path: Path) -> None:
+    """A resolver that answers NXDOMAIN to every name, the control name too (a captive
+    portal before login, a resolver denying this client): no name is singled out,
+    inconclusive (dns.nxdomain before)."""
+    cap = Capture(seed=62, client=CLIENT)
+    for n in range(2):
+        cap.dns(RESOLVER, "example.com", at=0.0 + n).respond([], delay_ms=5, ttl=64, flags=0x8183)
+        cap.dns(RESOLVER, "twitter.com", at=0.5 + n).respond([], delay_ms=5, ttl=64, flags=0x8183)
+    cap.dns(RESOLVER, "end.invalid", at=30.0)
+    run = replay(cap.write(tmp_path / "capture.pcapng"))
+    assert run.findings == []
+    assert run.status("twitter") == "inconclusive"

@@ -204,8 +204,13 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
         # A resolver fails now and then (SERVFAIL when its upstream timed out; the stub
         # asks again), it never resolves a name by accident: a tie is not an error.
         first, rcode = resolved, 0
-    if rcode in (2, 5) and not resolves_names(index, resolver, qname):
-        # The resolver fails every name asked of it (down, or refusing this client).
+    control_nxdomain = bool(controls) and all(
+        r.message.rcode == 3 for ex in controls for r in ex.responses[:1]) and any(
+        ex.responses for ex in controls)
+    if (rcode in (2, 5) or (rcode == 3 and control_nxdomain)) \
+            and not resolves_names(index, resolver, qname):
+        # The resolver fails every name asked of it (down, refusing this client, or
+        # denying every name: the control's NXDOMAIN too).
         return None
     if rcode != 0 and resolved_as_other_type(index, resolver, qname, qtype):
         # The same resolver gave the name's addresses for another query type: an error
@@ -278,10 +283,10 @@ def resolved_as_other_type(index: ObservationIndex, resolver: str, qname: str,
 
 
 def failing_resolver(index: ObservationIndex, resolver: str, full: list[DnsExchange]) -> str:
-    """The error codes (SERVFAIL, REFUSED) `resolver` gave this name when it resolved no
-    name in the capture; "" otherwise."""
+    """The error codes (SERVFAIL, REFUSED, NXDOMAIN) `resolver` gave this name when it
+    resolved no name in the capture; "" otherwise."""
     first = [ex.responses[0].message for ex in full if ex.responses]
-    if not first or not all(m.rcode in (2, 5) for m in first) or resolves_names(
+    if not first or not all(m.rcode in (2, 3, 5) for m in first) or resolves_names(
             index, resolver, first[0].qname):
         return ""
     return "/".join(sorted({m.rcode_name for m in first}))
