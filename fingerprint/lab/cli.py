@@ -131,7 +131,7 @@ def _probe_args(scenario: Scenario) -> list[str]:
                    "fingerprint_lab_scenario": scenario.id}
     return [*(["--jsonl", str(Path(jsonl).resolve())] if jsonl else []),
             "--probe-asn", asn, "--probe-cc", cc,
-            *(["--quic"] if scenario.probe_quic else []),
+            *([] if scenario.probe_quic else ["--no-quic"]),
             *(["--share-ip"] if info.share_ip else []),
             *(arg for key, value in annotations.items() for arg in ("--annotation", f"{key}={value}"))]
 

@@ -99,9 +99,9 @@ class ProbeConfig:
     max_hops: int = 16
     residual_pause: float = 0.0
     full_ttl: int = 64
-    quic: bool = False
+    quic: bool = True
     """QUIC Initials and ECH ClientHellos per address (`probes.quic.schedule_address`);
-    `probe --quic`."""
+    `probe --no-quic` turns them off."""
     vantage: dict[str, str] = field(default_factory=dict)
     """Where the probe runs, as the user gave it (`probe_cc`, `probe_asn`): recorded in the
     capture hints, so country-scoped signatures match live and on replay alike."""
