@@ -50,12 +50,14 @@ class ProbeUsageError(FingerprintError):
               show_default=True, help="Connections in flight to one address at once.")
 @click.option("--in-flight", type=click.IntRange(1, 256), default=DEFAULT_IN_FLIGHT,
               show_default=True, help="Connections in flight overall.")
-@click.option("--quic", is_flag=True,
-              help="Also send QUIC Initials (UDP 443; target SNI, control SNI, TTL-limited "
-                   "for localisation) and ClientHellos with and without a GREASE ECH extension "
-                   "(TCP 443) to each platform address. Off by default: on paths that flag a "
-                   "client (residual blocking) or queue UDP beside TCP, the extra connections "
-                   "made open platforms look blocked in the lab (issue 14).")
+@click.option("--quic/--no-quic", default=True, show_default=True,
+              help="QUIC and ECH probing: to each platform address, QUIC v1 Initials on UDP "
+                   "443 (a TLS 1.3 ClientHello with the control SNI, then each target SNI; "
+                   "padded to 1200 bytes, resent twice while unanswered; TTL-limited ones to "
+                   "localise a quic.* finding) and ClientHellos on TCP 443 with and without a "
+                   "GREASE encrypted_client_hello extension (control name, then each target as "
+                   "the outer SNI), beside the TCP tests; on each address the controls go "
+                   "first.  --no-quic sends none of them.")
 @click.option("--no-confirm", "no_confirm", is_flag=True,
               help="Skip the confirmation round (each finding tested again after the sweep, "
                    "its control just before it).")
@@ -108,9 +110,10 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
     What it sends packets to, and nothing else:
     - the probed platforms' addresses (control resolver answers, catalog) and
       the control addresses: TCP 443 and 80; one of those also gets the DNS
-      queries (UDP 53) as the address that runs no resolver; the platforms'
-      addresses also get QUIC Initials on UDP 443 (control SNI, then the
-      targets) and ClientHellos with and without GREASE ECH on TCP 443;
+      queries (UDP 53) as the address that runs no resolver; unless --no-quic,
+      the platforms' addresses also get QUIC Initials on UDP 443 (control SNI,
+      then the targets) and ClientHellos with and without GREASE ECH on TCP
+      443;
     - the resolver under test (UDP 53) and the control resolver (DoH/DoT);
     - an address the resolver under test returned for a probed name, unless it
       is private/bogon, the platform's own or a control answer: one TLS
