@@ -17,11 +17,14 @@ flows are kept out of the sweep's index, so they neither add attempts to a
 majority nor count as controls: a finding the round does not reproduce is
 `inconclusive` with both results, one it reproduces stands, noted as confirmed.
 
-Judged: every finding but a throttle (it needs a transfer, which the round does not
-send).  A DNS finding is reproduced by the round's query of the name: no answer
-again for dns.drop, the same response code for dns.nxdomain / dns.error, and for
-dns.injection / dns.redirect racing answers again, an answer from the address
-that runs no resolver, or an address the finding flagged.
+Judged: every finding of these families.  A DNS finding is reproduced by the
+round's query of the name: no answer again for dns.drop, the same response code
+for dns.nxdomain / dns.error, and for dns.injection / dns.redirect racing answers
+again, an answer from the address that runs no resolver, or an address the
+finding flagged.  A throttle is reproduced when the round's target transfer is
+again below `THROTTLE_RATIO` of its control's, sent just before it (the round's
+TLS attempts download, as the sweep's do): a congested path slows the sweep's
+later transfers (the targets, sent after their controls) and not a lone pair.
 """
 
 from __future__ import annotations
@@ -125,17 +128,21 @@ def judge(index: ObservationIndex, out: Verdicts) -> None:
         tests = [t for t in round_.tests if t.family == family and t.target == finding.target
                  and t.address == (finding.address or finding.target)]
         targets = [f for t in tests for f in t.test]
-        if family not in JUDGED_FAMILIES or finding.technique == Technique.TLS_SNI_THROTTLE \
-                or not targets:
+        if family not in JUDGED_FAMILIES or not targets:
             kept.append(finding)
             continue
         controls = [f for t in tests for f in t.control]
-        target_results = [result_of(index, f) for f in targets]
-        control_results = [result_of(index, f) for f in controls]
+        throttle = finding.technique == Technique.TLS_SNI_THROTTLE
+        target_results = [result_of(index, f, throttle) for f in targets]
+        control_results = [result_of(index, f, throttle) for f in controls]
         both = (f"sweep: {finding.technique.value} ({finding.notes[0] if finding.notes else ''}); "
                 f"confirmation round: target {', '.join(target_results)}, control "
                 f"{', '.join(control_results) or 'not run'}")
-        if any(reproduces(index, finding, f) for f in targets):
+        if throttle:
+            reproduced = throttle_reproduces(targets, controls)
+        else:
+            reproduced = any(reproduces(index, finding, f) for f in targets)
+        if reproduced:
             finding.notes.append(f"confirmed by the confirmation round ({both})")
             kept.append(finding)
             continue
@@ -171,14 +178,33 @@ def residual_block_met(index: ObservationIndex, finding: Finding, targets: list[
                and index.outcome(f).kind is Outcome.CONNECT_RESET for f in (*targets, *controls))
 
 
-def result_of(index: ObservationIndex, item: TcpFlow | DnsExchange) -> str:
-    """What one attempt of the round came to, for the check's detail."""
+def result_of(index: ObservationIndex, item: TcpFlow | DnsExchange, rate: bool = False) -> str:
+    """What one attempt of the round came to, for the check's detail (`rate`: with its
+    transfer rate)."""
     if isinstance(item, TcpFlow):
+        if rate:
+            return f"{index.outcome(item).kind} {_transfer_rate(item) / 1000:.1f} kB/s"
         return str(index.outcome(item).kind)
     if not item.responses:
         return "no answer"
     return "/".join(f"{r.message.rcode_name} {','.join(r.message.addresses) or '-'}"
                     for r in item.responses[:3])
+
+
+def _transfer_rate(flow: TcpFlow) -> float:
+    # rules.tls imports the index, which imports this module: import at the call.
+    from fingerprint.analysis.rules.tls import transfer_rate
+    return transfer_rate(flow)
+
+
+def throttle_reproduces(targets: list[TcpFlow | DnsExchange],
+                        controls: list[TcpFlow | DnsExchange]) -> bool:
+    """The round's best target transfer again below `THROTTLE_RATIO` of its control's best
+    (no measurable transfer on either side reproduces nothing)."""
+    from fingerprint.analysis.rules.tls import THROTTLE_RATIO
+    target = max((_transfer_rate(f) for f in targets if isinstance(f, TcpFlow)), default=0.0)
+    control = max((_transfer_rate(f) for f in controls if isinstance(f, TcpFlow)), default=0.0)
+    return bool(target and control and target < THROTTLE_RATIO * control)
 
 
 def works(index: ObservationIndex, item: TcpFlow | DnsExchange) -> bool:

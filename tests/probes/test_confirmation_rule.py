@@ -130,3 +130,52 @@ def test_a_round_gone_silent_confirms_nothing(tmp_path: Path) -> None:
     result = replay(_residual_run(tmp_path, reset_at_syn=False), catalog=tmp_path / "catalog.yaml")
     assert result.status("twitter") == "inconclusive"
     assert not result.findings
+
+
+def _transfer(cap: Capture, sni: str, at: float, *, gap_ms: float) -> TcpFlow:
+    """A TLS attempt whose 16.8 kB after the handshake arrive `gap_ms` apart per segment."""
+    flow = cap.tcp(SERVER, 443, at=at)
+    flow.handshake()
+    flow.client_hello(sni)
+    end = flow.server_hello()
+    last = flow.server_send(b"\x17\x03\x03" + bytes(12 * 1400 - 3), at_ms=end + 5, gap_ms=gap_ms)
+    flow.client_close(at_ms=last + 5)
+    return flow
+
+
+def _throttle_run(tmp_path: Path, *, reproduces: bool) -> Path:
+    """Sweep: the control transfers fast, twitter.com's three transfers about 30 times
+    slower (all behind a congested queue).  Round: the control, then the target, slow again
+    or not."""
+    notes: dict[str, Any] = {"start": START + CONFIRMATION_AT, "tests": []}
+    cap = Capture(seed=23, hints={NOTES_KEY: notes})
+    _transfer(cap, "example.com", 0.0, gap_ms=3)
+    for index in range(3):
+        _transfer(cap, "twitter.com", 1.0 + index * 2.0, gap_ms=95)
+    control = _transfer(cap, "example.com", CONFIRMATION_AT, gap_ms=3)
+    target = _transfer(cap, "twitter.com", CONFIRMATION_AT + 0.5,
+                       gap_ms=95 if reproduces else 3.5)
+    notes["tests"].append({
+        "platform": "twitter", "technique": "tls.sni_throttle", "family": "tls",
+        "target": "twitter.com", "address": SERVER, "port": 443,
+        "control": _note(control, "example.com", CONFIRMATION_AT),
+        "test": _note(target, "twitter.com", CONFIRMATION_AT + 0.5)})
+    notes["end"] = START + CONFIRMATION_AT + 3.0
+    (tmp_path / "catalog.yaml").write_text(CATALOG)
+    return cap.write(tmp_path / "capture.pcapng")
+
+
+def test_a_throttle_the_round_reproduces_stands(tmp_path: Path) -> None:
+    result = replay(_throttle_run(tmp_path, reproduces=True), catalog=tmp_path / "catalog.yaml")
+    finding = result.expect(technique="tls.sni_throttle", target="twitter.com")
+    assert any("confirmed by the confirmation round" in note for note in finding.notes)
+
+
+def test_a_throttle_the_round_does_not_reproduce_is_inconclusive(tmp_path: Path) -> None:
+    """Issue 13, slow middlebox: the sweep's targets, sent after their controls, queued behind
+    a congested hop; the lone pair of the round transfers alike: not a throttle."""
+    result = replay(_throttle_run(tmp_path, reproduces=False), catalog=tmp_path / "catalog.yaml")
+    assert result.status("twitter") == "inconclusive"
+    assert not result.findings
+    entry = next(p for p in result.report["platforms"] if p["platform"] == "twitter")
+    assert "kB/s" in str(entry) and "not reproduced" in str(entry)
