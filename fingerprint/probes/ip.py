@@ -79,7 +79,9 @@ def open_connection(session: Session, address: str, port: int, *, syn_ttl: int |
     # from others' and count each once (`RateLimiter.take(flow=)`).
     sock.bind(("", 0))  # any local address (connect picks it), only the port fixed
     flow = _local_port(sock)
-    session.limiter.take(packets, flow=flow or None)
+    # At once: the SYN, the handshake's ACK and the trigger's first segments; the rest
+    # (ACKs of the answer or a transfer, the close) follows the server, round trips later.
+    session.limiter.take(packets, flow=flow or None, at_once=CONNECT_PACKETS + 2)
     start = time.monotonic()
     try:
         sock.connect((address, port))

@@ -234,11 +234,15 @@ class RateLimiter:
         self.rate = rate if rate and rate > 0 else None
         self._sent: deque[float] = deque()
         self._admitted: list[list[float]] = []
-        """Reservations of steps without a flow: [admitted at, stops counting at, cost]."""
+        """Reservations of steps without a flow: [admitted at, stops counting at, cost,
+        cost at once]."""
         self._flows: dict[int, list[float]] = {}
-        """local port -> [admitted at, stops counting at, packets not yet seen]"""
+        """local port -> [admitted at, stops counting at, packets not yet seen, of those
+        leaving at once]"""
         self.observing = False
         self._lock = threading.Lock()
+        self._queue: deque[threading.Event] = deque()
+        """Steps waiting to be admitted, in arrival order; the first one's event is set."""
 
     def sent(self, flow: int | None = None) -> None:
         """One packet was seen leaving from local port `flow` (called by the sniffer)."""
@@ -250,6 +254,7 @@ class RateLimiter:
             reserved = self._flows.get(flow) if flow is not None else None
             if reserved is not None and reserved[2] > 0:
                 reserved[2] -= 1
+                reserved[3] = max(0.0, reserved[3] - 1)
 
     def release(self, flow: int, leftover: int = 0) -> None:
         """The step on local port `flow` ended: at most `leftover` of its packets may still
@@ -260,6 +265,7 @@ class RateLimiter:
             reserved = self._flows.get(flow)
             if reserved is not None:
                 reserved[2] = min(reserved[2], leftover)
+                reserved[3] = min(reserved[3], leftover)
 
     def record(self, packets: int) -> None:
         """`packets` left just now that no sniffer saw (a step that ran before it started)."""
@@ -268,10 +274,34 @@ class RateLimiter:
         with self._lock:
             self._sent.extend([time.monotonic()] * packets)
 
-    def take(self, packets: int = 1, flow: int | None = None) -> None:
-        """Wait until `packets` more fit; `flow`: the local port they leave from."""
+    def take(self, packets: int = 1, flow: int | None = None, at_once: int | None = None) -> None:
+        """Wait until `packets` more fit; `flow`: the local port they leave from; `at_once`:
+        how many of them leave right away (the rest, an exchange's ACKs and close, follow
+        the server's answers), which is what the 100 ms window counts ahead.
+
+        Steps are admitted in the order they asked: else small steps (a SYN, a query)
+        keep slipping into the room a large one (a TLS attempt with its transfer) waits
+        for, and the large one, often an address's control, starts seconds late.
+        """
         if self.rate is None:
             return
+        turn = threading.Event()
+        with self._lock:
+            self._queue.append(turn)
+            if self._queue[0] is turn:
+                turn.set()
+        try:
+            turn.wait()
+            self._admit(packets, flow, packets if at_once is None else min(at_once, packets))
+        finally:
+            with self._lock:
+                first = self._queue[0] is turn
+                self._queue.remove(turn)
+                if first and self._queue:
+                    self._queue[0].set()
+
+    def _admit(self, packets: int, flow: int | None, at_once: int) -> None:
+        assert self.rate is not None
         short_limit = self.rate * self.SHORT_S * self.SHORT_BURST
         while True:
             with self._lock:
@@ -284,18 +314,18 @@ class RateLimiter:
                 reserved = [*self._admitted, *self._flows.values()]
                 counted = len(self._sent) + sum(r[2] for r in reserved)
                 recent = now - self.SHORT_S
-                short = sum(r[2] for r in reserved if r[0] > recent)
+                short = sum(min(r[2], r[3]) for r in reserved if r[0] > recent)
                 for t in reversed(self._sent):
                     if t <= recent:
                         break
                     short += 1
                 if counted == 0 or (counted + packets <= self.rate
-                                    and (short == 0 or short + packets <= short_limit)):
+                                    and (short == 0 or short + at_once <= short_limit)):
                     hold = self.PENDING_S if self.observing else self.WINDOW_S
                     if flow is not None and self.observing:
-                        self._flows[flow] = [now, now + hold, float(packets)]
+                        self._flows[flow] = [now, now + hold, float(packets), float(at_once)]
                     else:
-                        self._admitted.append([now, now + hold, float(packets)])
+                        self._admitted.append([now, now + hold, float(packets), float(at_once)])
                     return
                 expiries = [t + self.WINDOW_S for t in list(self._sent)[:1]]
                 expiries += [r[1] for r in reserved] + [r[0] + self.SHORT_S for r in reserved]
@@ -324,13 +354,17 @@ class ConnectionSlots:
 
     A task holds its slot from before its first packet to its end (its timeout at
     worst), so a burst never exceeds what the limits allow, whatever the rate.
+    Overall slots go to tasks in the order they asked, so the sweep runs in the
+    order it was planned: an address's controls planned early (and the timeouts of
+    an address that drops everything) do not wait behind tasks planned after them.
     """
 
     def __init__(self, per_destination: int = DEFAULT_PER_DESTINATION,
                  overall: int = DEFAULT_IN_FLIGHT) -> None:
         self.per_destination = max(1, per_destination)
         self.overall = max(1, overall)
-        self._all = threading.BoundedSemaphore(self.overall)
+        self._free = self.overall
+        self._waiting: deque[threading.Event] = deque()
         self._per: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
         self.peak = 0
@@ -342,6 +376,32 @@ class ConnectionSlots:
                 self._per[address] = threading.BoundedSemaphore(self.per_destination)
             return self._per[address]
 
+    def _acquire_overall(self, stop: StopSignal | None) -> None:
+        granted = threading.Event()
+        with self._lock:
+            if self._free > 0 and not self._waiting:
+                self._free -= 1
+                return
+            self._waiting.append(granted)
+        try:
+            while not granted.wait(POLL_S):
+                if stop is not None:
+                    stop.check()
+        except BaseException:
+            with self._lock:
+                if granted in self._waiting:
+                    self._waiting.remove(granted)
+                    raise
+            self._release_overall()  # handed over meanwhile: pass it on
+            raise
+
+    def _release_overall(self) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()  # the slot goes straight to the next in line
+            else:
+                self._free += 1
+
     def run(self, address: str, task: Callable[[], T], stop: StopSignal | None = None) -> T:
         """`task()` once a slot to `address` and an overall slot are free."""
         own = self._destination(address)
@@ -351,9 +411,7 @@ class ConnectionSlots:
             if stop is not None:
                 stop.check()
         try:
-            while not self._all.acquire(timeout=POLL_S):
-                if stop is not None:
-                    stop.check()
+            self._acquire_overall(stop)
             try:
                 with self._lock:
                     self._in_flight += 1
@@ -362,7 +420,7 @@ class ConnectionSlots:
             finally:
                 with self._lock:
                     self._in_flight -= 1
-                self._all.release()
+                self._release_overall()
         finally:
             own.release()
 

@@ -5,6 +5,9 @@ A fake clock stands in for `time` so the waits are exact.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from fingerprint.probes import runner
@@ -91,3 +94,35 @@ def test_no_limit_counts_nothing(clock: Clock) -> None:
     for port in range(1000, 1100):
         limiter.take(500, flow=port)
     assert clock.now == 100.0
+
+
+def test_the_100_ms_window_counts_what_leaves_at_once(clock: Clock) -> None:
+    limiter = _limiter(1000)
+    limiter.take(150, flow=1000)
+    _send(limiter, 1000, 150)
+    start = clock.now
+    # A TLS attempt reserves its transfer's ACKs too, but only its SYN, ACK and
+    # ClientHello leave now: 150 + 4 fit in this 100 ms.
+    limiter.take(31, flow=1001, at_once=4)
+    assert clock.now == start
+
+
+def test_steps_are_admitted_in_the_order_they_asked() -> None:
+    """A large step that waits for room is not overtaken by small ones asking after it."""
+    limiter = _limiter(100)
+    limiter.take(90, flow=1000)
+    _send(limiter, 1000, 90)
+    order: list[str] = []
+
+    def step(name: str, packets: int) -> None:
+        limiter.take(packets)
+        order.append(name)
+
+    large = threading.Thread(target=step, args=("large", 50))
+    large.start()
+    time.sleep(0.05)
+    small = threading.Thread(target=step, args=("small", 5))  # would fit at once
+    small.start()
+    large.join(5)
+    small.join(5)
+    assert order == ["large", "small"]
