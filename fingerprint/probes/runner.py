@@ -211,8 +211,8 @@ class RateLimiter:
     `--rate`; a TLS attempt reserves the ACKs of a whole transfer, which a path
     that coalesces segments never sends.)  A step costing more than the
     whole rate is admitted alone into an empty window.  Before a sniffer reports
-    (`observing` false: the control-resolver lookups) each step's cost counts for
-    the whole window from its start, and again (`record`) from its end.
+    (`observing` false: the control-resolver lookups) each step's cost counts from
+    its start until it ends, then (`record`) for the window from its end.
 
     Burst tolerance: what the kernel sends later on a connection already open
     (a retransmission, the ACKs of a slow transfer, the closing FIN) cannot be
@@ -268,10 +268,17 @@ class RateLimiter:
                 reserved[3] = min(reserved[3], leftover)
 
     def record(self, packets: int) -> None:
-        """`packets` left just now that no sniffer saw (a step that ran before it started)."""
+        """`packets` left just now that no sniffer saw (a step that ran before it started).
+
+        They count from now for the window, instead of the step's reservation: counting
+        both held the sweep's first second nearly full of control lookups."""
         if self.rate is None:
             return
         with self._lock:
+            for i, reserved in enumerate(self._admitted):
+                if reserved[2] == packets:
+                    del self._admitted[i]
+                    break
             self._sent.extend([time.monotonic()] * packets)
 
     def take(self, packets: int = 1, flow: int | None = None, at_once: int | None = None) -> None:

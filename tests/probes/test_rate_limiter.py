@@ -126,3 +126,18 @@ def test_steps_are_admitted_in_the_order_they_asked() -> None:
     large.join(5)
     small.join(5)
     assert order == ["large", "small"]
+
+
+def test_a_step_no_sniffer_saw_counts_once(clock: Clock) -> None:
+    """Control lookups run before the sniffer: reserved while they run, then recorded."""
+    limiter = RateLimiter(1000)
+    for _ in range(5):
+        limiter.take(40)  # reserved for the window from its start
+    clock.sleep(0.2)
+    for _ in range(5):
+        limiter.record(40)  # ...then counted from its end, instead
+    limiter.observing = True
+    clock.sleep(0.15)
+    start = clock.now
+    limiter.take(800, flow=1000)  # 200 recorded + 800 = 1000
+    assert clock.now == start
