@@ -13,7 +13,7 @@ control resolution, localisation, analysis) is printed too, and that wall time
 less localisation, divided by the timeout (everything a user waits for a run
 with --no-localise).
 
-    sudo PYTHONPATH=. /path/to/venv/bin/python benchmarks/bench_probe.py [--timeout 3] [SCENARIO ...]
+    sudo PYTHONPATH=. /path/to/venv/bin/python benchmarks/bench_probe.py [--timeout 5] [SCENARIO ...]
 
 `--no-quic` runs the probe without its QUIC Initials and ECH ClientHellos (on by
 default), to measure what they add to the sweep.
@@ -72,7 +72,9 @@ def bench(scenario: str, timeout: float, extra: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenarios", nargs="*", default=["gfw", "clean"])
-    parser.add_argument("--timeout", type=float, default=3.0)
+    # The probe's own default (`fingerprint probe --timeout`): the sweep is bound by
+    # --rate, a number of seconds whatever the timeout, so the ratio depends on it.
+    parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--no-quic", action="store_true",
                         help="probe without QUIC Initials and ECH ClientHellos")
     args = parser.parse_args()

@@ -44,8 +44,9 @@ class ProbeUsageError(FingerprintError):
               help="Seconds each probe waits for answers.")
 @click.option("--rate", type=click.FloatRange(min=0), default=DEFAULT_RATE, show_default=True,
               help="At most this many packets sent per second, counting every packet of the "
-                   "probe's connections (kernel ACKs and FINs too); a 1 s window may exceed it by "
-                   "25% when the kernel sends late packets of open connections; 0: no limit.")
+                   "probe's connections (kernel ACKs and FINs too), and no more than twice the "
+                   "rate's share in any 100 ms (no bursts); a 1 s window may exceed it by 25% "
+                   "when the kernel sends late packets of open connections; 0: no limit.")
 @click.option("--per-destination", type=click.IntRange(1, 64), default=DEFAULT_PER_DESTINATION,
               show_default=True, help="Connections in flight to one address at once.")
 @click.option("--in-flight", type=click.IntRange(1, 256), default=DEFAULT_IN_FLIGHT,
@@ -98,12 +99,14 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
     How it paces itself (so a slow or small middlebox does not drop the
     probe's own bursts and make open platforms look blocked):
     - at most --rate packets sent per second (default 320; replies about
-      double what the path carries);
+      double what the path carries), spread out: no 100 ms carries more
+      than twice its share (64 packets at 320/s);
     - at most --per-destination connections to one address (default 10) and
       --in-flight connections overall (default 24);
     - on each address the controls go before the targets;
     - after the sweep, the confirmation round re-tests each finding: its
-      control, then the finding's test, one connection after the other.
+      control, then the finding's test, one connection after the other
+      (a throttle with a transfer on each).
       Which flows belong to the round is recorded in the capture's notes.
 
     \b
