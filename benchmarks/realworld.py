@@ -182,7 +182,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"blocked findings on unlabelled targets (not scored): {len(tally.unlabelled_blocked)}")
     if tally.missing:
         print(f"missing files: {len(tally.missing)}")
+    unlisted = unlisted_captures(args.data, labels["captures"], args.sets)
+    if unlisted:
+        # A set that grew (or a new one): its captures are not measured until labelled.
+        print(f"captures in {args.data} the label file does not list ({len(unlisted)}): "
+              + ", ".join(unlisted))
     return 0
+
+
+def unlisted_captures(data: Path, captures: list[dict[str, Any]],
+                      sets: list[str] | None) -> list[str]:
+    listed = {(c["set"], name) for c in captures for name in c["files"]}
+    found = sorted(path.relative_to(data) for path in data.glob("*/*")
+                   if path.suffix in (".pcap", ".pcapng", ".cap", ".gz")
+                   and (not sets or path.parent.name in sets))
+    return [str(rel) for rel in found if (rel.parts[0], rel.name) not in listed]
 
 
 if __name__ == "__main__":

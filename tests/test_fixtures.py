@@ -48,9 +48,21 @@ def test_clean_captures_stay_accessible(fixture: Fixture, library: SignatureLibr
         assert platform["findings"] == []
 
 
+MAX_CAPTURE_BYTES = 64 * 1024
+LARGER_CAPTURES = {
+    "lab/gfw-quic": 128 * 1024,
+}
+"""Fixtures allowed a larger capture, each for a reason.  lab/gfw-quic: the GFW's QUIC SNI
+block is localised as gfw.report does it, per TTL a target Initial and a control Initial from
+the same port (resent while the residual block swallows it): about 70 client Initials of 1200
+bytes, ciphertext the analysis decrypts for the SNI, so the recording cannot zero or drop
+them without changing what it shows (the TTL series, the residual block)."""
+
+
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[str(f.folder.relative_to(PCAPS))
                                                      for f in FIXTURES])
 def test_fixture_folder_is_complete_and_small(fixture: Fixture) -> None:
-    assert fixture.capture.stat().st_size < 64 * 1024
+    limit = LARGER_CAPTURES.get(fixture.folder.relative_to(PCAPS).as_posix(), MAX_CAPTURE_BYTES)
+    assert fixture.capture.stat().st_size < limit
     readme = fixture.folder / "README.md"
     assert readme.is_file() and "ource" in readme.read_text(), "README names its source"

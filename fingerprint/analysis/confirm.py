@@ -17,8 +17,15 @@ flows are kept out of the sweep's index, so they neither add attempts to a
 majority nor count as controls: a finding the round does not reproduce is
 `inconclusive` with both results, one it reproduces stands, noted as confirmed.
 
-Judged: every finding but a throttle (it needs a transfer, which the round does not
-send).  A DNS finding is reproduced by the round's query of the name: no answer
+Judged: every finding of these families.  A throttle is reproduced when the round's
+target transfer is again below `rules.tls.THROTTLE_RATIO` of the round's control
+transfer, measured just before it under the same conditions (the round's TLS
+attempts download as the sweep's do): a sweep compares transfers made seconds
+apart, while other traffic (QUIC datagrams, other addresses' transfers) filled a
+slow hop's queue for some and not others.  An ip.* finding is reproduced only
+when the round's control address connected just before the target failed: both
+failing is an outage or a block of the client's whole address, no proof about
+the target.  A DNS finding is reproduced by the round's query of the name: no answer
 again for dns.drop, the same response code for dns.nxdomain / dns.error, and for
 dns.injection / dns.redirect racing answers again, an answer from the address
 that runs no resolver, or an address the finding flagged.
@@ -125,8 +132,7 @@ def judge(index: ObservationIndex, out: Verdicts) -> None:
         tests = [t for t in round_.tests if t.family == family and t.target == finding.target
                  and t.address == (finding.address or finding.target)]
         targets = [f for t in tests for f in t.test]
-        if family not in JUDGED_FAMILIES or finding.technique == Technique.TLS_SNI_THROTTLE \
-                or not targets:
+        if family not in JUDGED_FAMILIES or not targets:
             kept.append(finding)
             continue
         controls = [f for t in tests for f in t.control]
@@ -135,7 +141,13 @@ def judge(index: ObservationIndex, out: Verdicts) -> None:
         both = (f"sweep: {finding.technique.value} ({finding.notes[0] if finding.notes else ''}); "
                 f"confirmation round: target {', '.join(target_results)}, control "
                 f"{', '.join(control_results) or 'not run'}")
-        if any(reproduces(index, finding, f) for f in targets):
+        if finding.technique == Technique.TLS_SNI_THROTTLE:
+            reproduced = throttle_reproduces(targets, controls)
+        elif family == "ip" and controls and not any(works(index, f) for f in controls):
+            reproduced = False
+        else:
+            reproduced = any(reproduces(index, finding, f) for f in targets)
+        if reproduced:
             finding.notes.append(f"confirmed by the confirmation round ({both})")
             kept.append(finding)
             continue
@@ -171,10 +183,26 @@ def residual_block_met(index: ObservationIndex, finding: Finding, targets: list[
                and index.outcome(f).kind is Outcome.CONNECT_RESET for f in (*targets, *controls))
 
 
+def throttle_reproduces(targets: list[Any], controls: list[Any]) -> bool:
+    """Whether the round's target transfer was again far slower than its control's,
+    best against best as the sweep's rule compares them; no measured transfer on either
+    side reproduces nothing."""
+    # Deferred: the rules import the index, which imports this module.
+    from fingerprint.analysis.rules.tls import THROTTLE_RATIO, transfer_rate
+
+    target = max((transfer_rate(f) for f in targets if isinstance(f, TcpFlow)), default=0.0)
+    control = max((transfer_rate(f) for f in controls if isinstance(f, TcpFlow)), default=0.0)
+    return bool(target and control and target < THROTTLE_RATIO * control)
+
+
 def result_of(index: ObservationIndex, item: TcpFlow | DnsExchange) -> str:
     """What one attempt of the round came to, for the check's detail."""
     if isinstance(item, TcpFlow):
-        return str(index.outcome(item).kind)
+        from fingerprint.analysis.rules.tls import transfer_rate
+
+        rate = transfer_rate(item)
+        kind = str(index.outcome(item).kind)
+        return f"{kind} at {rate / 1000:.1f} kB/s" if rate else kind
     if not item.responses:
         return "no answer"
     return "/".join(f"{r.message.rcode_name} {','.join(r.message.addresses) or '-'}"

@@ -108,6 +108,8 @@ class ObservationIndex:
         self._connected: dict[int, list[tuple[float, str, str]]] | None = None
         self._address_platforms: dict[str, str] = {}
         self._max_syn_ttl: dict[str, int] | None = None
+        self._top_syn_ttl: dict[str, int] = {}
+        """Highest SYN TTL seen so far per address, as flows are added (`add`)."""
         self.quic_flows: list[QuicFlow] = []
         """Closed QUIC flows (`fingerprint.analysis.quic`), read by `rules.quic`."""
         self.quic_dropped = 0
@@ -162,7 +164,8 @@ class ObservationIndex:
                 seen[item.qname] = answers
                 if len(self.name_addresses[item.qname]) < 64:
                     self.name_addresses[item.qname].update(response.message.addresses)
-            ttl, limited = item.query_ttl, item.query_ttl < top
+            limited = item.query_ttl < top
+            slot = item.query_ttl if limited else -1
             self.dns_capture_ends[item.client][dns_capture_end(item)] += 1
         else:
             kind = item.trigger_kind or "tcp"
@@ -177,11 +180,21 @@ class ObservationIndex:
             end = capture_end_of(item)
             if end is not None:
                 self.capture_ends[item.client][end] += 1
-            probe_ttl = item.trigger.ttl if item.trigger is not None else 0
-            ttl = probe_ttl if item.trigger is not None else (item.syn.ttl if item.syn else 0)
-            limited = (item.syn is not None and item.trigger is not None and probe_ttl < item.syn.ttl)
+            syn_ttl = item.syn.ttl if item.syn is not None else 0
+            top_syn = self._top_syn_ttl.get(item.server, 0)
+            if syn_ttl > top_syn:
+                self._top_syn_ttl[item.server] = syn_ttl
+            if item.trigger is not None or item.syn is None:
+                limited = item.trigger is not None and item.trigger.ttl < syn_ttl
+                slot = item.trigger.ttl if item.trigger is not None and limited else -1
+            else:
+                # A bare SYN (the ip.* series) is TTL-limited by its SYN: below the highest
+                # SYN TTL the address has seen so far.  Counted per SYN TTL: in the full-TTL
+                # count the series would fill the cap, and which of its hops (the decisive
+                # one among them) were kept would depend on the order they closed in.
+                limited = syn_ttl < top_syn
+                slot = syn_ttl
         counts = self._kept[key]
-        slot = ttl if limited else -1
         if counts[slot] < (MAX_ITEMS_PER_TTL if limited else MAX_FULL_ITEMS):
             counts[slot] += 1
             if isinstance(group, FlowGroup):

@@ -7,6 +7,7 @@ evidence capture replayed through `fingerprint analyze` gives the same report.
 from __future__ import annotations
 
 import gc
+import math
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,23 @@ class Result:
     """The finished pipeline: its `index` keeps every observation (for OONI measurements)."""
 
 
+RECORDED_UNTIL_KEY = "recorded_until"
+"""Capture notes: until when the probe recorded (epoch seconds).  The last packet is not when
+recording stopped: a QUIC attempt ends in silence, with no packet of the client's to say it
+gave up, so the Initials of the run's last attempts would otherwise read as sent too shortly
+before the capture ended for their silence to count (issue 14: a platform's quic.drop missed
+in the udp-drop scenario)."""
+
+
+def recorded_end(hints: CaptureHints, last_ts: float) -> float:
+    """The capture's end: its last packet, or later when the notes say recording went on."""
+    value = hints.raw.get(RECORDED_UNTIL_KEY)
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+            and value > last_ts:
+        return float(value)
+    return last_ts
+
+
 class Pipeline:
     def __init__(self, catalog: Catalog, library: SignatureLibrary, trust: TrustStore,
                  hints: CaptureHints | None = None) -> None:
@@ -64,7 +82,7 @@ class Pipeline:
         # and cost an unpacking when the verdicts read them.
         self.index.pack_closed = False
         self.observer.close()
-        self.index.capture_end = self.observer.last_ts
+        self.index.capture_end = recorded_end(self.hints, self.observer.last_ts)
         return apply_signatures(decide(self.index), self.library)
 
 

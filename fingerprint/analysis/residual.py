@@ -11,7 +11,17 @@ stated with its scope and duration (issue 13 case 3).
 A block lets nothing through: a failure counts as the block's only when no
 connection in its scope worked between the injection and that failure, and a
 connection that already failed before any trigger (a control blocked for its own
-sake) is no block's evidence.
+sake) is no block's evidence.  The block is in force from the censor's reaction
+(its first injected packet), not from the trigger: a slow injector (a monitor off
+the fast path) lets connections begun in between through (Wang et al., IMC 2017
+sec. 2), and they say nothing against the block.
+
+Every ClientHello with a target name that drew injected packets is a trigger,
+ECH ones (the outer SNI; `index.ECH_KIND`) included: a censor keyed on the SNI
+reacts to the outer one and renews its block from that later trigger.  A QUIC
+Initial draws no injected packet, so it marks no censor reaction in TCP terms;
+the QUIC residual block of the three-tuple is read from its later datagrams
+(`rules.quic`).
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fingerprint.analysis.index import ObservationIndex
+from fingerprint.analysis.index import ECH_KIND, ObservationIndex
 from fingerprint.analysis.observe import TcpFlow
 from fingerprint.analysis.outcome import FAILED, WORKING, Outcome
 
@@ -85,12 +95,16 @@ def residual(index: ObservationIndex, server: str, port: int) -> Residual | None
 
 def find_residuals(index: ObservationIndex) -> dict[tuple[str, int] | None, Residual]:
     injections: list[tuple[float, str, int, str]] = []
+    """(trigger time, server, port, name) of every target trigger that drew injected packets."""
+    reacted: dict[float, float] = {}
+    """Trigger time -> time of the censor's first injected packet for it."""
     worked: list[tuple[float, str, int]] = []
     """(start, server, port) of every full-TTL connection that worked, targets included."""
     timeline: list[tuple[float, str, int, bool, tuple[str, int, str, str]]] = []
     """(start, server, port, worked, group) of every full-TTL connection that is not a target's."""
     for (server, port, kind, name), group in index.tcp_groups.items():
-        target = bool(name) and kind in ("tls", "http") and not index.catalog.is_control_name(name)
+        target = (bool(name) and kind in ("tls", "http", ECH_KIND)
+                  and not index.catalog.is_control_name(name))
         flows = list(group)
         top = max((f.syn.ttl for f in flows if f.syn is not None), default=0)
         for flow in flows:
@@ -106,6 +120,9 @@ def find_residuals(index: ObservationIndex) -> dict[tuple[str, int] | None, Resi
             if target:
                 if outcome.kind in FAILED and outcome.injected and flow.trigger is not None:
                     injections.append((flow.trigger.ts, server, port, name))
+                    reaction = min(e.packet.ts for e in outcome.injected)
+                    ts = flow.trigger.ts
+                    reacted[ts] = min(reacted.get(ts, reaction), max(ts, reaction))
                 continue
             failed = (outcome.kind.is_connect_failure or outcome.kind in FAILED
                       or flow.synack_conflicts > 0)
@@ -123,9 +140,10 @@ def find_residuals(index: ObservationIndex) -> dict[tuple[str, int] | None, Resi
         first_injection.setdefault((s, p), (t, n))
 
     def blocked(t: float, in_scope: Callable[[str, int], bool]) -> bool:
-        """Whether a failure at `t` falls in a block: after an injection in scope with no
-        connection in scope working in between (a block lets nothing through)."""
-        since = [ti for ti, s, p, _n in injections if ti < t and in_scope(s, p)]
+        """Whether a failure at `t` falls in a block: after a trigger in scope that drew
+        an injection, with no connection in scope working between the censor's reaction
+        and `t` (a block lets nothing through; before the reaction it was not in force)."""
+        since = [reacted[ti] for ti, s, p, _n in injections if ti < t and in_scope(s, p)]
         if not since:
             return False
         return not any(max(since) < tj < t and in_scope(s, p) for tj, s, p in worked)

@@ -98,16 +98,20 @@ def _table(report: dict[str, Any]) -> str:
               help="write the probe's evidence capture here")
 @click.option("--timeout", type=float, default=3.0, show_default=True,
               help="per-probe timeout passed to `fingerprint probe`")
+@click.option("--quic/--no-quic", default=None,
+              help="probe with or without QUIC Initials and ECH ClientHellos [default: as the "
+                   "scenario says (probe_quic), else with]")
 @jsonl_options
 @_one_line_errors
-def run_scenario(scenario: str, as_json: bool, pcap_out: Path | None, timeout: float) -> None:
+def run_scenario(scenario: str, as_json: bool, pcap_out: Path | None, timeout: float,
+                 quic: bool | None) -> None:
     """Build SCENARIO, probe every platform from the client, tear down.
 
     Ctrl-C or SIGTERM stops the probe (its finished measurements stay in
     --jsonl), tears the lab down and exits 130 / 143.
     """
     state.require_root()
-    report = lab_core.run(scenario, timeout, pcap_out, _probe_args(load_scenario(scenario)))
+    report = lab_core.run(scenario, timeout, pcap_out, _probe_args(load_scenario(scenario), quic))
     click.echo(json.dumps(report, indent=2) if as_json else _table(report))
     if pcap_out is not None:
         catalog, ca = lab_core.replay_files(pcap_out)
@@ -115,7 +119,7 @@ def run_scenario(scenario: str, as_json: bool, pcap_out: Path | None, timeout: f
                    f"--catalog {catalog} --ca-file {ca}", err=True)
 
 
-def _probe_args(scenario: Scenario) -> list[str]:
+def _probe_args(scenario: Scenario, quic: bool | None = None) -> list[str]:
     """--jsonl and the vantage point options, passed on to the probe.
 
     Unless the user names a vantage point, the probe takes the one the scenario
@@ -131,7 +135,7 @@ def _probe_args(scenario: Scenario) -> list[str]:
                    "fingerprint_lab_scenario": scenario.id}
     return [*(["--jsonl", str(Path(jsonl).resolve())] if jsonl else []),
             "--probe-asn", asn, "--probe-cc", cc,
-            *(["--quic"] if scenario.probe_quic else []),
+            *([] if (scenario.probe_quic if quic is None else quic) else ["--no-quic"]),
             *(["--share-ip"] if info.share_ip else []),
             *(arg for key, value in annotations.items() for arg in ("--annotation", f"{key}={value}"))]
 

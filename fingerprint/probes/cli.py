@@ -44,18 +44,21 @@ class ProbeUsageError(FingerprintError):
               help="Seconds each probe waits for answers.")
 @click.option("--rate", type=click.FloatRange(min=0), default=DEFAULT_RATE, show_default=True,
               help="At most this many packets sent per second, counting every packet of the "
-                   "probe's connections (kernel ACKs and FINs too); a 1 s window may exceed it by "
-                   "25% when the kernel sends late packets of open connections; 0: no limit.")
+                   "probe's connections (kernel ACKs and FINs too), and no more than twice the "
+                   "rate's share in any 100 ms (no bursts); a 1 s window may exceed it by 25% "
+                   "when the kernel sends late packets of open connections; 0: no limit.")
 @click.option("--per-destination", type=click.IntRange(1, 64), default=DEFAULT_PER_DESTINATION,
               show_default=True, help="Connections in flight to one address at once.")
 @click.option("--in-flight", type=click.IntRange(1, 256), default=DEFAULT_IN_FLIGHT,
               show_default=True, help="Connections in flight overall.")
-@click.option("--quic", is_flag=True,
-              help="Also send QUIC Initials (UDP 443; target SNI, control SNI, TTL-limited "
-                   "for localisation) and ClientHellos with and without a GREASE ECH extension "
-                   "(TCP 443) to each platform address. Off by default: on paths that flag a "
-                   "client (residual blocking) or queue UDP beside TCP, the extra connections "
-                   "made open platforms look blocked in the lab (issue 14).")
+@click.option("--quic/--no-quic", default=True, show_default=True,
+              help="QUIC and ECH probing: to each platform address, QUIC v1 Initials on UDP "
+                   "443 (a TLS 1.3 ClientHello with the control SNI, then each target SNI; "
+                   "padded to 1200 bytes, resent twice while unanswered; TTL-limited ones to "
+                   "localise a quic.* finding) and ClientHellos on TCP 443 with and without a "
+                   "GREASE encrypted_client_hello extension (control name, then each target as "
+                   "the outer SNI), beside the TCP tests; on each address the controls go "
+                   "first.  --no-quic sends none of them.")
 @click.option("--no-confirm", "no_confirm", is_flag=True,
               help="Skip the confirmation round (each finding tested again after the sweep, "
                    "its control just before it).")
@@ -96,21 +99,24 @@ def probe(platform_ids: tuple[str, ...], catalog_path: str | None, signatures_pa
     How it paces itself (so a slow or small middlebox does not drop the
     probe's own bursts and make open platforms look blocked):
     - at most --rate packets sent per second (default 320; replies about
-      double what the path carries);
+      double what the path carries), spread out: no 100 ms carries more
+      than twice its share (64 packets at 320/s);
     - at most --per-destination connections to one address (default 10) and
       --in-flight connections overall (default 24);
     - on each address the controls go before the targets;
     - after the sweep, the confirmation round re-tests each finding: its
-      control, then the finding's test, one connection after the other.
+      control, then the finding's test, one connection after the other
+      (a throttle with a transfer on each).
       Which flows belong to the round is recorded in the capture's notes.
 
     \b
     What it sends packets to, and nothing else:
     - the probed platforms' addresses (control resolver answers, catalog) and
       the control addresses: TCP 443 and 80; one of those also gets the DNS
-      queries (UDP 53) as the address that runs no resolver; the platforms'
-      addresses also get QUIC Initials on UDP 443 (control SNI, then the
-      targets) and ClientHellos with and without GREASE ECH on TCP 443;
+      queries (UDP 53) as the address that runs no resolver; unless --no-quic,
+      the platforms' addresses also get QUIC Initials on UDP 443 (control SNI,
+      then the targets) and ClientHellos with and without GREASE ECH on TCP
+      443;
     - the resolver under test (UDP 53) and the control resolver (DoH/DoT);
     - an address the resolver under test returned for a probed name, unless it
       is private/bogon, the platform's own or a control answer: one TLS

@@ -19,7 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fingerprint.probes.ip import CLOSE_PACKETS, ConnectResult, abort, open_trigger_connection
+from fingerprint.probes.ip import (
+    CLOSE_PACKETS,
+    ConnectResult,
+    abort,
+    open_trigger_connection,
+    release,
+)
 from fingerprint.probes.runner import Session
 
 MAX_RESPONSE = 65536
@@ -84,4 +90,5 @@ def http_attempt(session: Session, address: str, host: str, *, port: int = 80,
             abort(sock)
         else:
             sock.close()
+        release(session, connect.local_port)
     return attempt

@@ -75,13 +75,20 @@ def open_connection(session: Session, address: str, port: int, *, syn_ttl: int |
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     set_ttl(sock, syn_ttl if syn_ttl is not None else session.full_ttl)
     sock.settimeout(timeout)
-    session.limiter.take(packets)
+    # The local port is chosen now, so the rate limit can tell this connection's packets
+    # from others' and count each once (`RateLimiter.take(flow=)`).
+    sock.bind(("", 0))  # any local address (connect picks it), only the port fixed
+    flow = _local_port(sock)
+    # At once: the SYN, the handshake's ACK and the trigger's first segments; the rest
+    # (ACKs of the answer or a transfer, the close) follows the server, round trips later.
+    session.limiter.take(packets, flow=flow or None, at_once=CONNECT_PACKETS + 2)
     start = time.monotonic()
     try:
         sock.connect((address, port))
     except OSError as exc:
         local_port = _local_port(sock)
         sock.close()
+        release(session, local_port, 0)  # nothing more leaves a connection that never opened
         reason = "timeout" if isinstance(exc, TimeoutError) else errno.errorcode.get(
             exc.errno or 0, str(exc))
         return None, ConnectResult(address, port, False, reason, time.monotonic() - start,
@@ -132,4 +139,12 @@ def connect_attempt(session: Session, address: str, port: int,
                                    packets=CONNECT_PACKETS + CLOSE_PACKETS)
     if sock is not None:
         sock.close()
+        release(session, result.local_port)
     return result
+
+
+def release(session: Session, local_port: int, leftover: int = CLOSE_PACKETS) -> None:
+    """A connection's step is over: of its reserved packets at most `leftover` may still
+    leave (the close's: a FIN and the ACK of the server's FIN, or one RST)."""
+    if local_port:
+        session.limiter.release(local_port, leftover)

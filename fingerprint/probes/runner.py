@@ -70,6 +70,17 @@ def _ip_endpoints(data: bytes) -> tuple[str, str, int] | None:
     return None
 
 
+def _source_port(data: bytes) -> int | None:
+    """The TCP or UDP source port of a raw IP packet (None for other protocols)."""
+    if data[0] >> 4 == 4:
+        offset, proto = (data[0] & 0x0F) * 4, data[9]
+    else:
+        offset, proto = 40, data[6]
+    if proto not in (6, 17) or len(data) < offset + 2:
+        return None
+    return int.from_bytes(data[offset:offset + 2], "big")
+
+
 class Sniffer:
     """Records IP packets to or from the addresses in `scope` (plus ICMP errors to us).
 
@@ -84,8 +95,9 @@ class Sniffer:
         self.packets: list[RawPacket] = []
         self.writer = writer
         self.write_error: str | None = None
-        self.on_sent: Callable[[], None] | None = None
-        """Called for each recorded packet sent from this host (`RateLimiter.sent`)."""
+        self.on_sent: Callable[[int | None], None] | None = None
+        """Called for each recorded packet sent from this host, with its TCP/UDP source
+        port (`RateLimiter.sent`)."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
@@ -123,7 +135,7 @@ class Sniffer:
             if not self._keep(data):
                 continue
             if pkttype == PACKET_OUTGOING and self.on_sent is not None:
-                self.on_sent()  # the send-rate limit counts every packet that leaves
+                self.on_sent(_source_port(data))  # the send-rate limit counts every packet that leaves
             if ifname == "lo" and pkttype == PACKET_OUTGOING:
                 continue
             ts = time.time()
@@ -187,12 +199,20 @@ class RateLimiter:
     So the limiter counts what really leaves: the sniffer reports each packet
     it sees sent to an address in scope (`sent`), and a probe step is admitted
     (`take(cost)`, `cost` the packets the step makes leave at once) only while
-    the packets seen leaving in the last second, plus the steps admitted in the
-    last `PENDING_S` (admitted, maybe not seen yet: counted twice for a moment,
-    never missed), plus `cost`, fit in `rate`.  A step costing more than the
+    the packets seen leaving in the last second, plus what the steps admitted in
+    the last `PENDING_S` have not yet been seen sending, plus `cost`, fit in
+    `rate`.  A step that names its connection (`flow`, the local port, known
+    before its first packet) has its reservation drawn down by each packet seen
+    leaving from that port and cut to what can still come when it ends
+    (`release`), so a packet counts once: as reserved until it is seen, then as
+    sent.  A step without a flow (a DNS query) keeps its whole cost for
+    `PENDING_S`, counted twice for a moment, never missed.  (Counting every
+    reservation twice for `PENDING_S` held a sweep to about two thirds of
+    `--rate`; a TLS attempt reserves the ACKs of a whole transfer, which a path
+    that coalesces segments never sends.)  A step costing more than the
     whole rate is admitted alone into an empty window.  Before a sniffer reports
-    (`observing` false: the control-resolver lookups) each step's cost counts for
-    the whole window from its start, and again (`record`) from its end.
+    (`observing` false: the control-resolver lookups) each step's cost counts from
+    its start until it ends, then (`record`) for the window from its end.
 
     Burst tolerance: what the kernel sends later on a connection already open
     (a retransmission, the ACKs of a slow transfer, the closing FIN) cannot be
@@ -204,55 +224,128 @@ class RateLimiter:
     BURST_SECONDS = 0.25
     WINDOW_S = 1.0
     PENDING_S = 0.3
+    SHORT_S = 0.1
+    SHORT_BURST = 2.0
+    """Within any `SHORT_S`, at most `SHORT_BURST` times the rate's share (64 packets per
+    100 ms at 320/s): the 1 s window alone would let a whole second's packets out in its
+    first few milliseconds, a burst a short queue drops."""
 
     def __init__(self, rate: float | None) -> None:
         self.rate = rate if rate and rate > 0 else None
         self._sent: deque[float] = deque()
-        self._admitted: deque[tuple[float, int]] = deque()
-        """(time the step's cost stops counting, cost)"""
+        self._admitted: list[list[float]] = []
+        """Reservations of steps without a flow: [admitted at, stops counting at, cost,
+        cost at once]."""
+        self._flows: dict[int, list[float]] = {}
+        """local port -> [admitted at, stops counting at, packets not yet seen, of those
+        leaving at once]"""
         self.observing = False
         self._lock = threading.Lock()
+        self._queue: deque[threading.Event] = deque()
+        """Steps waiting to be admitted, in arrival order; the first one's event is set."""
 
-    def sent(self) -> None:
-        """One packet was seen leaving (called by the sniffer)."""
+    def sent(self, flow: int | None = None) -> None:
+        """One packet was seen leaving from local port `flow` (called by the sniffer)."""
         if self.rate is None:
             return
         with self._lock:
             self.observing = True
             self._sent.append(time.monotonic())
+            reserved = self._flows.get(flow) if flow is not None else None
+            if reserved is not None and reserved[2] > 0:
+                reserved[2] -= 1
+                reserved[3] = max(0.0, reserved[3] - 1)
 
-    def record(self, packets: int) -> None:
-        """`packets` left just now that no sniffer saw (a step that ran before it started)."""
+    def release(self, flow: int, leftover: int = 0) -> None:
+        """The step on local port `flow` ended: at most `leftover` of its packets may still
+        leave (a FIN's, the ACK of the server's FIN)."""
         if self.rate is None:
             return
         with self._lock:
-            self._sent.extend([time.monotonic()] * packets)
+            reserved = self._flows.get(flow)
+            if reserved is not None:
+                reserved[2] = min(reserved[2], leftover)
+                reserved[3] = min(reserved[3], leftover)
 
-    def take(self, packets: int = 1) -> None:
+    def record(self, packets: int) -> None:
+        """`packets` left just now that no sniffer saw (a step that ran before it started).
+
+        They count from now for the window, instead of the step's reservation: counting
+        both held the sweep's first second nearly full of control lookups."""
         if self.rate is None:
             return
+        with self._lock:
+            for i, reserved in enumerate(self._admitted):
+                if reserved[2] == packets:
+                    del self._admitted[i]
+                    break
+            self._sent.extend([time.monotonic()] * packets)
+
+    def take(self, packets: int = 1, flow: int | None = None, at_once: int | None = None) -> None:
+        """Wait until `packets` more fit; `flow`: the local port they leave from; `at_once`:
+        how many of them leave right away (the rest, an exchange's ACKs and close, follow
+        the server's answers), which is what the 100 ms window counts ahead.
+
+        Steps are admitted in the order they asked: else small steps (a SYN, a query)
+        keep slipping into the room a large one (a TLS attempt with its transfer) waits
+        for, and the large one, often an address's control, starts seconds late.
+        """
+        if self.rate is None:
+            return
+        turn = threading.Event()
+        with self._lock:
+            self._queue.append(turn)
+            if self._queue[0] is turn:
+                turn.set()
+        try:
+            turn.wait()
+            self._admit(packets, flow, packets if at_once is None else min(at_once, packets))
+        finally:
+            with self._lock:
+                first = self._queue[0] is turn
+                self._queue.remove(turn)
+                if first and self._queue:
+                    self._queue[0].set()
+
+    def _admit(self, packets: int, flow: int | None, at_once: int) -> None:
+        assert self.rate is not None
+        short_limit = self.rate * self.SHORT_S * self.SHORT_BURST
         while True:
             with self._lock:
                 now = time.monotonic()
                 while self._sent and self._sent[0] <= now - self.WINDOW_S:
                     self._sent.popleft()
-                self._admitted = deque((t, c) for t, c in self._admitted if t > now)
-                counted = len(self._sent) + sum(cost for _t, cost in self._admitted)
-                if counted == 0 or counted + packets <= self.rate:
+                self._admitted = [r for r in self._admitted if r[1] > now]
+                self._flows = {port: r for port, r in self._flows.items()
+                               if r[1] > now and r[2] > 0}
+                reserved = [*self._admitted, *self._flows.values()]
+                counted = len(self._sent) + sum(r[2] for r in reserved)
+                recent = now - self.SHORT_S
+                short = sum(min(r[2], r[3]) for r in reserved if r[0] > recent)
+                for t in reversed(self._sent):
+                    if t <= recent:
+                        break
+                    short += 1
+                if counted == 0 or (counted + packets <= self.rate
+                                    and (short == 0 or short + at_once <= short_limit)):
                     hold = self.PENDING_S if self.observing else self.WINDOW_S
-                    self._admitted.append((now + hold, packets))
+                    if flow is not None and self.observing:
+                        self._flows[flow] = [now, now + hold, float(packets), float(at_once)]
+                    else:
+                        self._admitted.append([now, now + hold, float(packets), float(at_once)])
                     return
                 expiries = [t + self.WINDOW_S for t in list(self._sent)[:1]]
-                expiries += [t for t, _c in self._admitted]
+                expiries += [r[1] for r in reserved] + [r[0] + self.SHORT_S for r in reserved]
                 wait = min(expiries) - now
             time.sleep(min(max(wait, 0.002), 0.05))
 
 
 DEFAULT_RATE = 320.0
-"""Packets per second the probe sends by default (`--rate`).  Replies add about as
-many again, so a path that forwards 500 packets/s in a userspace hop (issue 13's
-slow middlebox) carries a run without overflowing; a sweep of the built-in
-catalog still takes a few seconds."""
+"""Packets per second the probe sends by default (`--rate`): a handful of small
+packets per millisecond at most, which ordinary paths carry.  Replies add nearly as
+many again, so behind a hop that forwards only 500 packets/s in both directions
+(issue 13's slow middlebox) the probe's own transfers queue: later ones run slower,
+which the confirmation round (a lone control/target pair) tells from a throttle."""
 DEFAULT_PER_DESTINATION = 10
 """Connections in flight to one address at once: a few more than a browser opens to
 one host (6), far below the per-client limits servers and firewalls set, and
@@ -268,13 +361,17 @@ class ConnectionSlots:
 
     A task holds its slot from before its first packet to its end (its timeout at
     worst), so a burst never exceeds what the limits allow, whatever the rate.
+    Overall slots go to tasks in the order they asked, so the sweep runs in the
+    order it was planned: an address's controls planned early (and the timeouts of
+    an address that drops everything) do not wait behind tasks planned after them.
     """
 
     def __init__(self, per_destination: int = DEFAULT_PER_DESTINATION,
                  overall: int = DEFAULT_IN_FLIGHT) -> None:
         self.per_destination = max(1, per_destination)
         self.overall = max(1, overall)
-        self._all = threading.BoundedSemaphore(self.overall)
+        self._free = self.overall
+        self._waiting: deque[threading.Event] = deque()
         self._per: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
         self.peak = 0
@@ -286,6 +383,32 @@ class ConnectionSlots:
                 self._per[address] = threading.BoundedSemaphore(self.per_destination)
             return self._per[address]
 
+    def _acquire_overall(self, stop: StopSignal | None) -> None:
+        granted = threading.Event()
+        with self._lock:
+            if self._free > 0 and not self._waiting:
+                self._free -= 1
+                return
+            self._waiting.append(granted)
+        try:
+            while not granted.wait(POLL_S):
+                if stop is not None:
+                    stop.check()
+        except BaseException:
+            with self._lock:
+                if granted in self._waiting:
+                    self._waiting.remove(granted)
+                    raise
+            self._release_overall()  # handed over meanwhile: pass it on
+            raise
+
+    def _release_overall(self) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()  # the slot goes straight to the next in line
+            else:
+                self._free += 1
+
     def run(self, address: str, task: Callable[[], T], stop: StopSignal | None = None) -> T:
         """`task()` once a slot to `address` and an overall slot are free."""
         own = self._destination(address)
@@ -295,9 +418,7 @@ class ConnectionSlots:
             if stop is not None:
                 stop.check()
         try:
-            while not self._all.acquire(timeout=POLL_S):
-                if stop is not None:
-                    stop.check()
+            self._acquire_overall(stop)
             try:
                 with self._lock:
                     self._in_flight += 1
@@ -306,7 +427,7 @@ class ConnectionSlots:
             finally:
                 with self._lock:
                     self._in_flight -= 1
-                self._all.release()
+                self._release_overall()
         finally:
             own.release()
 

@@ -39,7 +39,7 @@ from fingerprint.analysis.addresses import is_bogon
 from fingerprint.analysis.confirm import NOTES_KEY as CONFIRMATION_NOTES_KEY
 from fingerprint.analysis.findings import Finding, Verdicts
 from fingerprint.analysis.observe import CaptureHints
-from fingerprint.analysis.pipeline import Pipeline
+from fingerprint.analysis.pipeline import RECORDED_UNTIL_KEY, Pipeline
 from fingerprint.capture.writer import CaptureWriter
 from fingerprint.catalog import Catalog, Platform
 from fingerprint.interrupt import POLL_S, StopSignal
@@ -99,9 +99,9 @@ class ProbeConfig:
     max_hops: int = 16
     residual_pause: float = 0.0
     full_ttl: int = 64
-    quic: bool = False
+    quic: bool = True
     """QUIC Initials and ECH ClientHellos per address (`probes.quic.schedule_address`);
-    `probe --quic`."""
+    `probe --no-quic` turns them off."""
     vantage: dict[str, str] = field(default_factory=dict)
     """Where the probe runs, as the user gave it (`probe_cc`, `probe_asn`): recorded in the
     capture hints, so country-scoped signatures match live and on replay alike."""
@@ -367,9 +367,15 @@ def analyse(raw: list[RawPacket], catalog: Catalog, library: SignatureLibrary,
 
 
 def analyse_pipeline(raw: list[RawPacket], catalog: Catalog, library: SignatureLibrary,
-                     trust: TrustStore, hints: CaptureHints) -> tuple[Pipeline, Verdicts]:
-    """`analyse`, also returning the finished pipeline (its observations feed measurements)."""
+                     trust: TrustStore, hints: CaptureHints, *, recording: bool = False
+                     ) -> tuple[Pipeline, Verdicts]:
+    """`analyse`, also returning the finished pipeline (its observations feed measurements).
+    `recording`: `raw` is a snapshot of a sniffer still recording, so the capture runs
+    until now (`RECORDED_UNTIL_KEY`)."""
     pipeline = Pipeline(catalog, library, trust)
+    if recording:
+        hints = CaptureHints(hints.control_answers, hints.no_resolver, hints.address_platform,
+                             {**hints.raw, RECORDED_UNTIL_KEY: round(time.time(), 6)})
     pipeline.add_hints(hints)
     for packet in to_packets(raw):
         pipeline.feed(packet)
@@ -486,7 +492,8 @@ def run_probe(config: ProbeConfig, library: SignatureLibrary, trust: TrustStore,
             confirming: list[confirm.ConfirmationTest] = []
             if config.localise or config.confirm or listener is not None:
                 pipeline, verdicts = analyse_pipeline(sniffer.snapshot(), config.catalog,
-                                                      library, trust, plan.hints)
+                                                      library, trust, plan.hints,
+                                                      recording=True)
                 pending = _location_pending(verdicts, config)
                 if config.confirm:
                     confirming = confirm.plan_confirmations(
@@ -513,7 +520,8 @@ def run_probe(config: ProbeConfig, library: SignatureLibrary, trust: TrustStore,
                     done = sorted({t.platform for t in confirming} - set(pending))
                     if done:
                         pipeline, verdicts = analyse_pipeline(
-                            sniffer.snapshot(), config.catalog, library, trust, plan.hints)
+                            sniffer.snapshot(), config.catalog, library, trust, plan.hints,
+                            recording=True)
                         listener.finished(pipeline, verdicts, done)
             if pending:
                 progress.set_phase("localising")
@@ -527,11 +535,15 @@ def run_probe(config: ProbeConfig, library: SignatureLibrary, trust: TrustStore,
                 for done in _finished_groups(groups, stop):
                     if listener is not None:
                         pipeline, verdicts = analyse_pipeline(
-                            sniffer.snapshot(), config.catalog, library, trust, plan.hints)
+                            sniffer.snapshot(), config.catalog, library, trust, plan.hints,
+                            recording=True)
                         listener.finished(pipeline, verdicts, done)
                 localisation_seconds = time.monotonic() - loc_start
         finally:
             raw = sniffer.stop()
+            # The capture's notes (rewritten at the end with `--pcap-out`) say until when it
+            # recorded: replay then reads the last attempts' silence as the live run does.
+            plan.hints.raw[RECORDED_UNTIL_KEY] = round(time.time(), 6)
             if writer is not None:
                 writer.close()
             if sniffer.write_error:

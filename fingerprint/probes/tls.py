@@ -40,7 +40,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fingerprint.probes.ip import CLOSE_PACKETS, ConnectResult, abort, open_trigger_connection
+from fingerprint.probes.ip import (
+    CLOSE_PACKETS,
+    ConnectResult,
+    abort,
+    open_trigger_connection,
+    release,
+)
 from fingerprint.probes.runner import Session
 from fingerprint.protocols.tls import ALERT_NAMES, build_client_hello, parse_server_flight
 
@@ -110,6 +116,7 @@ def tls_attempt(session: Session, address: str, sni: str | None, *, port: int = 
             tls.close()
     finally:
         sock.close()
+        release(session, connect.local_port)
     return attempt
 
 
@@ -191,6 +198,7 @@ def ech_attempt(session: Session, address: str, sni: str | None, *, grease_ech: 
             abort(sock)
         else:
             sock.close()
+        release(session, connect.local_port)
     return attempt
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scapy.layers.inet import TCP
+
 from fingerprint.analysis.outcome import Outcome
 from fingerprint.testing import replay
 from fingerprint.testing.craft import Capture
@@ -60,3 +62,45 @@ def test_attempts_controls_and_repeats_in_time_order(tmp_path: Path) -> None:
     by_address, _ = index.tcp_attempts(SERVER)
     assert len(by_address) == 4
     assert index.clients() == {"198.51.100.10"}
+
+
+def _bare_syn(cap: Capture, at: float, syn_ttl: int, *, router: str | None = None,
+              router_ttl: int = 64, rst_ttl: int = 62) -> None:
+    """A SYN with IP TTL `syn_ttl`: expires at `router`, or draws a Linux-shaped RST+ACK."""
+    sport = cap.rng.randrange(32768, 61000)
+    isn = cap.rng.getrandbits(32)
+    raw = cap.emit(at, cap.ip(cap.client, OTHER_SERVER, ttl=syn_ttl)
+                   / TCP(sport=sport, dport=443, flags="S", seq=isn, window=64240))
+    if router is not None:
+        cap.time_exceeded(at + 0.001, router, raw, ttl=router_ttl)
+    else:
+        cap.emit(at + 0.001, cap.ip(OTHER_SERVER, cap.client, ttl=rst_ttl, ip_id=0, df=True)
+                 / TCP(sport=443, dport=sport, flags="RA", seq=0, ack=(isn + 1) & 0xFFFFFFFF,
+                       window=0))
+
+
+def test_a_whole_syn_series_is_kept_whatever_order_it_closes_in(tmp_path: Path) -> None:
+    """Issue 13: bare TTL-limited SYNs (the ip.* series) counted with the full-TTL attempts
+    filled that cap, so which hops were kept depended on the order the series' concurrent
+    SYNs went out; without the hop before the first RST, a firewall's REJECT could not be
+    told from a closed port (`reset.before_server`).  Here the decisive hops come last."""
+    cap = Capture(seed=7, hints={"address_platform": {OTHER_SERVER: "signal"}})
+    cap.dns(RESOLVER, "example.com", at=0.0).respond(["203.0.113.99"], delay_ms=20, ttl=60)
+    control = cap.tcp("203.0.113.99", 443, at=0.5)
+    control.handshake()
+    control.client_hello("example.com")
+    control.server_hello()
+    for i in range(4):
+        cap.tcp(OTHER_SERVER, 443, at=1.0 + i * 0.1).syn_refused(ttl=62, ip_id=0, df=True)
+    hops = {1: "198.51.100.1", 2: "198.51.100.2", 3: "198.51.100.6"}
+    for i, ttl in enumerate([10, 11, 6, 7, 8, 5, 12, 13, 15, 14, 1, 9, 16, 2, 3, 4]):
+        at = 3.0 + i * 0.01
+        if ttl in hops:
+            _bare_syn(cap, at, ttl, router=hops[ttl], router_ttl=65 - ttl)
+        else:
+            _bare_syn(cap, at, ttl)
+    found = replay(cap.write(tmp_path / "capture.pcapng"))
+    [finding] = [f for f in found.findings if f.platform == "signal"]
+    assert finding.context.get("reset.before_server") is True
+    assert finding.location is not None and finding.location.hop == 4
+    assert finding.location.router == "198.51.100.6"

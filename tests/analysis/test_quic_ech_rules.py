@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fingerprint.analysis.observe import CaptureHints
-from fingerprint.analysis.pipeline import analyze_files
+from fingerprint.analysis.pipeline import RECORDED_UNTIL_KEY, analyze_files
 from fingerprint.catalog import load_catalog
 from fingerprint.signature import load_library
 from fingerprint.testing import replay
@@ -280,3 +280,35 @@ def test_vantage_client_reads_a_server_capture_as_the_client_side(tmp_path: Path
                            vantage=CaptureHints(raw={"capture_point": "client"}))
     assert [f.target for f in result.verdicts.findings
             if f.technique.value == "quic.sni_drop"] == [TARGET]
+
+
+def _udp_dropped_run(*, recorded_for: float | None) -> Capture:
+    """TCP/443 works; every Initial unanswered, each resent as the probe does (0.67 s, 1.33 s
+    later).  The target's are the run's last packets: the probe's window closed 2 s after
+    them with nothing more to record."""
+    cap = Capture(seed=16)
+    tcp = cap.tcp(SERVER, 443, at=0.0)
+    tcp.handshake()
+    tcp.client_hello(CONTROL)
+    tcp.server_hello()
+    for at, sni in ((0.5, CONTROL), (3.0, TARGET), (3.1, TARGET)):
+        first = cap.quic(SERVER, 443, at=at).initial(sni)
+        for resend in (0.67, 1.33):
+            cap.emit(at + resend, first)
+    if recorded_for is not None:
+        cap.hints[RECORDED_UNTIL_KEY] = round(cap.start + 3.1 + recorded_for, 6)
+    return cap
+
+
+def test_the_last_initials_count_when_the_notes_say_recording_went_on(tmp_path: Path) -> None:
+    """Issue 14 (udp-drop: a platform missed): an unanswered QUIC attempt ends in silence, so
+    the capture's last packet is the last resend, and 1.33 s is too short for silence to
+    count.  The probe's notes say it recorded until its 2 s window closed."""
+    run = replay(_udp_dropped_run(recorded_for=2.1).write(tmp_path / "capture.pcapng"))
+    finding = run.expect(technique="quic.drop", target=TARGET)
+    assert finding.address == SERVER
+
+
+def test_the_last_initials_are_pending_without_the_recording_note(tmp_path: Path) -> None:
+    run = replay(_udp_dropped_run(recorded_for=None).write(tmp_path / "capture.pcapng"))
+    assert not [f for f in run.findings if f.target == TARGET]

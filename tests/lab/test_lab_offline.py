@@ -151,3 +151,21 @@ def test_lab_run_keeps_catalog_and_ca_beside_the_capture() -> None:
                                                          Path("out/evidence.ca.pem"))
     assert replay_files(Path("run.pcapng.gz")) == (Path("run.catalog.yaml"), Path("run.ca.pem"))
     assert replay_files(Path("capture")) == (Path("capture.catalog.yaml"), Path("capture.ca.pem"))
+
+
+def test_lab_probes_with_quic_unless_the_scenario_or_the_user_says_not() -> None:
+    """Issue 14: QUIC Initials and ECH ClientHellos are the probe's default; a scenario
+    may say `probe_quic: false`, and `lab run --quic/--no-quic` overrides either."""
+    from fingerprint.lab.cli import _probe_args
+    from fingerprint.lab.scenarios import scenario_from_data
+
+    rules = [{"behaviour": "sni_drop", "platforms": ["twitter"]}]
+    default = scenario_from_data("on", {"title": "t", "rules": rules})
+    off = scenario_from_data("off", {"title": "t", "rules": rules, "probe_quic": False})
+    assert default.probe_quic and not off.probe_quic
+    assert "--no-quic" not in _probe_args(default)
+    assert "--no-quic" in _probe_args(off)
+    assert "--no-quic" in _probe_args(default, False)
+    assert "--no-quic" not in _probe_args(off, True)
+    with pytest.raises(LabError, match="probe_quic"):
+        scenario_from_data("bad", {"title": "t", "rules": rules, "probe_quic": "yes"})

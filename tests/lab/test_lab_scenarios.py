@@ -43,13 +43,6 @@ def lab_run(scenario: str, jsonl: Path, pcap: Path) -> dict[str, Any]:
 
 
 UNRELIABLE = {
-    "firewall-reset": "issue 13, open: the firewall's RST is told from a closed port's only by the "
-                      "TTL-limited SYNs (RST TTL equal to the last router's time exceeded); in some "
-                      "runs the series lacks that hop and linkedin comes out inconclusive (never "
-                      "blocked wrongly), so the exact ip.reset is not yet reliable",
-    "udp-drop": "issue 14, open: in one fresh-clone CI run of three telegram came out accessible "
-                "(its QUIC Initials not judged dropped); every platform here is blocked, so a "
-                "run can miss but not falsely block",
 }
 """Scenarios whose exact verdict is not yet reliable: expected failures, not strict (a run
 that gets it right passes), each with the reason; they stay in `lab list` and

@@ -14,6 +14,11 @@ them (`fingerprint.probes.confirm`): the control again, then the target.
   SYN (the censor's residual blocking of the client): that is no contradiction of
   the finding, which stands with the round named; the same round going silent
   (an outage) would not confirm anything.
+* A throttle is judged by the round's transfers, the control's just before the
+  target's: slow again stands, alike is inconclusive (the sweep's transfers were made
+  at different moments through a busy queue).
+* An ip.* finding is confirmed only when the round's control address connected: both
+  reset is an outage or a block of the client's whole address.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 
 from fingerprint.analysis.confirm import NOTES_KEY
 from fingerprint.testing import replay
-from fingerprint.testing.craft import START, Capture
+from fingerprint.testing.craft import START, Capture, TcpFlow
 from fingerprint.testing.scenes import round_note, tls_attempt, write_catalog
 
 SERVER = "203.0.113.10"
@@ -104,3 +109,106 @@ def test_a_round_gone_silent_confirms_nothing(tmp_path: Path) -> None:
     result = replay(_residual_run(tmp_path, reset_at_syn=False), catalog=tmp_path / "catalog.yaml")
     assert result.status("twitter") == "inconclusive"
     assert not result.findings
+
+
+TRANSFER = bytes(65536)
+
+
+def _transfer(cap: Capture, sni: str, at: float, *, gap_ms: float) -> TcpFlow:
+    """A handshake, then 64 kB in segments `gap_ms` apart (80 ms: about 17 kB/s)."""
+    flow = cap.tcp(SERVER, 443, at=at)
+    flow.handshake()
+    flow.client_hello(sni)
+    end = flow.server_hello()
+    flow.server_send(TRANSFER, at_ms=end + 1, gap_ms=gap_ms, fin=True)
+    return flow
+
+
+def _throttle_run(tmp_path: Path, *, slow_again: bool) -> Path:
+    """Sweep: example.com's transfers fast, twitter.com's three all slow (as a slow hop's
+    queue filled by other traffic makes them).  Round: the control's transfer, then the
+    target's, one after the other."""
+    notes: dict[str, Any] = {"start": START + CONFIRMATION_AT, "tests": []}
+    cap = Capture(seed=23, hints={NOTES_KEY: notes})
+    _transfer(cap, "example.com", 0.0, gap_ms=0.1)
+    _transfer(cap, "example.com", 0.2, gap_ms=0.1)
+    for index in range(3):
+        _transfer(cap, "twitter.com", 1.0 + index / 10, gap_ms=80)
+    control = _transfer(cap, "example.com", CONFIRMATION_AT, gap_ms=0.1)
+    target = _transfer(cap, "twitter.com", CONFIRMATION_AT + 0.5,
+                       gap_ms=80 if slow_again else 0.1)
+    notes["tests"].append({
+        "platform": "twitter", "technique": "tls.sni_throttle", "family": "tls",
+        "target": "twitter.com", "address": SERVER, "port": 443,
+        "control": round_note(control, "example.com", CONFIRMATION_AT),
+        "test": round_note(target, "twitter.com", CONFIRMATION_AT + 0.5)})
+    notes["end"] = START + CONFIRMATION_AT + 6.0
+    write_catalog(tmp_path)
+    return cap.write(tmp_path / "capture.pcapng")
+
+
+def test_a_throttle_the_round_measures_again_stands(tmp_path: Path) -> None:
+    result = replay(_throttle_run(tmp_path, slow_again=True), catalog=tmp_path / "catalog.yaml")
+    finding = result.expect(technique="tls.sni_throttle", target="twitter.com")
+    assert any(note.startswith("confirmed by the confirmation round") for note in finding.notes)
+
+
+def test_a_throttle_the_round_does_not_measure_again_is_inconclusive(tmp_path: Path) -> None:
+    """The sweep compared transfers made at different moments; the round's, made one after
+    the other, are alike: no tls.sni_throttle (issue 14: QUIC datagrams queued beside TCP)."""
+    result = replay(_throttle_run(tmp_path, slow_again=False), catalog=tmp_path / "catalog.yaml")
+    assert result.status("twitter") == "inconclusive"
+    assert not result.findings
+    entry = next(p for p in result.report["platforms"] if p["platform"] == "twitter")
+    [check] = [t for t in entry["tested"] if "not reproduced" in t["detail"]]
+    assert "kB/s" in check["detail"]
+
+
+CONTROL_ADDRESS = "203.0.113.99"
+
+
+def _ip_run(tmp_path: Path, *, control_works: bool) -> Path:
+    """Sweep: every connection to twitter's address reset at the SYN, the control address
+    connects.  Round: the control address, then twitter's address, both reset when the
+    client's whole address is blocked, or the control connecting."""
+    notes: dict[str, Any] = {"start": START + CONFIRMATION_AT, "tests": []}
+    cap = Capture(seed=24, hints={NOTES_KEY: notes})
+    for port in (443, 80):
+        cap.tcp(CONTROL_ADDRESS, port, at=0.0).handshake().client_close(at_ms=20)
+        for index in range(3):
+            cap.tcp(SERVER, port, at=1.0 + index / 10).syn_refused(ttl=61, ip_id=1, df=False)
+    control = cap.tcp(CONTROL_ADDRESS, 443, at=CONFIRMATION_AT)
+    if control_works:
+        control.handshake().client_close(at_ms=20)
+    else:
+        control.syn_refused(ttl=61, ip_id=1, df=False)
+    target = cap.tcp(SERVER, 443, at=CONFIRMATION_AT + 0.5).syn_refused(ttl=61, ip_id=1, df=False)
+
+    def note(flow: TcpFlow, address: str, at: float) -> dict[str, Any]:
+        return {"address": address, "dst": address, "dport": 443, "sport": flow.sport,
+                "proto": "tcp", "at": START + at}
+
+    notes["tests"].append({
+        "platform": "twitter", "technique": "ip.reset", "family": "ip", "target": SERVER,
+        "address": SERVER, "port": 443,
+        "control": note(control, CONTROL_ADDRESS, CONFIRMATION_AT),
+        "test": note(target, SERVER, CONFIRMATION_AT + 0.5)})
+    notes["end"] = START + CONFIRMATION_AT + 3.0
+    write_catalog(tmp_path)
+    return cap.write(tmp_path / "capture.pcapng")
+
+
+def test_an_ip_finding_whose_round_control_connected_stands(tmp_path: Path) -> None:
+    result = replay(_ip_run(tmp_path, control_works=True), catalog=tmp_path / "catalog.yaml")
+    finding = result.expect(technique="ip.reset", target=SERVER)
+    assert any(note.startswith("confirmed by the confirmation round") for note in finding.notes)
+
+
+def test_an_ip_finding_whose_round_control_failed_too_is_not_confirmed(tmp_path: Path) -> None:
+    """Both reset in the round: an outage or a block of the client's whole address (the
+    injector-residual scenario), no proof about this address."""
+    result = replay(_ip_run(tmp_path, control_works=False), catalog=tmp_path / "catalog.yaml")
+    assert result.status("twitter") == "inconclusive"
+    assert not result.findings
+    entry = next(p for p in result.report["platforms"] if p["platform"] == "twitter")
+    assert any("not reproduced" in t["detail"] for t in entry["tested"])

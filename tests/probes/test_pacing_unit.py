@@ -104,3 +104,27 @@ def test_confirmation_notes_round_trip_through_the_capture_comment() -> None:
         "control": flow, "test": {**flow, "name": "twitter.com", "sport": 40001, "at": 2.5}}]}
     replayed = CaptureHints.from_comments([hints.to_comment()])
     assert replayed.raw[NOTES_KEY] == hints.raw[NOTES_KEY]
+
+
+def test_overall_slots_go_in_the_order_they_were_asked_for() -> None:
+    slots = ConnectionSlots(per_destination=4, overall=1)
+    order: list[int] = []
+    release = threading.Event()
+
+    def hold() -> None:
+        release.wait(5)
+
+    first = threading.Thread(target=slots.run, args=("203.0.113.1", hold))
+    first.start()
+    time.sleep(0.05)
+    waiters = []
+    for i in range(4):
+        waiter = threading.Thread(target=slots.run,
+                                  args=(f"203.0.113.{10 + i}", lambda i=i: order.append(i)))
+        waiter.start()
+        waiters.append(waiter)
+        time.sleep(0.3)  # longer than a poll: each waiter has queued before the next asks
+    release.set()
+    for thread in [first, *waiters]:
+        thread.join(5)
+    assert order == [0, 1, 2, 3]

@@ -100,3 +100,17 @@ def test_unknown_platform_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -
         main(["probe", "--resolver", "192.0.2.53", "--platform", "no-such-platform"])
     assert exit_info.value.code not in (0, 77)
     assert "no-such-platform" in capsys.readouterr().err
+
+
+def test_quic_and_ech_probing_is_on_by_default_and_documented() -> None:
+    """Issue 14: `probe` sends QUIC Initials and ECH ClientHellos unless --no-quic, and its
+    help says what they are."""
+    from click.testing import CliRunner
+
+    from fingerprint.probes.cli import probe
+    from fingerprint.probes.sweep import ProbeConfig
+
+    assert ProbeConfig.__dataclass_fields__["quic"].default is True
+    text = " ".join(CliRunner().invoke(probe, ["--help"]).output.split())
+    assert "--quic / --no-quic" in text and "[default: quic]" in text
+    assert "QUIC v1 Initials on UDP 443" in text and "GREASE encrypted_client_hello" in text

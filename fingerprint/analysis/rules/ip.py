@@ -42,12 +42,22 @@ def verdict(index: ObservationIndex, server: str, port: int,
         return
     platform = index.platform_of_address(server)
     block = residual(index, server, port) if failed else None
-    if block is not None and block.covers(server, port) and connected:
-        # Attempts that failed after a trigger had the client blocked, on an address
-        # that connected before it, are the residual block's, not the address's.
-        failed = [(f, o) for f, o in failed if start_of(f) <= block.start]
+    during_block = 0
+    if block is not None and block.covers(server, port) and (connected or block.scope == "client"):
+        # Attempts that failed after a trigger had the client blocked are the residual
+        # block's, not the address's: on an address that connected before it, and under
+        # a block of the client's whole address on any address (one first tried during
+        # the block cannot show it is blocked for its own sake).
+        kept = [(f, o) for f, o in failed if start_of(f) <= block.start]
+        during_block = len(failed) - len(kept)
+        failed = kept
     failed = [(f, o) for f, o in failed if not abandoned_for_another(index, f)]
     if not failed:
+        if during_block and not connected and platform != OTHER:
+            out.checks.append(Check(platform, server, "ip", False, None,
+                                    f"{server}:{port}: every connection began during "
+                                    f"{block.describe() if block else 'residual blocking'}"))
+            return
         if connected and platform != OTHER:
             out.checks.append(Check(platform, server, "ip", True, None, f"{server}:{port}"))
         return

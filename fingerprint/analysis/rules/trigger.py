@@ -105,6 +105,14 @@ def untested(index: ObservationIndex, server: str, port: int, flows: list[TcpFlo
                                     f"no {kind.upper()} test ran: connections to "
                                     f"{server}:{port} failed during {block.describe()}"))
         return
+    block = residual(index, server, port)
+    starts = [start_of(f) for f in flows if index.outcome(f).kind.is_connect_failure]
+    if block is not None and block.scope == "client" and starts and min(starts) > block.start:
+        # Never connected, and tried only while the client's whole address was blocked.
+        out.checks.append(Check(platform, server, kind, False, None,
+                                f"no {kind.upper()} test ran: connections to {server}:{port} "
+                                f"failed during {block.describe()}"))
+        return
     outcomes = Counter(index.outcome(f).kind for f in flows)
     outcomes.pop(Outcome.PENDING, None)
     outcomes.pop(Outcome.TIME_EXCEEDED, None)

@@ -45,9 +45,9 @@ class Scenario:
     signatures: tuple[str, ...] = ()
     open_may_be_inconclusive: bool = False
     """Platforms no rule blocks may be `inconclusive` (never `blocked`)."""
-    probe_quic: bool = False
-    """The probe runs with `--quic` (QUIC Initials and ECH ClientHellos): scenarios whose
-    censor acts on them."""
+    probe_quic: bool = True
+    """The probe sends QUIC Initials and ECH ClientHellos, as by default (`probe_quic:
+    false` runs it with `--no-quic`)."""
 
     def expected(self, platform_ids: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
         """Techniques the probe should find per platform ([] means accessible)."""
@@ -87,7 +87,7 @@ def scenario_from_data(scenario_id: str, data: Any) -> Scenario:
     open_inconclusive = data.get("open_may_be_inconclusive", False)
     if not isinstance(open_inconclusive, bool):
         raise LabError(f"{where}: open_may_be_inconclusive must be true or false")
-    probe_quic = data.get("probe_quic", False)
+    probe_quic = data.get("probe_quic", True)
     if not isinstance(probe_quic, bool):
         raise LabError(f"{where}: probe_quic must be true or false")
     signatures = data.get("signatures") or []
