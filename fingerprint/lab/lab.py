@@ -30,9 +30,6 @@ from fingerprint.interrupt import Interrupted, StopSignal, relay_interruption, r
 from fingerprint.lab import pki, state, topology
 from fingerprint.lab._system import LabError, in_netns
 from fingerprint.lab._system import run as run_command
-from fingerprint.lab.censors import build_behaviour
-from fingerprint.lab.censors.base import CensorSetup
-from fingerprint.lab.censors.engine import QUEUE_NUMBER
 from fingerprint.lab.scenarios import Scenario, load_scenario
 
 READY_TIMEOUT = 30.0
@@ -245,6 +242,12 @@ def _wait_ready(info: LabInfo, readies: dict[str, Path], recorded: state.LabStat
 
 
 def _setup_censor(info: LabInfo, recorded: state.LabState) -> dict[str, Path]:
+    # Imported here: the censors load scapy (a third of a second), which only `up` needs;
+    # `lab down` runs after every test of the lab.
+    from fingerprint.lab.censors import build_behaviour
+    from fingerprint.lab.censors.base import CensorSetup
+    from fingerprint.lab.censors.engine import QUEUE_NUMBER
+
     setup = CensorSetup(info.state_dir)
     rules: list[dict[str, Any]] = []
     queues: set[str] = set()

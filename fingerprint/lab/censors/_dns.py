@@ -9,8 +9,6 @@ import dns.message
 import dns.rcode
 import dns.rdataclass
 import dns.rrset
-from scapy.layers.inet import IP, UDP
-from scapy.packet import Raw
 
 from fingerprint.lab import topology
 from fingerprint.lab.censors._wire import Packet
@@ -34,6 +32,11 @@ def reply_wire(query: dns.message.Message, *, flags: int, rcode: int = dns.rcode
 
 def send_reply(ctx: CensorContext, trigger: Packet, wire: bytes, fields: Mapping[str, Any]) -> None:
     """Send `wire` to the querier as if from the queried address, with these IP fields."""
+    # Imported here, as in `_tcp.build`: scapy is for the engine that sends, not for
+    # every `lab` command that loads the censors to validate a scenario.
+    from scapy.layers.inet import IP, UDP
+    from scapy.packet import Raw
+
     packet = IP(src=trigger.dst, dst=trigger.src,
                 ttl=pick(fields.get("ttl", 64), "ttl", copied=trigger.ttl),
                 id=pick(fields.get("ip_id", "random"), "ip_id"),

@@ -13,9 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from scapy.layers.inet import IP, TCP
-from scapy.packet import Raw
-
 from fingerprint.lab._system import LabError
 from fingerprint.lab.censors._wire import SYN, Packet
 from fingerprint.lab.censors.base import pick
@@ -40,6 +37,11 @@ def check_specs(owner: str, specs: Any) -> list[Mapping[str, Any]]:
 
 def build(spec: Mapping[str, Any], trigger: Packet, index: int) -> tuple[str, Any]:
     """(direction, scapy IP packet) for one spec, relative to the trigger segment."""
+    # scapy is imported where packets are built: loading it costs a third of a second,
+    # and every `lab` command that only validates scenarios imports this module.
+    from scapy.layers.inet import IP, TCP
+    from scapy.packet import Raw
+
     payload = str(spec.get("payload", "")).encode()
     # A SYN occupies one sequence number: a RST answering it acknowledges seq + 1.
     trigger_end = trigger.seq + len(trigger.payload) + (1 if trigger.tcp_flags & SYN else 0)
