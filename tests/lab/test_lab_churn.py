@@ -60,7 +60,8 @@ def reached(point: str) -> bool:
 def kill_at(point: str, scenario: str) -> tuple[int, bool]:
     """Start an up (or a run) of `scenario`, SIGKILL it at `point`; (pid, killed while
     still building or probing)."""
-    args = ("run", scenario, "--timeout", "1") if point == "run-probe" else ("up", scenario)
+    args = (("run", scenario, "--timeout", "1", "--no-quic") if point == "run-probe"
+            else ("up", scenario))
     proc = subprocess.Popen(fingerprint_lab(*args), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30

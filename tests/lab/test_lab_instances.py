@@ -77,7 +77,8 @@ def test_two_lab_runs_at_the_same_time_do_not_interfere() -> None:
     namespaces keep the gfw resets out of the uzbekistan run and vice versa."""
     scenarios = {FIRST: "gfw", SECOND: "uzbekistan-2021"}
     # --timeout 3: two labs and two probes share the cores.
-    procs = {instance: subprocess.Popen(lab(instance, "run", scenario, "--json", "--timeout", "3"),
+    procs = {instance: subprocess.Popen(lab(instance, "run", scenario, "--json", "--timeout", "3",
+                                                "--no-quic"),
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for instance, scenario in scenarios.items()}
     for instance, proc in procs.items():

@@ -30,7 +30,7 @@ def test_ttl_copying_dns_injector_is_placed_at_the_censor_hop() -> None:
     assert any(rule.options.get("profile") == "ttl-copy"
                for rule in load_scenario("gfw").rules), "the scenario lost its TTL-copying injector"
     with running_lab("gfw") as info:
-        command = [*lab_core.probe_command(info, 2.0, None), "--platform", "google",
+        command = [*lab_core.probe_command(info, 2.0, None, ["--no-quic"]), "--platform", "google",
                    "--max-hops", "8"]
         proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -59,7 +59,9 @@ def test_probe_finds_what_the_scenario_does(scenario: str, tmp_path: Path) -> No
         ca = tmp_path / "ca.pem"
         catalog.write_bytes(info.catalog_path.read_bytes())
         ca.write_bytes(info.ca_path.read_bytes())
-        command = lab_core.probe_command(info, float(TIMEOUT), pcap)
+        # QUIC/ECH probing has its own scenarios (tests/lab/test_lab_scenarios.py); off here,
+        # where the subject is probe --platform on TCP censors, to keep the suite short.
+        command = lab_core.probe_command(info, float(TIMEOUT), pcap, ["--no-quic"])
         for platform in platforms:
             command += ["--platform", platform]
         live = run_json(command)
@@ -83,7 +85,7 @@ def test_probe_finds_what_the_scenario_does(scenario: str, tmp_path: Path) -> No
 def test_localisation_places_the_censor_hop(tmp_path: Path) -> None:
     """SNI drop in the lab sits on the censor node, 3 hops from the client, behind r2."""
     with running_lab("uzbekistan-2021") as info:
-        command = [*lab_core.probe_command(info, float(TIMEOUT), None),
+        command = [*lab_core.probe_command(info, float(TIMEOUT), None, ["--no-quic"]),
                    "--platform", "twitter", "--max-hops", "6"]
         live = run_json(command)
     findings = [f for p in live["platforms"] for f in p["findings"]]
