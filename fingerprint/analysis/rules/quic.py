@@ -129,26 +129,6 @@ def endpoint_verdicts(index: ObservationIndex, server: str, port: int, attempts:
                        ech=ech, other_variant_ok=variant_ok.get((name, not ech)))
 
 
-def control_unanswered_elsewhere(index: ObservationIndex, server: str) -> str:
-    """Other addresses where Initials with the control SNI (or none) went unanswered,
-    joined, when no such Initial to an address other than `server` was answered; "" when
-    none was sent or one was answered.  QUIC dropped for the control at another address
-    too is protocol blocking (Russia from 2022-03, net4people/bbs#108) or a local
-    firewall: nothing singles out this address."""
-    silent: set[str] = set()
-    for flow in index.quic_flows:
-        if flow.server == server or index.quic_seen_at_server(flow):
-            continue
-        for conn in flow.connections:
-            if not conn.initials or conn.client_hello is None or not is_control(index, conn.sni):
-                continue
-            if answered(conn):
-                return ""
-            if not pending(index, conn):
-                silent.add(flow.server)
-    return ", ".join(sorted(silent)[:3])
-
-
 def pending(index: ObservationIndex, conn: QuicConnection) -> bool:
     """Unanswered and sent too shortly before the capture ended for its silence to count."""
     return conn.first_answer is None and index.capture_end - conn.first_ts < SILENCE_AFTER_S
@@ -207,13 +187,6 @@ def target_verdict(index: ObservationIndex, server: str, port: int, name: str,
                      "no SNI, same address and port) answered")
     else:
         tcp = index.tcp_reachable(server, 443)
-        elsewhere = control_unanswered_elsewhere(index, server)
-        if control_ok is False and tcp and elsewhere:
-            out.checks.append(Check(platform, name, "quic", False, False,
-                                    f"{label}: unanswered, the control SNI's Initials too, and "
-                                    f"so were the control SNI's at {elsewhere}: QUIC is dropped "
-                                    "on this network (or by a local firewall), not this address"))
-            return
         if control_ok is False and tcp:
             technique = Technique.QUIC_DROP
             conf = confidence.QUIC_TCP_CONTROL
