@@ -369,6 +369,11 @@ def keep_replay_files(info: LabInfo, pcap_out: Path) -> None:
             shutil.copyfile(source, target)
 
 
+LAB_MAX_HOPS = ["--max-hops", str(len(topology.LINKS) + 2)]
+"""`lab run`'s TTL-limited series stop two hops past the lab's server (the probe's default,
+16, is for real paths): TTLs beyond the server learn nothing and cost pacing time."""
+
+
 def run(scenario_id: str, timeout: float, pcap_out: Path | None,
         probe_args: Sequence[str] = ()) -> dict[str, Any]:
     """up, `fingerprint probe` from the client namespace, down; the report with lab keys.
@@ -384,7 +389,7 @@ def run(scenario_id: str, timeout: float, pcap_out: Path | None,
         info = up(scenario, mode="run")
         try:
             proc = None if stop.is_set() else run_child(
-                probe_command(info, timeout, pcap_out, probe_args), stop)
+                probe_command(info, timeout, pcap_out, [*LAB_MAX_HOPS, *probe_args]), stop)
         finally:
             if pcap_out is not None:
                 keep_replay_files(info, pcap_out)

@@ -57,7 +57,7 @@ pytestmark = [
 PROBED = ["twitter", "facebook", "google", "linkedin"]
 REDIRECT_TO = "wechat"
 """A platform not probed: its lab address is where the resolver redirects facebook."""
-RATE = 40.0
+RATE = 80.0
 MAX_HOPS = 8
 FULL_TTL = 64
 UDP, TCP, ICMP = 17, 6, 1
