@@ -101,6 +101,7 @@ class ObservationIndex:
         self._shared: dict[Any, Any] = {}
         # Indexes built once, when verdicts are computed (after every flow was added).
         self._dns_controls: dict[str, list[tuple[int, list[DnsExchange]]]] | None = None
+        self._dns_replies: dict[str, dict[tuple[str, int], tuple[bool, bool]]] | None = None
         self._baselines: dict[str, Baseline] = {}
         self._tls_index: dict[tuple[str, str], list[FlowGroup]] | None = None
         self._control_addresses: set[str] | None = None
@@ -358,15 +359,38 @@ class ObservationIndex:
                     self._dns_controls[res].append((qtype, exchanges))
         return self._dns_controls
 
+    def dns_replies(self, resolver: str) -> dict[tuple[str, int], tuple[bool, bool]]:
+        """Per (name, query type) asked of `resolver`: (any response, any response with
+        addresses).  Built once for every resolver: the DNS rules ask it of each name
+        that failed, and a capture can hold thousands."""
+        if self._dns_replies is None:
+            self._dns_replies = defaultdict(dict)
+            for (res, name, qtype), exchanges in self.dns_groups.items():
+                responses = [r for ex in exchanges for r in ex.responses]
+                self._dns_replies[res][(name, qtype)] = (
+                    bool(responses),
+                    any(r.message.rcode == 0 and r.message.addresses for r in responses))
+        return self._dns_replies.get(resolver, {})
+
     def dns_other_answered(self, resolver: str, qname: str, qtype: int | None = None
                            ) -> list[str]:
         """Names other than `qname` (control names aside) this resolver answered in the
         capture, for queries of `qtype` if given: in a capture without control names
         they show the resolver was alive."""
-        return sorted({name for (res, name, qt), exchanges in self.dns_groups.items()
-                       if res == resolver and name != qname and qtype in (None, qt)
-                       and not self.catalog.is_control_name(name)
-                       and any(ex.responses for ex in exchanges)})
+        return sorted({name for (name, qt), (answered, _resolved) in self.dns_replies(resolver).items()
+                       if answered and name != qname and qtype in (None, qt)
+                       and not self.catalog.is_control_name(name)})
+
+    def resolves_names(self, resolver: str, qname: str) -> bool:
+        """Whether `resolver` gave addresses for any other name in the capture (a control
+        name or not): it was resolving then."""
+        return any(resolved for (name, _qt), (_answered, resolved)
+                   in self.dns_replies(resolver).items() if name != qname)
+
+    def resolved_as_other_type(self, resolver: str, qname: str, qtype: int) -> bool:
+        """Whether `resolver` answered `qname` with addresses for another query type."""
+        return any(resolved for (name, qt), (_answered, resolved)
+                   in self.dns_replies(resolver).items() if name == qname and qt != qtype)
 
     def resolver_baseline(self, resolver: str) -> Baseline:
         """IP header facts of the resolver's own answers (to control names)."""

@@ -55,7 +55,7 @@ def verdicts(index: ObservationIndex, out: Verdicts) -> None:
                 detail += (f": {failing} to this name and every other name asked of it, no "
                            "name resolved; a resolver that is down or serves no one here "
                            "looks the same, so no block is claimed")
-            if not answered and not control_answered:
+            elif not answered and not control_answered:
                 detail += (": queries unanswered, and nothing else asked of this resolver was "
                            "answered; a dead resolver, or an address that runs none, looks "
                            "the same, so no drop is claimed")
@@ -193,8 +193,8 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
                         [f"{sum(ex.queries for ex in full)} queries unanswered; no control name "
                          f"in this capture, but the same resolver answered {shown}"], [])
         # Nothing this resolver was asked got an answer: a dead resolver, or an address
-        # that runs none (a capture taken at a UDP sink), looks the same.  See
-        # `unanswered_detail` for the reason the check carries.
+        # that runs none (a capture taken at a UDP sink), looks the same; `verdicts`
+        # gives the check that reason.
         return None
     first = [ex.responses[0] for ex in full if ex.responses]
     rcodes = Counter(r.message.rcode for r in first)
@@ -208,11 +208,11 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
         r.message.rcode == 3 for ex in controls for r in ex.responses[:1]) and any(
         ex.responses for ex in controls)
     if (rcode in (2, 5) or (rcode == 3 and control_nxdomain)) \
-            and not resolves_names(index, resolver, qname):
+            and not index.resolves_names(resolver, qname):
         # The resolver fails every name asked of it (down, refusing this client, or
         # denying every name: the control's NXDOMAIN too).
         return None
-    if rcode != 0 and resolved_as_other_type(index, resolver, qname, qtype):
+    if rcode != 0 and index.resolved_as_other_type(resolver, qname, qtype):
         # The same resolver gave the name's addresses for another query type: an error
         # for this type only is the resolver's (RFC 4074 4.2, 4.3: servers that answer
         # AAAA queries with NXDOMAIN or SERVFAIL), the name resolves.
@@ -264,30 +264,12 @@ def rotated_answers(index: ObservationIndex, platform: str, qname: str,
     return len(messages) <= ex.queries and len(chains) == 1 and bool(next(iter(chains)))
 
 
-def resolves_names(index: ObservationIndex, resolver: str, qname: str) -> bool:
-    """Whether `resolver` gave addresses for any other name in the capture (a control
-    name or not): it was resolving then."""
-    return any(r.message.rcode == 0 and r.message.addresses
-               for (res, name, _qt), exchanges in index.dns_groups.items()
-               if res == resolver and name != qname
-               for ex in exchanges for r in ex.responses)
-
-
-def resolved_as_other_type(index: ObservationIndex, resolver: str, qname: str,
-                           qtype: int) -> bool:
-    """Whether `resolver` answered `qname` with addresses for another query type."""
-    return any(r.message.rcode == 0 and r.message.addresses
-               for (res, name, qt), exchanges in index.dns_groups.items()
-               if res == resolver and name == qname and qt != qtype
-               for ex in exchanges for r in ex.responses)
-
-
 def failing_resolver(index: ObservationIndex, resolver: str, full: list[DnsExchange]) -> str:
     """The error codes (SERVFAIL, REFUSED, NXDOMAIN) `resolver` gave this name when it
     resolved no name in the capture; "" otherwise."""
     first = [ex.responses[0].message for ex in full if ex.responses]
-    if not first or not all(m.rcode in (2, 3, 5) for m in first) or resolves_names(
-            index, resolver, first[0].qname):
+    if not first or not all(m.rcode in (2, 3, 5) for m in first) or index.resolves_names(
+            resolver, first[0].qname):
         return ""
     return "/".join(sorted({m.rcode_name for m in first}))
 
