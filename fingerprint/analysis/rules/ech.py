@@ -66,7 +66,10 @@ def verdicts(index: ObservationIndex, server: str, port: int,
             continue
         esni = any(f.client_hello is not None and f.client_hello.esni_present for f in flows)
         shown = name or (NO_SNI_ESNI if esni else NO_OUTER_SNI)
-        platform = index.platform_of_name(name) if name else index.platform_of_address(server)
+        # A control outer SNI (or none) tests the address, as the plain control does: its
+        # result belongs to the address's platform, not to an "other" row of its own.
+        platform = index.platform_of_address(server) if control_name \
+            else index.platform_of_name(name)
         label = f"{shown} at {server}:{port} with ECH"
         plain_majority, plain_outcomes = decide(index, same_plain, every)
         if majority not in FAILED:
