@@ -61,6 +61,10 @@ QUIC_PORT = 443
 QUIC_SENDS = 3
 """Sends of the first flight while nothing came back."""
 ALPN = ("h3",)
+ECH_GREASE = (False, True)
+"""The ECH attempts per name and address: without and with a GREASE ECH extension."""
+ECH_CONTROLS = len(ECH_GREASE)
+"""ECH control ClientHellos per address: connections to 443 the IP check counts too."""
 _ANSWERS = frozenset({quic.ServerDatagram.INITIAL, quic.ServerDatagram.HANDSHAKE,
                       quic.ServerDatagram.RETRY, quic.ServerDatagram.VERSION_NEGOTIATION})
 
@@ -211,50 +215,93 @@ def ttl_attempt(session: Session, address: str, sni: str, control_sni: str, ttl:
 def schedule_address(session: Session, address: str, targets: list[str], control_sni: str,
                      futures: list[Future[Any]], *, repeats: int = 1, ech: bool = True,
                      port: int = QUIC_PORT) -> Future[None]:
-    """Submit the QUIC (and ECH) attempts for one address: controls first, targets once
-    the controls left (so a residual block a target triggers cannot hit a control).
-    The returned future finishes once every target attempt was submitted.
+    """Submit the QUIC (and ECH) attempts for one address: controls first, each family's
+    targets once its controls are done.  The returned future finishes once every target
+    attempt was submitted (or left out).
 
-    QUIC: the control SNI; then each target `repeats` times.  ECH (TCP 443): the
-    control name as outer SNI with and without GREASE ECH, then each target with
-    and without it, `repeats` times.  As in the sweep's `_address_probes`, the attempts are
-    appended to `futures` (the targets later, from a helper task) for the caller
-    to wait on; the caller has put `address` in the sniffer's scope.
+    QUIC: the control SNI; then each target `repeats` times, once the control was
+    answered (so a residual block a target triggers cannot hit the control's
+    retransmissions).  When the control went unanswered, the targets still go if
+    TCP/443 to the address works (an ECH control connected): that pair is the
+    `quic.drop` evidence.  If neither UDP nor TCP/443 answered, the targets are left
+    out: they could only repeat the IP check, one timeout later.
+
+    ECH (TCP 443): the control name as outer SNI with and without GREASE ECH, then
+    each target with and without it, `repeats` times, unless no control connected
+    (as the sweep does for its TCP triggers: `sweep._address_probes`).
+
+    As in the sweep's `_address_probes`, the attempts are appended to `futures` (the
+    targets later, from a helper task) for the caller to wait on; the caller has put
+    `address` in the sniffer's scope.
     """
-    controls = 1 + (2 if ech else 0)
-    left = [controls]
+    ech_left = [ECH_CONTROLS if ech else 0]
+    ech_connected = [False]
     lock = threading.Lock()
-    gate = threading.Event()
+    ech_gate = threading.Event()
 
-    def control_done(_sent: bool) -> None:
+    def ech_control_done(connected: bool) -> None:
         with lock:
-            left[0] -= 1
-            if left[0] <= 0:
-                gate.set()
+            ech_left[0] -= 1
+            ech_connected[0] = ech_connected[0] or connected
+            if ech_left[0] <= 0:
+                ech_gate.set()
 
-    futures.append(session.submit(partial(quic_attempt, session, address, control_sni, port=port,
-                                          on_sent=control_done), address))
-    if ech:
-        for grease in (False, True):
-            futures.append(session.submit(partial(tls_probe.ech_attempt, session, address,
-                                                  control_sni, grease_ech=grease, port=port,
-                                                  on_trigger=control_done), address))
+    quic_control = session.submit(partial(quic_attempt, session, address, control_sni, port=port),
+                                  address)
+    futures.append(quic_control)
+    ech_controls = [session.submit(partial(tls_probe.ech_attempt, session, address, control_sni,
+                                           grease_ech=grease, port=port,
+                                           on_trigger=ech_control_done), address)
+                    for grease in (ECH_GREASE if ech else ())]
+    futures.extend(ech_controls)
 
-    def targets_after_controls() -> None:
-        while not gate.wait(POLL_S):
-            if session.stop.is_set():
-                return
+    def ech_known() -> bool:
+        # The gate opens at each control's connect; a control that ended without
+        # reaching it (a tool fault) must not hold the targets forever.
+        return ech_gate.is_set() or all(future.done() for future in ech_controls)
+
+    def quic_decision() -> bool | None:
+        """Whether the QUIC targets go: None while that is not known yet."""
+        if not quic_control.done():
+            return None
+        control = None if quic_control.cancelled() or quic_control.exception() \
+            else quic_control.result()
+        if control is not None and control.outcome == "answered":
+            return True
+        if not ech_known():
+            return None
+        return not ech or ech_connected[0]
+
+    def submit_quic_targets() -> None:
         for name in targets:
             for _ in range(repeats):
                 futures.append(session.submit(partial(quic_attempt, session, address, name,
                                                       port=port), address))
-            if ech:
-                # `repeats` times too: one failed connection is too few to blame ECH.
-                for _ in range(repeats):
-                    for grease in (False, True):
-                        futures.append(session.submit(partial(
-                            tls_probe.ech_attempt, session, address, name, grease_ech=grease,
-                            port=port), address))
+
+    def submit_ech_targets() -> None:
+        for name in targets:
+            # `repeats` times too: one failed connection is too few to blame ECH.
+            for _ in range(repeats):
+                for grease in ECH_GREASE:
+                    futures.append(session.submit(partial(
+                        tls_probe.ech_attempt, session, address, name, grease_ech=grease,
+                        port=port), address))
+
+    def targets_after_controls() -> None:
+        quic_pending, ech_pending = True, ech
+        while quic_pending or ech_pending:
+            go = quic_decision() if quic_pending else None
+            if go is not None:
+                quic_pending = False
+                if go:
+                    submit_quic_targets()
+            if ech_pending and ech_known():
+                ech_pending = False
+                if ech_connected[0]:
+                    submit_ech_targets()
+            if (quic_pending or ech_pending) and session.stop.wait(POLL_S):
+                return  # interrupted: the controls were cancelled
+
     helper = session.pool.submit(targets_after_controls)
     futures.append(helper)
     return helper

@@ -215,10 +215,16 @@ def _address_probes(session: Session, config: ProbeConfig, address: str, targets
     would only repeat the IP check and cost another timeout.
     """
     gate = _Gate(3)
-    for port in (443, 80):
+    # The ECH controls (`probes.quic.schedule_address`) are two more connections to 443
+    # that the IP check counts: as many bare attempts fewer there keeps the address's
+    # tasks within one round of its connection slots (a blackholed address otherwise
+    # waits a second timeout for a slot).
+    bare_attempts = {443: IP_CHECK_ATTEMPTS - (quic_probe.ECH_CONTROLS if config.quic else 0),
+                     80: IP_CHECK_ATTEMPTS}
+    for port, attempts in bare_attempts.items():
         # Several concurrent attempts (no extra time): the IP check weighs failed against
         # connected attempts, and one attempt is lost to 5% loss about once in a hundred.
-        for _ in range(IP_CHECK_ATTEMPTS):
+        for _ in range(attempts):
             futures.append(session.submit(partial(ip_probe.connect_attempt, session, address,
                                                   port), address))
     futures.append(session.submit(partial(tls_probe.tls_attempt, session, address,

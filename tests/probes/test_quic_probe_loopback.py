@@ -155,13 +155,10 @@ def test_ttl_attempt_follows_up_from_the_same_port(quic_server: int) -> None:
     assert follow.outcome == "answered"
 
 
-def test_schedule_address_runs_controls_before_targets(site: dict[str, str]) -> None:
+def _schedule(port: int) -> tuple[list[quic_probe.QuicAttempt], list[tls_probe.EchAttempt]]:
+    """Everything `schedule_address` sent to `port` on loopback, QUIC and ECH apart."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-        tcp.bind((LOOPBACK, 0))
-        port = int(tcp.getsockname()[1])
-    # Nothing listens: every attempt fails fast (refused / ICMP port unreachable).
     with ThreadPoolExecutor(4) as pool:
         session = Session(timeout=0.5, limiter=RateLimiter(None), sniffer=cast(Any, None), pool=pool)
         futures: list[Any] = []
@@ -169,9 +166,38 @@ def test_schedule_address_runs_controls_before_targets(site: dict[str, str]) -> 
                                              futures, port=port)
         helper.result(timeout=30)
         results = [f.result(timeout=30) for f in futures if f is not helper]
-    quic_results = [r for r in results if isinstance(r, quic_probe.QuicAttempt)]
-    ech_results = [r for r in results if isinstance(r, tls_probe.EchAttempt)]
-    assert [r.sni for r in quic_results] == ["control.example", "a.example", "b.example"]
-    assert sorted((r.sni, r.grease_ech) for r in ech_results) == sorted(
-        (name, grease) for name in ("control.example", "a.example", "b.example") for grease in (False, True))
+    return ([r for r in results if isinstance(r, quic_probe.QuicAttempt)],
+            [r for r in results if isinstance(r, tls_probe.EchAttempt)])
+
+
+def _ech_pairs(*names: str) -> list[tuple[str | None, bool]]:
+    return sorted((name, grease) for name in names for grease in (False, True))
+
+
+def test_schedule_address_leaves_targets_out_when_nothing_answers() -> None:
+    # Nothing listens on either protocol: the targets could only repeat the IP check.
+    port = _free_udp_port()
+    quic_results, ech_results = _schedule(port)
+    assert [r.sni for r in quic_results] == ["control.example"]
+    assert sorted((r.sni, r.grease_ech) for r in ech_results) == _ech_pairs("control.example")
     assert all(not r.connect.connected for r in ech_results)
+
+
+def test_schedule_address_sends_quic_targets_after_the_answered_control(quic_server: int) -> None:
+    # UDP answered, TCP refused on that port: QUIC targets go, ECH targets do not.
+    quic_results, ech_results = _schedule(quic_server)
+    assert [r.sni for r in quic_results] == ["control.example", "a.example", "b.example"]
+    assert all(r.outcome == "answered" for r in quic_results)
+    assert sorted((r.sni, r.grease_ech) for r in ech_results) == _ech_pairs("control.example")
+
+
+def test_schedule_address_sends_quic_targets_when_only_tcp_works() -> None:
+    # UDP/443 unanswered while TCP connects: the quic.drop pair (targets unanswered too).
+    with socket.create_server((LOOPBACK, 0)) as listener:
+        port = int(listener.getsockname()[1])
+        quic_results, ech_results = _schedule(port)
+    assert [r.sni for r in quic_results] == ["control.example", "a.example", "b.example"]
+    assert all(r.outcome != "answered" for r in quic_results)
+    assert sorted((r.sni, r.grease_ech) for r in ech_results) == _ech_pairs(
+        "control.example", "a.example", "b.example")
+    assert all(r.connect.connected for r in ech_results)
