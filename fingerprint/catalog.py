@@ -34,6 +34,10 @@ class Platform:
     addresses: tuple[str, ...] = ()
     networks: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    quic: bool = False
+    """The platform's servers answer QUIC (HTTP/3) on UDP/443, as its `sources` show:
+    Initials to it unanswered whatever the SNI are then UDP dropping (quic.drop), not
+    a server that does not speak QUIC."""
 
     def owns_address(self, address: str) -> bool:
         """True when `address` is a known-good address of this platform."""
@@ -141,6 +145,7 @@ def catalog_from_document(doc: LocatedYaml) -> Catalog:
             addresses=tuple(entry.get("addresses", [])),
             networks=tuple(entry.get("networks", [])),
             sources=tuple(entry.get("sources", [])),
+            quic=bool(entry.get("quic", False)),
         )
     control = doc.data.get("control", {})
     _check_addresses(doc, control.get("addresses", []), ("control", "addresses"), False)
@@ -171,6 +176,8 @@ def catalog_to_yaml(catalog: Catalog) -> str:
             entry["networks"] = list(p.networks)
         if p.sources:
             entry["sources"] = list(p.sources)
+        if p.quic:
+            entry["quic"] = True
         platforms[p.id] = entry
     data = {"platforms": platforms, "control": {"domains": list(catalog.control_domains),
                                                 "addresses": list(catalog.control_addresses)}}

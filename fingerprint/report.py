@@ -23,7 +23,7 @@ SCHEMA_ID = "fingerprint.report/1"
 def platform_status(findings: list[Finding], checks: list[Check]) -> Status:
     if findings:
         return Status.BLOCKED
-    if any(not c.ok for c in checks):
+    if any(not c.ok for c in checks if c.applicable):
         return Status.INCONCLUSIVE
     return Status.ACCESSIBLE
 
@@ -41,6 +41,15 @@ def finding_json(finding: Finding) -> dict[str, Any]:
         out["location"] = finding.location.to_json()
     out["evidence"] = [*finding.notes, *(e.text() for e in finding.evidence)]
     out["packets"] = [e.to_json() for e in finding.evidence]
+    return out
+
+
+def tested_json(check: Check) -> dict[str, Any]:
+    out: dict[str, Any] = {"target": check.target, "kind": check.kind, "ok": check.ok,
+                           "control_ok": check.control_ok, "detail": check.detail}
+    if not check.applicable:
+        # Added key: a test that could not bear on the target, left out of the status.
+        out["applicable"] = False
     return out
 
 
@@ -82,8 +91,7 @@ def build_report(verdicts: Verdicts, catalog: Catalog, source: str,
             "status": status.value,
             "techniques": techniques,
             "findings": [finding_json(f) for f in plat_findings],
-            "tested": [{"target": c.target, "kind": c.kind, "ok": c.ok, "control_ok": c.control_ok,
-                        "detail": c.detail} for c in plat_checks],
+            "tested": [tested_json(c) for c in plat_checks],
         }
         if pid in suppressed:
             # Why a platform with a blocking-looking answer is `accessible`.
@@ -161,7 +169,7 @@ def render_findings(report: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for p in report["platforms"]:
         if p["status"] == Status.INCONCLUSIVE.value:
-            failed = [t for t in p.get("tested", []) if not t["ok"]]
+            failed = [t for t in p.get("tested", []) if not t["ok"] and t.get("applicable", True)]
             lines += ["", f"{p['name']}: inconclusive"] + [
                 f"  {t['kind']} {t['target']}: failed, and so did its control ({t['detail']})"
                 if t["control_ok"] is False else f"  {t['kind']} {t['target']}: failed ({t['detail']})"

@@ -1362,6 +1362,34 @@ def quic_at_the_server() -> Capture:
     return cap
 
 
+@case("false-positive/server-without-quic", "A platform whose servers do not speak QUIC: "
+      "Initials unanswered whatever the SNI, TLS fine",
+      shows="twitter.com resolves to 203.0.113.10. The probe's QUIC Initials there go "
+            "unanswered, with the control SNI example.com as with twitter.com (three sends "
+            "each over 2 s), while TLS on TCP 443 to the same address answers both names. "
+            "Many servers never listen on UDP/443, and nothing in the capture shows this one "
+            "does (no Initial to it answered; the built-in catalog does not list Twitter as "
+            "serving QUIC): the QUIC test is not judged and Twitter is accessible, not "
+            "quic.drop.",
+      source="RFC 9114 section 3.1 (HTTP/3 is discovered through Alt-Svc or the HTTPS "
+             "record: a server that advertises neither is not expected to answer QUIC); "
+             "issue 14's quic.drop rests on UDP dropped at a server that speaks QUIC",
+      expect={"twitter": ACCESSIBLE})
+def fp_server_without_quic() -> Capture:
+    cap = Capture(seed=seed_of("fpsq"))
+    answer(cap, "twitter.com", [SERVER], 0.0)
+    control_dns(cap, 0.0)
+    for n, sni in enumerate(("example.com", "twitter.com", "twitter.com")):
+        flow = cap.quic(SERVER, 443, at=1.0 + n * 2.5, server_ttl=SERVER_TTL)
+        for resend in range(3):
+            flow.initial(sni, at_s=resend * 0.67)
+    for n, sni in enumerate(("example.com", "twitter.com")):
+        browser_tls(cap, SERVER, sni, 9.0 + n).client_close(at_ms=600)
+    # A last datagram 30 s on: the silences before it are due, not pending.
+    cap.dns(RESOLVER, "end.invalid", at=40.0)
+    return cap
+
+
 @case("ru/tspu-ech-drop-2024", "Russia TSPU (November 2024): ECH with outer SNI "
       "cloudflare-ech.com dropped, over TCP and QUIC",
       shows="From a Russian vantage point, ClientHellos carrying an encrypted_client_hello "

@@ -43,6 +43,9 @@ class Check:
     control_ok: bool | None
     """None when the capture holds no control for this target."""
     detail: str = ""
+    applicable: bool = True
+    """False when the test could not bear on the target (QUIC unanswered at a server
+    nothing shows speaks QUIC): reported with its reason, left out of the status."""
 
 
 @dataclass(slots=True)

@@ -69,8 +69,9 @@ class LabInfo:
 def lab_catalog(base: Catalog) -> Catalog:
     """The catalog's platforms moved to lab addresses (one per platform, sorted by id)."""
     platforms = {
+        # Every lab platform's server answers QUIC (`services.quic`).
         pid: replace(base.platforms[pid], addresses=(topology.platform_address(index),),
-                     networks=())
+                     networks=(), quic=True)
         for index, pid in enumerate(sorted(base.platforms))
     }
     return Catalog(platforms, base.control_domains, (topology.CONTROL_SERVER_ADDRESS,), "lab")

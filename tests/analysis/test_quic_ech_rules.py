@@ -66,17 +66,62 @@ def test_quic_answered_target_is_accessible(tmp_path: Path) -> None:
     assert checks and all(c.ok for c in checks)
 
 
-def test_quic_drop_needs_tcp_to_work(tmp_path: Path) -> None:
-    cap = Capture(seed=13)
-    _quic(cap, CONTROL, 0.0, answered=False)
-    _quic(cap, TARGET, 1.0, answered=False)
-    tcp = cap.tcp(SERVER, 443, at=2.0)
+def _udp_silent_tcp_works(seed: int, target: str = TARGET, *, answered_before: bool = False
+                          ) -> Capture:
+    """The control and the target SNI's Initials unanswered at SERVER, TCP/443 there
+    working; with `answered_before`, a control Initial answered 60 s earlier."""
+    cap = Capture(seed=seed)
+    if answered_before:
+        _quic(cap, CONTROL, 0.0, answered=True)
+    _quic(cap, CONTROL, 60.0, answered=False)
+    _quic(cap, CONTROL, 61.0, answered=False)
+    _quic(cap, target, 62.0, answered=False)
+    tcp = cap.tcp(SERVER, 443, at=63.0)
     tcp.handshake()
-    tcp.client_hello(TARGET)
+    tcp.client_hello(target)
     tcp.server_hello()
-    run = replay(_write(cap, tmp_path))
+    return cap
+
+
+def test_quic_drop_needs_tcp_to_work(tmp_path: Path) -> None:
+    # google.com: the built-in catalog lists Google as serving QUIC (with its source).
+    run = replay(_write(_udp_silent_tcp_works(13, "google.com"), tmp_path))
     finding = run.expect(technique="quic.drop")
     assert finding.confidence == 0.8
+    assert any("catalog lists Google as serving QUIC" in note for note in finding.notes)
+
+
+def test_quic_silence_at_a_server_not_known_to_speak_quic_is_inconclusive(tmp_path: Path) -> None:
+    """Many servers answer TCP/443 and never listen on UDP/443: Initials unanswered
+    whatever the SNI there are no evidence of dropping when nothing shows the server
+    speaks QUIC (twitter.com: not listed as serving QUIC in the built-in catalog)."""
+    run = replay(_write(_udp_silent_tcp_works(16), tmp_path))
+    assert not run.findings
+    check = next(c for c in run.result.verdicts.checks if c.kind == "quic" and c.target == TARGET)
+    assert not check.ok and "nothing shows the server speaks QUIC" in check.detail
+    # Not judged, so it does not make the platform inconclusive: its TLS test worked.
+    assert not check.applicable and run.status("twitter") == "accessible"
+    tested = next(t for p in run.report["platforms"] if p["platform"] == "twitter"
+                  for t in p["tested"] if t["kind"] == "quic")
+    assert tested["applicable"] is False
+
+
+def test_quic_answered_earlier_shows_the_server_speaks_quic(tmp_path: Path) -> None:
+    run = replay(_write(_udp_silent_tcp_works(17, answered_before=True), tmp_path))
+    finding = run.expect(technique="quic.drop", target=TARGET)
+    assert any(f"an Initial to {SERVER} was answered" in note for note in finding.notes)
+
+
+def _twitter_serving_quic(tmp_path: Path) -> Path:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("platforms:\n  twitter:\n    name: Twitter\n    domains: [twitter.com]\n"
+                       "    quic: true\n    sources: [a test]\n")
+    return catalog
+
+
+def test_catalog_quic_flag_shows_the_server_speaks_quic(tmp_path: Path) -> None:
+    run = replay(_write(_udp_silent_tcp_works(18), tmp_path), catalog=_twitter_serving_quic(tmp_path))
+    run.expect(technique="quic.drop", target=TARGET)
 
 
 def test_quic_all_unanswered_without_tcp_is_inconclusive(tmp_path: Path) -> None:
@@ -304,11 +349,13 @@ def test_the_last_initials_count_when_the_notes_say_recording_went_on(tmp_path: 
     """Issue 14 (udp-drop: a platform missed): an unanswered QUIC attempt ends in silence, so
     the capture's last packet is the last resend, and 1.33 s is too short for silence to
     count.  The probe's notes say it recorded until its 2 s window closed."""
-    run = replay(_udp_dropped_run(recorded_for=2.1).write(tmp_path / "capture.pcapng"))
+    run = replay(_udp_dropped_run(recorded_for=2.1).write(tmp_path / "capture.pcapng"),
+                 catalog=_twitter_serving_quic(tmp_path))
     finding = run.expect(technique="quic.drop", target=TARGET)
     assert finding.address == SERVER
 
 
 def test_the_last_initials_are_pending_without_the_recording_note(tmp_path: Path) -> None:
-    run = replay(_udp_dropped_run(recorded_for=None).write(tmp_path / "capture.pcapng"))
+    run = replay(_udp_dropped_run(recorded_for=None).write(tmp_path / "capture.pcapng"),
+                 catalog=_twitter_serving_quic(tmp_path))
     assert not [f for f in run.findings if f.target == TARGET]

@@ -31,6 +31,7 @@ from fingerprint.analysis.locate import Location, Seen, SeriesPoint, locate
 from fingerprint.analysis.outcome import SILENCE_AFTER_S
 from fingerprint.analysis.quic import REPLY_WINDOW_S, QuicConnection, QuicFlow, residual_blocks
 from fingerprint.capture.packet import Packet
+from fingerprint.catalog import OTHER
 from fingerprint.model import Technique
 from fingerprint.protocols.quic import QUIC_V1, QUIC_V2
 
@@ -129,6 +130,31 @@ def endpoint_verdicts(index: ObservationIndex, server: str, port: int, attempts:
                        ech=ech, other_variant_ok=variant_ok.get((name, not ech)))
 
 
+def quic_spoken(index: ObservationIndex, server: str, name: str) -> str | None:
+    """What shows that `server` (serving `name`) answers QUIC; None when nothing does.
+
+    quic.drop rests on it: Initials unanswered whatever the SNI while TCP/443 works are
+    also what a server that never listened on UDP/443 gives.  Signs, strongest first:
+    an Initial to this address answered anywhere in the capture; the catalog listing
+    the platform as serving QUIC (`quic: true`, with its source); another address of
+    the same platform answering QUIC in the capture.
+    """
+    if any(answered(conn) for flow in index.quic_flows if flow.server == server
+           for conn in flow.connections):
+        return f"an Initial to {server} was answered in this capture"
+    platform_ids = [index.platform_of_name(name), index.platform_of_address(server)]
+    for pid in platform_ids:
+        platform = index.catalog.platforms.get(pid)
+        if platform is not None and platform.quic:
+            return f"the catalog lists {platform.name} as serving QUIC"
+    for flow in index.quic_flows:
+        pid = index.platform_of_address(flow.server)
+        if flow.server != server and pid != OTHER and pid in platform_ids \
+                and any(answered(conn) for conn in flow.connections):
+            return f"an Initial to {flow.server}, another address of {pid}, was answered"
+    return None
+
+
 def pending(index: ObservationIndex, conn: QuicConnection) -> bool:
     """Unanswered and sent too shortly before the capture ended for its silence to count."""
     return conn.first_answer is None and index.capture_end - conn.first_ts < SILENCE_AFTER_S
@@ -187,20 +213,29 @@ def target_verdict(index: ObservationIndex, server: str, port: int, name: str,
                      "no SNI, same address and port) answered")
     else:
         tcp = index.tcp_reachable(server, 443)
-        if control_ok is False and tcp:
+        spoken = quic_spoken(index, server, name)
+        if control_ok is False and tcp and spoken is not None:
             technique = Technique.QUIC_DROP
             conf = confidence.QUIC_TCP_CONTROL
             notes.append("Initials with the control SNI unanswered too, while TCP/443 to the "
                          "same address answered: UDP to the address is dropped, whatever the SNI")
+            notes.append(f"the server speaks QUIC: {spoken}")
         else:
             why = ("no Initial with a control SNI (or none) to the same address and port"
                    if control_ok is None else "the control SNI's Initials unanswered too")
             tcp_note = {True: "", False: "; TCP/443 unanswered too",
                         None: "; no TCP/443 attempt to tell UDP dropping from an outage"}[tcp]
-            if control_ok is False and tcp is True:
-                tcp_note = ""
+            untested = control_ok is False and tcp is True
+            if untested:
+                # Many servers answer TCP/443 and not QUIC: without a sign that this one
+                # speaks QUIC, silence on UDP/443 is no evidence of dropping, and says
+                # nothing of the platform either (its TCP tests do).
+                tcp_note = ("; nothing shows the server speaks QUIC (no Initial to it answered "
+                            "in this capture, and the catalog does not list the platform as "
+                            "serving QUIC): not judged")
             out.checks.append(Check(platform, name, "quic", False, control_ok,
-                                    f"{label}: unanswered, {why}{tcp_note}"))
+                                    f"{label}: unanswered, {why}{tcp_note}",
+                                    applicable=not untested))
             return
     if len(unanswered) >= 2:
         conf += confidence.REPEATED_FAILURE
@@ -209,7 +244,9 @@ def target_verdict(index: ObservationIndex, server: str, port: int, name: str,
         "trigger.sni": name, "outcome": "silence", "quic.version": conn.version,
         "trigger.ech": conn.ech_present, "quic.initials": len(conn.initials),
     }
-    residual = residual_note(flows, unanswered)
+    # Under quic.drop every datagram to the address goes unanswered, trigger or not:
+    # there is no residual block to tell apart.
+    residual = residual_note(flows, unanswered) if technique is not Technique.QUIC_DROP else None
     later: list[Packet] = []
     if residual is not None:
         note, seconds, later = residual

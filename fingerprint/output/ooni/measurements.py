@@ -276,7 +276,8 @@ def _draft(builder: EntryBuilder, target: _Target, findings_of: dict[str, list[A
         "findings": scrub.tree([_finding_json(f, evidence_frames) for f in
                                 sorted(mine, key=lambda f: -f.confidence)]),
         "checks": [{"kind": c.kind, "ok": c.ok, "control_ok": c.control_ok,
-                    "detail": scrub.text(c.detail)} for c in target.checks],
+                    "detail": scrub.text(c.detail),
+                    **({} if c.applicable else {"applicable": False})} for c in target.checks],
         "ttl_limited_repeats": {"dns": limited_dns, "tcp": limited_tcp},
     }
     test_keys: dict[str, Any] = {
