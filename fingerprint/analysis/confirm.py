@@ -25,7 +25,13 @@ apart, while other traffic (QUIC datagrams, other addresses' transfers) filled a
 slow hop's queue for some and not others.  An ip.* finding is reproduced only
 when the round's control address connected just before the target failed: both
 failing is an outage or a block of the client's whole address, no proof about
-the target.  A DNS finding is reproduced by the round's query of the name: no answer
+the target.  A QUIC finding (quic.*, or ECH found on QUIC Initials) is reproduced when
+the round's target Initial goes unanswered again beside an answered control (for
+quic.drop, whatever the control did); with the control unanswered too, it stands only
+when the sweep showed the censor's residual block of the address and port (the GFW
+blocks it for about 180 s, so the round cannot escape it), else it is inconclusive.
+An ECH finding on TCP is re-tested with the target's ClientHello without, then with, a
+GREASE ECH extension.  A DNS finding is reproduced by the round's query of the name: no answer
 again for dns.drop, the same response code for dns.nxdomain / dns.error, and for
 dns.injection / dns.redirect racing answers again, an answer from the address
 that runs no resolver, or an address the finding flagged.
@@ -38,7 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 from fingerprint.analysis.findings import Check, Finding, Verdicts
 from fingerprint.analysis.observe import DnsExchange, TcpFlow
-from fingerprint.analysis.outcome import FAILED, WORKING_TLS, Outcome
+from fingerprint.analysis.outcome import FAILED, SILENCE_AFTER_S, WORKING_TLS, Outcome
+from fingerprint.analysis.quic import QuicFlow
 from fingerprint.model import Technique
 
 if TYPE_CHECKING:
@@ -47,10 +54,12 @@ if TYPE_CHECKING:
 NOTES_KEY = "confirmation"
 MAX_TESTS = 256
 """Tests read from the notes (the probe plans one per finding): bounded on a forged capture."""
-JUDGED_FAMILIES = ("dns", "ip", "tls", "http")
+JUDGED_FAMILIES = ("dns", "ip", "tls", "http", "quic")
 
 FlowKey = tuple[str, int, str, int]
 """(proto, client port, destination, destination port)"""
+Attempt = TcpFlow | DnsExchange | QuicFlow
+"""One flow of the round: a connection, a DNS query, or a QUIC flow."""
 
 
 @dataclass(slots=True)
@@ -60,8 +69,8 @@ class ConfirmationTest:
     family: str
     target: str
     address: str
-    control: list[TcpFlow | DnsExchange] = field(default_factory=list)
-    test: list[TcpFlow | DnsExchange] = field(default_factory=list)
+    control: list[Attempt] = field(default_factory=list)
+    test: list[Attempt] = field(default_factory=list)
 
 
 def _flow_key(note: Any) -> FlowKey | None:
@@ -102,11 +111,14 @@ class ConfirmationRound:
         notes = raw.get(NOTES_KEY)
         return cls(notes) if isinstance(notes, dict) else None
 
-    def claims(self, item: DnsExchange | TcpFlow) -> bool:
+    def claims(self, item: Attempt) -> bool:
         """Whether `item` is one of the round's (kept here when a test names it)."""
         if isinstance(item, DnsExchange):
             key: FlowKey = ("udp", item.client_port, item.resolver, item.query.dport)
             start = item.query.ts
+        elif isinstance(item, QuicFlow):
+            key = ("udp", item.client_port, item.server, item.server_port)
+            start = item.first_ts
         else:
             key = ("tcp", item.client_port, item.server, item.server_port)
             start = item.syn.ts if item.syn is not None else item.first_ts
@@ -141,10 +153,23 @@ def judge(index: ObservationIndex, out: Verdicts) -> None:
         both = (f"sweep: {finding.technique.value} ({finding.notes[0] if finding.notes else ''}); "
                 f"confirmation round: target {', '.join(target_results)}, control "
                 f"{', '.join(control_results) or 'not run'}")
+        quic_round = all(isinstance(f, QuicFlow) for f in targets)
+        control_worked = any(works(index, f) for f in controls)
         if finding.technique == Technique.TLS_SNI_THROTTLE:
             reproduced = throttle_reproduces(targets, controls)
-        elif family == "ip" and controls and not any(works(index, f) for f in controls):
+        elif family == "ip" and controls and not control_worked:
             reproduced = False
+        elif quic_round and finding.technique != Technique.QUIC_DROP and not control_worked:
+            # Silence is all a QUIC drop leaves, and an outage leaves it too: the target's
+            # silence counts only beside an answered control (quic.drop expects both silent).
+            reproduced = False
+            if any(reproduces(index, finding, f) for f in targets) and controls \
+                    and "quic.residual_s" in finding.context:
+                finding.notes.append(
+                    "the confirmation round met the residual block the sweep showed: target "
+                    f"and control both unanswered on the blocked address and port ({both})")
+                kept.append(finding)
+                continue
         else:
             reproduced = any(reproduces(index, finding, f) for f in targets)
         if reproduced:
@@ -163,7 +188,7 @@ def judge(index: ObservationIndex, out: Verdicts) -> None:
         for check in out.checks:
             if (check.platform, check.target) == (finding.platform, finding.target):
                 check.ok = False
-        control_ok = None if not controls else any(works(index, f) for f in controls)
+        control_ok = None if not controls else control_worked
         out.checks.append(Check(finding.platform, finding.target, family, False, control_ok,
                                 f"not reproduced: {both}"))
     out.findings = kept
@@ -195,8 +220,21 @@ def throttle_reproduces(targets: list[Any], controls: list[Any]) -> bool:
     return bool(target and control and target < THROTTLE_RATIO * control)
 
 
-def result_of(index: ObservationIndex, item: TcpFlow | DnsExchange) -> str:
+def quic_answered(flow: QuicFlow) -> bool:
+    return any(conn.first_answer is not None for conn in flow.connections)
+
+
+def quic_pending(index: ObservationIndex, flow: QuicFlow) -> bool:
+    """Unanswered and begun too shortly before the capture ended for silence to count."""
+    return not quic_answered(flow) and index.capture_end - flow.first_ts < SILENCE_AFTER_S
+
+
+def result_of(index: ObservationIndex, item: Attempt) -> str:
     """What one attempt of the round came to, for the check's detail."""
+    if isinstance(item, QuicFlow):
+        if quic_answered(item):
+            return "QUIC answered"
+        return "QUIC not yet due" if quic_pending(index, item) else "QUIC unanswered"
     if isinstance(item, TcpFlow):
         from fingerprint.analysis.rules.tls import transfer_rate
 
@@ -209,19 +247,24 @@ def result_of(index: ObservationIndex, item: TcpFlow | DnsExchange) -> str:
                     for r in item.responses[:3])
 
 
-def works(index: ObservationIndex, item: TcpFlow | DnsExchange) -> bool:
+def works(index: ObservationIndex, item: Attempt) -> bool:
     if isinstance(item, DnsExchange):
         return bool(item.responses)
+    if isinstance(item, QuicFlow):
+        return quic_answered(item)
     working = WORKING_TLS | {Outcome.HTTP_RESPONSE, Outcome.NO_TRIGGER}
     return index.outcome(item).kind in working
 
 
-def reproduces(index: ObservationIndex, finding: Finding, item: TcpFlow | DnsExchange) -> bool:
+def reproduces(index: ObservationIndex, finding: Finding, item: Attempt) -> bool:
     """Whether a confirmation attempt of the target failed again the way the finding says:
     no connection for ip.*, an untrusted certificate for tls.mitm, a response with the
-    same status for http.blockpage, a failed outcome (reset, FIN, drop) otherwise."""
+    same status for http.blockpage, silence due for a QUIC Initial, a failed outcome
+    (reset, FIN, drop) otherwise."""
     if isinstance(item, DnsExchange):
         return dns_reproduces(index, finding, item)
+    if isinstance(item, QuicFlow):
+        return not quic_answered(item) and not quic_pending(index, item)
     outcome = index.outcome(item)
     technique = finding.technique
     if technique.value.startswith("ip."):

@@ -127,6 +127,9 @@ class ObservationIndex:
         end = capture_end_of_quic(flow)
         if end is not None:
             self.capture_ends[flow.client][end] += 1
+        round_ = self.confirmation_round()
+        if round_ is not None and round_.claims(flow):
+            return  # the confirmation round's, judged apart (`analysis.confirm`)
         if len(self.quic_flows) < MAX_QUIC_FLOWS:
             self.quic_flows.append(flow)
         else:

@@ -35,10 +35,12 @@ from functools import partial
 from typing import Any
 
 from fingerprint.analysis.findings import Finding
+from fingerprint.capture.packet import PROTO_UDP
 from fingerprint.interrupt import POLL_S
 from fingerprint.probes import dns as dns_probe
 from fingerprint.probes import http as http_probe
 from fingerprint.probes import ip as ip_probe
+from fingerprint.probes import quic as quic_probe
 from fingerprint.probes import tls as tls_probe
 from fingerprint.probes.runner import Session
 
@@ -57,7 +59,12 @@ class ConfirmationTest:
     """Where the test goes: the resolver queried, or the platform's address."""
     port: int
     control: str
-    """The control name (dns, tls, http) or the control address (ip)."""
+    """The control name (dns, tls, http, quic) or the control address (ip)."""
+    transport: str = "tcp"
+    """How the test's ClientHello travels: "tcp" (TLS) or "udp" (a QUIC Initial)."""
+    ech: bool = False
+    """An ECH finding: the control is the target's ClientHello without a GREASE ECH
+    extension, the test the same with it (the sweep's pair, `probes.quic`)."""
 
 
 def _port(finding: Finding, family: str) -> int:
@@ -67,6 +74,14 @@ def _port(finding: Finding, family: str) -> int:
     return {"dns": 53, "http": 80}.get(family, 443)
 
 
+def _transport(finding: Finding, family: str) -> str:
+    """"udp" for a QUIC finding (quic.*, or ECH found on QUIC Initials), else "tcp"."""
+    if family == "quic":
+        return "udp"
+    trigger = next((item.packet for item in finding.evidence if item.role == "trigger"), None)
+    return "udp" if trigger is not None and trigger.proto == PROTO_UDP else "tcp"
+
+
 def plan_confirmations(findings: list[Finding], resolver: str, control_name: str,
                        control_address: str | None) -> list[ConfirmationTest]:
     """One test per (family, address, target) among the findings, in finding order."""
@@ -74,11 +89,11 @@ def plan_confirmations(findings: list[Finding], resolver: str, control_name: str
     seen: set[tuple[str, str, str]] = set()
     for finding in findings:
         family = finding.technique.value.split(".")[0]
-        if family not in ("dns", "tls", "http", "ip"):
-            continue  # a family this probe does not send (QUIC has its own probe)
-        if finding.technique.value.startswith("tls.ech_"):
-            continue  # sent with ECH by the ECH probe: a plain TLS attempt would not repeat it
+        if family not in ("dns", "tls", "http", "ip", "quic"):
+            continue
+        ech = finding.technique.value.startswith("tls.ech_")
         address = finding.address or (resolver if family == "dns" else finding.target)
+        transport = _transport(finding, family)
         key = (family, address, finding.target)
         if key in seen:
             continue
@@ -87,7 +102,8 @@ def plan_confirmations(findings: list[Finding], resolver: str, control_name: str
         seen.add(key)
         control = control_address if family == "ip" and control_address else control_name
         tests.append(ConfirmationTest(finding.platform, finding.technique.value, family,
-                                      finding.target, address, _port(finding, family), control))
+                                      finding.target, address, _port(finding, family), control,
+                                      transport, ech))
     return tests
 
 
@@ -147,6 +163,56 @@ def _ip_step(session: Session, address: str, port: int) -> int:
     return ip_probe.connect_attempt(session, address, port).local_port
 
 
+def _ech_step(session: Session, address: str, port: int, name: str, grease_ech: bool) -> int:
+    return tls_probe.ech_attempt(session, address, name, grease_ech=grease_ech,
+                                 port=port).connect.local_port
+
+
+def _quic_pair(session: Session, test: ConfirmationTest, note: dict[str, Any]) -> None:
+    """A QUIC control Initial, then the test's once the control is answered or
+    CONTROL_LEAD_S after it left: the control must go first (a block the test
+    triggers cannot then hit it), but waiting out an unanswered control's whole window
+    (a residual block, UDP dropped wholesale) would double the round's cost.
+
+    The control is the control SNI (quic.*) or, for an ECH finding, the target's
+    Initial without GREASE ECH; the test is the target's (with GREASE ECH for ECH)."""
+    left = threading.Event()
+    answered = threading.Event()
+    ports: dict[str, int] = {}
+    control_sni = test.target if test.ech else test.control
+
+    def control() -> None:
+        try:
+            attempt = quic_probe.quic_attempt(session, test.address, control_sni, port=test.port,
+                                              on_sent=lambda _sent: left.set())
+            ports["control"] = attempt.source_port
+            if attempt.outcome == "answered":
+                answered.set()
+        finally:
+            left.set()
+
+    at = time.time()
+    worker = threading.Thread(target=control, name="probe-confirm-quic", daemon=True)
+    worker.start()
+    while not left.wait(POLL_S):
+        session.stop.check()
+    lead_until = time.monotonic() + CONTROL_LEAD_S
+    while worker.is_alive() and not answered.is_set() and time.monotonic() < lead_until:
+        worker.join(POLL_S)
+        session.stop.check()
+    target_at = time.time()
+    attempt = session.slots.run(test.address, partial(
+        quic_probe.quic_attempt, session, test.address, test.target, port=test.port,
+        grease_ech=test.ech), session.stop)
+    while worker.is_alive():
+        worker.join(POLL_S)
+        session.stop.check()
+    note["control"] = _flow("name", control_sni, test.address, test.port,
+                            ports.get("control", 0), "udp", at)
+    note["test"] = _flow("name", test.target, test.address, test.port, attempt.source_port,
+                         "udp", target_at)
+
+
 def _run_one(session: Session, test: ConfirmationTest) -> dict[str, Any]:
     """Control, then the test, one after the other; the note describing both flows."""
     note: dict[str, Any] = {"platform": test.platform, "technique": test.technique,
@@ -155,10 +221,18 @@ def _run_one(session: Session, test: ConfirmationTest) -> dict[str, Any]:
     if test.family == "dns":
         _dns_pair(session, test, note)
         return note
+    if test.transport == "udp":
+        _quic_pair(session, test, note)
+        return note
     steps: list[tuple[str, str, str, str, Callable[[], int]]] = []
     """(role, "name" or "address", its value, destination, step)"""
     for role, value in (("control", test.control), ("test", test.target)):
-        if test.family == "tls":
+        if test.ech:
+            # The target's ClientHello without, then with, a GREASE ECH extension.
+            steps.append((role, "name", test.target, test.address,
+                          partial(_ech_step, session, test.address, test.port, test.target,
+                                  role == "test")))
+        elif test.family == "tls":
             steps.append((role, "name", value, test.address,
                           partial(_tls_step, session, test.address, test.port, value)))
         elif test.family == "http":

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fingerprint.testing.craft import START, Capture, DnsQuery, TcpFlow
+from fingerprint.testing.craft import START, Capture, DnsQuery, QuicFlow, TcpFlow
 
 TWITTER_ADDRESS = "203.0.113.10"
 """Twitter's address in `TWITTER_CATALOG`."""
@@ -45,10 +45,13 @@ def tls_attempt(cap: Capture, server: str, sni: str, at: float, *, answered: boo
     return flow
 
 
-def round_note(attempt: TcpFlow | DnsQuery, name: str, at: float) -> dict[str, Any]:
+def round_note(attempt: TcpFlow | DnsQuery | QuicFlow, name: str, at: float) -> dict[str, Any]:
     """The confirmation round's note naming one attempt (its destination and source port)."""
     if isinstance(attempt, DnsQuery):
         return {"name": name, "dst": attempt.resolver, "dport": 53, "sport": attempt.sport,
                 "proto": "udp", "at": START + at}
+    if isinstance(attempt, QuicFlow):
+        return {"name": name, "dst": attempt.server, "dport": attempt.dport,
+                "sport": attempt.sport, "proto": "udp", "at": START + at}
     return {"name": name, "dst": attempt.server, "dport": attempt.dport, "sport": attempt.sport,
             "proto": "tcp", "at": START + at}

@@ -28,7 +28,7 @@ from typing import Any
 
 from fingerprint.analysis.confirm import NOTES_KEY
 from fingerprint.testing import replay
-from fingerprint.testing.craft import START, Capture, TcpFlow
+from fingerprint.testing.craft import START, Capture, QuicFlow, TcpFlow
 from fingerprint.testing.scenes import round_note, tls_attempt, write_catalog
 
 SERVER = "203.0.113.10"
@@ -212,3 +212,71 @@ def test_an_ip_finding_whose_round_control_failed_too_is_not_confirmed(tmp_path:
     assert not result.findings
     entry = next(p for p in result.report["platforms"] if p["platform"] == "twitter")
     assert any("not reproduced" in t["detail"] for t in entry["tested"])
+
+
+# QUIC: the round's control Initial, then the target's (`probes.confirm._quic_pair`).
+
+def _quic(cap: Capture, sni: str, at: float, *, answered: bool) -> QuicFlow:
+    flow = cap.quic(SERVER, 443, at=at)
+    flow.initial(sni)
+    if answered:
+        flow.answer()
+    return flow
+
+
+def _quic_run(tmp_path: Path, *, target_answered: bool, control_answered: bool = True,
+              residual: bool = False, technique: str = "quic.sni_drop") -> Path:
+    """Sweep: google.com's Initials unanswered while example.com's on the same address are
+    answered (quic.sni_drop), with `residual`, later datagrams to the address unanswered
+    too.  Round: the control Initial, then the target's, answered as told."""
+    notes: dict[str, Any] = {"start": START + CONFIRMATION_AT * 4, "tests": []}
+    cap = Capture(seed=23, hints={NOTES_KEY: notes})
+    _quic(cap, "example.com", 0.0, answered=True)
+    for index in range(2):
+        _quic(cap, "google.com", 1.0 + index, answered=False)
+    if residual:
+        cap.quic(SERVER, 443, at=8.0).datagram(b"later datagram", at_s=0.0)
+    at = CONFIRMATION_AT * 4
+    control = _quic(cap, "example.com", at, answered=control_answered)
+    target = _quic(cap, "google.com", at + 0.5, answered=target_answered)
+    notes["tests"].append({
+        "platform": "google", "technique": technique, "family": "quic",
+        "target": "google.com", "address": SERVER, "port": 443,
+        "control": round_note(control, "example.com", at),
+        "test": round_note(target, "google.com", at + 0.5)})
+    notes["end"] = START + at + 3.0
+    # A last packet 30 s on: the round's silences are due, not pending.
+    cap.quic("192.0.2.99", 443, at=at + 33.0).datagram(b"end", at_s=0.0)
+    write_catalog(tmp_path, GOOGLE_CATALOG)
+    return cap.write(tmp_path / "capture.pcapng")
+
+
+GOOGLE_CATALOG = "platforms:\n  google:\n    name: Google\n    domains: [google.com]\n"
+
+
+def test_a_quic_drop_the_round_reproduces_beside_an_answered_control_stands(tmp_path: Path) -> None:
+    result = replay(_quic_run(tmp_path, target_answered=False), catalog=tmp_path / "catalog.yaml")
+    finding = result.expect(technique="quic.sni_drop", target="google.com")
+    assert any(note.startswith("confirmed by the confirmation round") for note in finding.notes)
+
+
+def test_a_quic_finding_whose_target_the_round_got_answered_is_inconclusive(tmp_path: Path) -> None:
+    result = replay(_quic_run(tmp_path, target_answered=True), catalog=tmp_path / "catalog.yaml")
+    assert not result.findings and result.status("google") == "inconclusive"
+    assert "QUIC answered" in str(result.report)
+
+
+def test_a_round_silent_for_the_quic_control_too_confirms_nothing(tmp_path: Path) -> None:
+    # An outage looks the same as the drop: without the sweep's residual block, no verdict.
+    result = replay(_quic_run(tmp_path, target_answered=False, control_answered=False),
+                    catalog=tmp_path / "catalog.yaml")
+    assert not result.findings and result.status("google") == "inconclusive"
+
+
+def test_a_quic_round_that_meets_the_sweeps_residual_block_leaves_the_finding(tmp_path: Path) -> None:
+    # The GFW blocks the client's UDP to the address and port for about 180 s: the round's
+    # control is silent because of the block the sweep already showed.
+    result = replay(_quic_run(tmp_path, target_answered=False, control_answered=False,
+                              residual=True), catalog=tmp_path / "catalog.yaml")
+    finding = result.expect(technique="quic.sni_drop", target="google.com")
+    assert any("met the residual block" in note for note in finding.notes)

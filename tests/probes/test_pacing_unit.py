@@ -16,8 +16,10 @@ from typing import Any
 from click.testing import CliRunner
 
 from fingerprint.analysis.confirm import NOTES_KEY
+from fingerprint.analysis.evidence import EvidencePacket
 from fingerprint.analysis.findings import Finding
 from fingerprint.analysis.observe import CaptureHints
+from fingerprint.capture.packet import PROTO_UDP, Packet
 from fingerprint.model import Technique
 from fingerprint.probes.cli import probe
 from fingerprint.probes.confirm import plan_confirmations
@@ -92,6 +94,31 @@ def test_every_finding_is_planned_once_with_its_control() -> None:
     without_control_address = plan_confirmations(findings[-1:], "203.0.113.53", "example.com",
                                                  None)
     assert without_control_address == []
+
+
+def test_quic_and_ech_findings_are_planned_on_their_own_transport() -> None:
+    """QUIC findings go again as QUIC Initials (control SNI first); ECH findings as the
+    target's ClientHello without, then with, GREASE ECH, over the transport the finding's
+    trigger used (a QUIC Initial or a TCP connection)."""
+    quic_trigger = EvidencePacket(_udp_packet(), "trigger", [], {})
+    findings = [
+        finding(Technique.QUIC_SNI_DROP, "google.com", "203.0.113.11", "google"),
+        finding(Technique.TLS_ECH_DROP, "cloudflare-ech.com", "203.0.113.40", "other"),
+        finding(Technique.TLS_ECH_DROP, "cloudflare-ech.com", "203.0.113.41", "other"),
+    ]
+    findings[0].evidence.append(quic_trigger)
+    findings[2].evidence.append(quic_trigger)
+    tests = plan_confirmations(findings, "203.0.113.53", "example.com", "203.0.113.99")
+    assert [(t.family, t.address, t.transport, t.ech) for t in tests] == [
+        ("quic", "203.0.113.11", "udp", False),
+        ("tls", "203.0.113.40", "tcp", True),
+        ("tls", "203.0.113.41", "udp", True),
+    ]
+
+
+def _udp_packet() -> Packet:
+    return Packet(frame=1, ts=0.0, version=4, src="192.0.2.10", dst="203.0.113.11", ttl=64,
+                  ip_id=1, df=True, proto=PROTO_UDP, sport=40000, dport=443)
 
 
 def test_confirmation_notes_round_trip_through_the_capture_comment() -> None:
