@@ -264,15 +264,17 @@ def platforms(catalog_path: str | None, as_json: bool) -> None:
     catalog = load_catalog(catalog_path)
     if as_json:
         data = {p.id: {"name": p.name, "domains": list(p.domains), "addresses": list(p.addresses),
-                       "networks": list(p.networks)} for p in catalog.platforms.values()}
+                       "networks": list(p.networks), "quic": p.quic}
+                for p in catalog.platforms.values()}
         click.echo(json.dumps({"platforms": data, "control": {
             "domains": list(catalog.control_domains),
             "addresses": list(catalog.control_addresses)}}, indent=2))
         return
     width = max(len(p.id) for p in catalog.platforms.values())
     for p in catalog.platforms.values():
-        known = f"  [{len(p.addresses)} addresses, {len(p.networks)} networks]" if (
-            p.addresses or p.networks) else ""
+        facts = ([f"{len(p.addresses)} addresses, {len(p.networks)} networks"]
+                 if p.addresses or p.networks else []) + (["serves QUIC"] if p.quic else [])
+        known = f"  [{'; '.join(facts)}]" if facts else ""
         click.echo(f"{p.id.ljust(width)}  {p.name}: {', '.join(p.domains)}{known}")
     click.echo(f"{'control'.ljust(width)}  {', '.join(catalog.control_domains)}"
                + (f" / {', '.join(catalog.control_addresses)}" if catalog.control_addresses else ""))

@@ -109,6 +109,8 @@ def test_builtin_catalog_covers_required_platforms() -> None:
     domains = {d for p in data.values() for d in p["domains"]}
     assert {"twimg.com", "fbcdn.net", "googlevideo.com", "tiktokcdn.com"} <= domains
     assert data["telegram"]["addresses"]
+    # `quic: true` only where a cited source says the platform serves QUIC (rules.quic).
+    assert data["google"]["quic"] and not data["twitter"]["quic"]
 
 
 def test_malformed_signature_is_rejected_with_line(tmp_path: Path, good_capture: Path) -> None:
