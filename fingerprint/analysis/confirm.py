@@ -221,7 +221,10 @@ def throttle_reproduces(targets: list[Any], controls: list[Any]) -> bool:
 
 
 def quic_answered(flow: QuicFlow) -> bool:
-    return any(conn.first_answer is not None for conn in flow.connections)
+    # Deferred: the rules import the index, which imports this module.
+    from fingerprint.analysis.rules.quic import answered
+
+    return any(answered(conn) for conn in flow.connections)
 
 
 def quic_pending(index: ObservationIndex, flow: QuicFlow) -> bool:

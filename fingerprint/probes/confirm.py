@@ -6,8 +6,8 @@ open platform's test fail while its controls, sent a moment earlier, passed
 (issue 13, case 5).  So after the sweep each finding is re-tested: its
 control first, then the finding's own test, one connection at a time for
 that finding, inside the run's pacing (`--rate`, connections in flight).  A
-censor reproduces; a burst loss does not.  (A DNS test is sent once its
-control has an answer, not after the control's whole window: see `_dns_pair`.)
+censor reproduces; a burst loss does not.  (A DNS or QUIC test is sent once its
+control has an answer, not after the control's whole window: see `_led_pair`.)
 
 What ran is recorded in the capture notes (`CaptureHints.raw["confirmation"]`,
 the pcapng section comment), so `analyze` reads the same facts as the live run:
@@ -45,7 +45,7 @@ from fingerprint.probes import tls as tls_probe
 from fingerprint.probes.runner import Session
 
 CONTROL_LEAD_S = 0.5
-"""How long a DNS test waits for its control's answer before it goes anyway."""
+"""How long a DNS or QUIC test waits for its control's answer before it goes anyway."""
 
 
 @dataclass(frozen=True)
@@ -117,36 +117,60 @@ def _dns_step(session: Session, resolver: str, name: str) -> int:
     return dns_probe.query_attempt(session, resolver, name).local_port
 
 
-def _dns_pair(session: Session, test: ConfirmationTest, note: dict[str, Any]) -> None:
-    """The control query, then the test query once the control has its first answer.
+def _led_pair(session: Session, name: str,
+              control: Callable[[Callable[[], None], Callable[[], None]], int],
+              test: Callable[[], int]) -> tuple[float, int, float, int]:
+    """`control` in a thread of its own, then `test` once the control has its first answer,
+    or CONTROL_LEAD_S after the control left when none comes (an address that runs no
+    resolver, a dropped control, a residual block).
 
-    A query's window stays open the whole timeout (late genuine answers count),
-    so waiting for the control's window to close would double the round's cost;
-    the control's answer (or, when none comes, CONTROL_LEAD_S of its silence) is
-    what must come first.
+    An attempt's window stays open the whole timeout (late genuine answers count), so
+    waiting for the control's window to close would double the round's cost; the
+    control's answer, or that lead of its silence, is what must come first.
+    `control(left, answered)` calls `left()` once its packet left and `answered()` at its
+    first answer, and returns its source port.  Returns (control start, control port,
+    test start, test port).
     """
-    answered = threading.Event()
-    ports: dict[str, int] = {}
+    left, answered = threading.Event(), threading.Event()
+    ports: list[int] = []
 
-    def control() -> None:
-        attempt = dns_probe.query_attempt(session, test.address, test.control,
-                                          on_answer=lambda _name, _addresses: answered.set())
-        ports["control"] = attempt.local_port
-        answered.set()
+    def run_control() -> None:
+        try:
+            ports.append(control(left.set, answered.set))
+        finally:
+            # An ended control (answered or not) holds the test no longer.
+            left.set()
+            answered.set()
 
     at = time.time()
-    worker = threading.Thread(target=control, name="probe-confirm-dns", daemon=True)
+    worker = threading.Thread(target=run_control, name=f"probe-confirm-{name}", daemon=True)
     worker.start()
-    # The test goes once the control has an answer, or CONTROL_LEAD_S after it left
-    # when none comes (an address that runs no resolver, a dropped control).
+    while not left.wait(POLL_S):
+        session.stop.check()
     lead_until = time.monotonic() + CONTROL_LEAD_S
     while not answered.wait(POLL_S) and time.monotonic() < lead_until:
         session.stop.check()
-    target_at = time.time()
-    target_port = _dns_step(session, test.address, test.target)
-    worker.join()
-    note["control"] = _flow("name", test.control, test.address, test.port,
-                            ports.get("control", 0), "udp", at)
+    test_at = time.time()
+    test_port = test()
+    while worker.is_alive():
+        worker.join(POLL_S)
+        session.stop.check()
+    return at, ports[0] if ports else 0, test_at, test_port
+
+
+def _dns_pair(session: Session, test: ConfirmationTest, note: dict[str, Any]) -> None:
+    """The control query, then the test query (`_led_pair`)."""
+
+    def control(left: Callable[[], None], answered: Callable[[], None]) -> int:
+        left()
+        return dns_probe.query_attempt(session, test.address, test.control,
+                                       on_answer=lambda _name, _addresses: answered()
+                                       ).local_port
+
+    at, control_port, target_at, target_port = _led_pair(
+        session, "dns", control, partial(_dns_step, session, test.address, test.target))
+    note["control"] = _flow("name", test.control, test.address, test.port, control_port, "udp",
+                            at)
     note["test"] = _flow("name", test.target, test.address, test.port, target_port, "udp",
                          target_at)
 
@@ -169,48 +193,29 @@ def _ech_step(session: Session, address: str, port: int, name: str, grease_ech: 
 
 
 def _quic_pair(session: Session, test: ConfirmationTest, note: dict[str, Any]) -> None:
-    """A QUIC control Initial, then the test's once the control is answered or
-    CONTROL_LEAD_S after it left: the control must go first (a block the test
-    triggers cannot then hit it), but waiting out an unanswered control's whole window
-    (a residual block, UDP dropped wholesale) would double the round's cost.
-
-    The control is the control SNI (quic.*) or, for an ECH finding, the target's
-    Initial without GREASE ECH; the test is the target's (with GREASE ECH for ECH)."""
-    left = threading.Event()
-    answered = threading.Event()
-    ports: dict[str, int] = {}
+    """A QUIC control Initial, then the test's (`_led_pair`): the control must go first (a
+    block the test triggers cannot then hit it).  The control is the control SNI
+    (quic.*) or, for an ECH finding, the target's Initial without GREASE ECH; the test is
+    the target's (with GREASE ECH for ECH)."""
     control_sni = test.target if test.ech else test.control
 
-    def control() -> None:
-        try:
-            attempt = quic_probe.quic_attempt(session, test.address, control_sni, port=test.port,
-                                              on_sent=lambda _sent: left.set())
-            ports["control"] = attempt.source_port
-            if attempt.outcome == "answered":
-                answered.set()
-        finally:
-            left.set()
+    def control(left: Callable[[], None], answered: Callable[[], None]) -> int:
+        attempt = quic_probe.quic_attempt(session, test.address, control_sni, port=test.port,
+                                          on_sent=lambda _sent: left())
+        if attempt.outcome == "answered":
+            answered()
+        return attempt.source_port
 
-    at = time.time()
-    worker = threading.Thread(target=control, name="probe-confirm-quic", daemon=True)
-    worker.start()
-    while not left.wait(POLL_S):
-        session.stop.check()
-    lead_until = time.monotonic() + CONTROL_LEAD_S
-    while worker.is_alive() and not answered.is_set() and time.monotonic() < lead_until:
-        worker.join(POLL_S)
-        session.stop.check()
-    target_at = time.time()
-    attempt = session.slots.run(test.address, partial(
-        quic_probe.quic_attempt, session, test.address, test.target, port=test.port,
-        grease_ech=test.ech), session.stop)
-    while worker.is_alive():
-        worker.join(POLL_S)
-        session.stop.check()
-    note["control"] = _flow("name", control_sni, test.address, test.port,
-                            ports.get("control", 0), "udp", at)
-    note["test"] = _flow("name", test.target, test.address, test.port, attempt.source_port,
-                         "udp", target_at)
+    def target() -> int:
+        return session.slots.run(test.address, partial(
+            quic_probe.quic_attempt, session, test.address, test.target, port=test.port,
+            grease_ech=test.ech), session.stop).source_port
+
+    at, control_port, target_at, target_port = _led_pair(session, "quic", control, target)
+    note["control"] = _flow("name", control_sni, test.address, test.port, control_port, "udp",
+                            at)
+    note["test"] = _flow("name", test.target, test.address, test.port, target_port, "udp",
+                         target_at)
 
 
 def _run_one(session: Session, test: ConfirmationTest) -> dict[str, Any]:

@@ -1,12 +1,15 @@
-"""Small pieces several crafted-capture tests build on: a one-platform catalog, a TLS
+"""Small pieces several crafted-capture tests build on: a one-platform catalog, the
+built-in one with platforms marked as serving QUIC, a TLS
 attempt that is answered or goes silent, and the probe's confirmation-round note for an
 attempt (`fingerprint.analysis.confirm.NOTES_KEY`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from fingerprint.catalog import Catalog, catalog_to_yaml, load_catalog
 from fingerprint.testing.craft import START, Capture, DnsQuery, QuicFlow, TcpFlow
 
 TWITTER_ADDRESS = "203.0.113.10"
@@ -28,6 +31,17 @@ def write_catalog(folder: Path, text: str = TWITTER_CATALOG) -> Path:
     path = folder / "catalog.yaml"
     path.write_text(text)
     return path
+
+
+def write_catalog_serving_quic(folder: Path, *platform_ids: str) -> Path:
+    """The built-in catalog with `platform_ids` listed as serving QUIC (`quic: true`),
+    written beside a crafted capture for `replay(..., catalog=...)`."""
+    catalog = load_catalog()
+    platforms = dict(catalog.platforms)
+    for pid in platform_ids:
+        platforms[pid] = replace(platforms[pid], quic=True)
+    return write_catalog(folder, catalog_to_yaml(Catalog(platforms, catalog.control_domains,
+                                                         catalog.control_addresses)))
 
 
 def tls_attempt(cap: Capture, server: str, sni: str, at: float, *, answered: bool) -> TcpFlow:

@@ -7,14 +7,13 @@ and acknowledgement numbers, TTLs and IP IDs that differ from injector to inject
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from fingerprint.catalog import Catalog, catalog_to_yaml, load_catalog
 from fingerprint.testing import replay
 from fingerprint.testing.craft import Capture, TcpFlow, app_data, client_hello, http_response
+from fingerprint.testing.scenes import write_catalog_serving_quic
 
 CLIENT, RESOLVER = "192.168.1.23", "192.168.1.1"
 SERVER = "104.244.42.65"  # twitter.com's address in the catalog
@@ -306,7 +305,7 @@ def test_quic_dropped_on_the_whole_network_is_quic_drop(tmp_path: Path) -> None:
     blocking from 2022-03, net4people/bbs#108) is still QUIC blocked for this platform,
     as issue 14 names it (the udp-drop lab scenario): quic.drop, not a verdict withheld."""
     run = replay(_quic_everywhere(53, elsewhere_answered=False).write(tmp_path / "c.pcapng"),
-                 catalog=_twitter_serving_quic(tmp_path))
+                 catalog=write_catalog_serving_quic(tmp_path, "twitter"))
     run.expect(technique="quic.drop", target="twitter.com")
 
 
@@ -320,18 +319,8 @@ def test_quic_dropped_everywhere_at_a_server_not_known_to_speak_quic_is_inconclu
 
 def test_quic_dropped_at_one_address_stays_quic_drop(tmp_path: Path) -> None:
     run = replay(_quic_everywhere(54, elsewhere_answered=True).write(tmp_path / "c.pcapng"),
-                 catalog=_twitter_serving_quic(tmp_path))
+                 catalog=write_catalog_serving_quic(tmp_path, "twitter"))
     run.expect(technique="quic.drop", target="twitter.com")
-
-
-def _twitter_serving_quic(tmp_path: Path) -> Path:
-    """The built-in catalog with Twitter listed as serving QUIC (`quic: true`)."""
-    catalog = load_catalog()
-    platforms = dict(catalog.platforms, twitter=replace(catalog.platforms["twitter"], quic=True))
-    path = tmp_path / "catalog.yaml"
-    path.write_text(catalog_to_yaml(Catalog(platforms, catalog.control_domains,
-                                            catalog.control_addresses)))
-    return path
 
 
 def test_unanswered_syns_with_nothing_connected_are_not_a_block(tmp_path: Path) -> None:

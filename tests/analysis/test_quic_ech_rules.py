@@ -12,6 +12,7 @@ from fingerprint.catalog import load_catalog
 from fingerprint.signature import load_library
 from fingerprint.testing import replay
 from fingerprint.testing.craft import Capture
+from fingerprint.testing.scenes import write_catalog_serving_quic
 from fingerprint.trust import TrustStore
 
 SERVER = "203.0.113.20"
@@ -112,15 +113,8 @@ def test_quic_answered_earlier_shows_the_server_speaks_quic(tmp_path: Path) -> N
     assert any(f"an Initial to {SERVER} was answered" in note for note in finding.notes)
 
 
-def _twitter_serving_quic(tmp_path: Path) -> Path:
-    catalog = tmp_path / "catalog.yaml"
-    catalog.write_text("platforms:\n  twitter:\n    name: Twitter\n    domains: [twitter.com]\n"
-                       "    quic: true\n    sources: [a test]\n")
-    return catalog
-
-
 def test_catalog_quic_flag_shows_the_server_speaks_quic(tmp_path: Path) -> None:
-    run = replay(_write(_udp_silent_tcp_works(18), tmp_path), catalog=_twitter_serving_quic(tmp_path))
+    run = replay(_write(_udp_silent_tcp_works(18), tmp_path), catalog=write_catalog_serving_quic(tmp_path, "twitter"))
     run.expect(technique="quic.drop", target=TARGET)
 
 
@@ -350,12 +344,12 @@ def test_the_last_initials_count_when_the_notes_say_recording_went_on(tmp_path: 
     the capture's last packet is the last resend, and 1.33 s is too short for silence to
     count.  The probe's notes say it recorded until its 2 s window closed."""
     run = replay(_udp_dropped_run(recorded_for=2.1).write(tmp_path / "capture.pcapng"),
-                 catalog=_twitter_serving_quic(tmp_path))
+                 catalog=write_catalog_serving_quic(tmp_path, "twitter"))
     finding = run.expect(technique="quic.drop", target=TARGET)
     assert finding.address == SERVER
 
 
 def test_the_last_initials_are_pending_without_the_recording_note(tmp_path: Path) -> None:
     run = replay(_udp_dropped_run(recorded_for=None).write(tmp_path / "capture.pcapng"),
-                 catalog=_twitter_serving_quic(tmp_path))
+                 catalog=write_catalog_serving_quic(tmp_path, "twitter"))
     assert not [f for f in run.findings if f.target == TARGET]

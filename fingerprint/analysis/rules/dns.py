@@ -204,9 +204,8 @@ def dns_finding(index: ObservationIndex, resolver: str, qname: str, qtype: int, 
         # A resolver fails now and then (SERVFAIL when its upstream timed out; the stub
         # asks again), it never resolves a name by accident: a tie is not an error.
         first, rcode = resolved, 0
-    control_nxdomain = bool(controls) and all(
-        r.message.rcode == 3 for ex in controls for r in ex.responses[:1]) and any(
-        ex.responses for ex in controls)
+    control_nxdomain = any(ex.responses for ex in controls) and all(
+        r.message.rcode == 3 for ex in controls for r in ex.responses[:1])
     if (rcode in (2, 5) or (rcode == 3 and control_nxdomain)) \
             and not index.resolves_names(resolver, qname):
         # The resolver fails every name asked of it (down, refusing this client, or

@@ -213,8 +213,9 @@ def target_verdict(index: ObservationIndex, server: str, port: int, name: str,
                      "no SNI, same address and port) answered")
     else:
         tcp = index.tcp_reachable(server, 443)
-        spoken = quic_spoken(index, server, name)
-        if control_ok is False and tcp and spoken is not None:
+        # Only this case needs the sign; it scans every QUIC flow of the capture.
+        spoken = quic_spoken(index, server, name) if control_ok is False and tcp else None
+        if spoken is not None:
             technique = Technique.QUIC_DROP
             conf = confidence.QUIC_TCP_CONTROL
             notes.append("Initials with the control SNI unanswered too, while TCP/443 to the "
